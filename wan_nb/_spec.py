@@ -1,0 +1,112 @@
+"""The facts of the user's document (wan-image-series.md), in one place.
+
+Every other module reads its numbers from here: the request model checks them,
+the simulator serves them, the cost estimate multiplies them. When the provider
+revises the API (task-api.md, last section), this file and ``_wire.py`` are what
+change.
+"""
+
+from __future__ import annotations
+
+import math
+
+MODEL = "wan2.7-image"
+MODELS = (MODEL,)
+
+# The six call modes, in the order of the document's "Mode Quick Reference".
+GENERATE = "generate"
+IMAGE2IMAGE = "image2image"
+EDIT = "edit"
+REFERENCE = "reference"
+GROUP = "group"
+INTERACTIVE_EDIT = "interactive_edit"
+ACTIONS = (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, GROUP, INTERACTIVE_EDIT)
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+RESOLUTIONS = ("1K", "2K", "4K")
+
+# Documented defaults of every optional field.
+DEFAULTS = {
+    "action": GENERATE,
+    "n": 1,
+    "seed": -1,
+    "aspect_ratio": "1:1",
+    "resolution": "2K",
+    "watermark": False,
+    "thinking_mode": True,
+    "enable_sequential": False,
+}
+
+# How many input images each mode takes (inclusive bounds). The limits table says
+# interactive_edit takes 1 image, but the bbox_list reference shows one box list per
+# image for several images; we follow the worked example and allow up to 9.
+IMAGE_COUNTS = {
+    GENERATE: (0, 0),
+    GROUP: (0, 0),
+    IMAGE2IMAGE: (1, 1),
+    EDIT: (1, 1),
+    REFERENCE: (2, 9),
+    INTERACTIVE_EDIT: (1, 9),
+}
+
+MAX_N_GROUP = 12
+# "Standard mode is bounded by service-side limits": the later revision of the page
+# names 4, so that is the cap a user can rely on without paying for surprises.
+MAX_N_STANDARD = 4
+
+# Resolution caps. Group mode caps at 2K (document). 4K is the pro tier, which the
+# document describes as "text-to-image up to 4K"; every mode with image input runs
+# on the standard tier, "up to 2K".
+MAX_RESOLUTION = {
+    GENERATE: "4K",
+    GROUP: "2K",
+    IMAGE2IMAGE: "2K",
+    EDIT: "2K",
+    REFERENCE: "2K",
+    INTERACTIVE_EDIT: "2K",
+}
+
+SEED_MIN = 0
+SEED_MAX = 2**31 - 1
+RANDOM_SEED = -1
+
+PALETTE_MIN_ITEMS = 3
+PALETTE_MAX_ITEMS = 10
+PALETTE_RATIO_SUM = 100
+
+MAX_BOXES_PER_IMAGE = 2
+
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
+
+OUTPUT_LINK_HOURS = 24
+
+# Money: integer quota, 500,000 quota = 1 USD; one image costs $0.02295.
+QUOTA_PER_USD = 500_000
+UNIT_QUOTA = 11_475
+
+
+def quota_to_usd(quota: int) -> float:
+    """USD for an integer quota amount (rounded to a hundredth of a cent)."""
+    return round(quota / QUOTA_PER_USD, 6)
+
+
+def resolution_rank(resolution: str) -> int:
+    return RESOLUTIONS.index(resolution)
+
+
+_RESOLUTION_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
+
+
+def output_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """Pixel (width, height) of an output image.
+
+    About ``side``² pixels with the requested aspect ratio, both sides multiples of
+    16: e.g. 1K 16:9 is 1360×768, 2K 1:1 is 2048×2048.
+    """
+    side = _RESOLUTION_SIDE[resolution]
+    w_part, h_part = (int(x) for x in aspect_ratio.split(":"))
+    scale = math.sqrt(w_part / h_part)
+    width = int(round(side * scale / 16)) * 16
+    height = int(round(side / scale / 16)) * 16
+    return width, height
