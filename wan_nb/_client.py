@@ -1,0 +1,465 @@
+"""The client for the hosted task API: submit, get, cancel, wait, download, run.
+
+``AsyncClient`` is the only implementation. The I/O-free parts it stands on are
+shared modules: ``_request`` (rules), ``_wire`` (body builders and answer parsers),
+``_retry`` (what to retry, how long to wait). ``Client`` is the same object seen
+from synchronous code: each of its methods hands the async method to the portal
+loop (``_portal``), so the two cannot drift apart.
+
+This module is also the one boundary where transport errors (httpx), bad JSON and
+surprising shapes become wan_nb exceptions (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import httpx
+
+from . import _config, _spec, _wire
+from ._exceptions import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    DownloadError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LinkExpiredError,
+    NetworkError,
+    RateLimitError,
+    ServerError,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotFoundError,
+    TaskTimeout,
+    WanError,
+)
+from ._images import ImageRef
+from ._portal import get_portal
+from ._request import Request, as_request
+from ._retry import DEFAULT_POLICY, RetryPolicy, poll_delays
+from ._store import Store, StoredImage
+from ._wire import Task
+
+Uploader = Callable[[bytes, str], "str | Awaitable[str]"]
+OnUpdate = Callable[[Task], Any]
+
+_STATUS_ERRORS = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientBalanceError,
+    404: TaskNotFoundError,
+    429: RateLimitError,
+}
+_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What ``run`` returns: the final task, its images on disk, and how it got there."""
+
+    request: Request
+    task: Task
+    images: list[StoredImage]
+    idempotency_key: str
+    submitted_at: float
+    finished_at: float
+    downloaded_at: float
+    attempts: int = 1
+
+
+class AsyncClient:
+    """Async client of the Wan 2.7 task API (hosted, or the built-in simulator).
+
+    ``api_key``: argument, else ``WAVE_API_KEY``. ``base_url``: argument, else
+    ``WAN_NB_BASE_URL``, else the hosted API. ``uploader(data, content_type) -> url``
+    makes local images reachable for the hosted API (which only takes URLs); on a
+    loopback base URL the simulator's own upload endpoint is used.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        store: Store | None = None,
+        uploader: Uploader | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = _config.DEFAULT_TIMEOUT,
+        prefer_wait: int = _config.PREFER_WAIT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        key = _config.api_key(api_key)
+        if not key:
+            raise ConfigError(
+                f"no API key: pass api_key=... or set {_config.ENV_API_KEY} "
+                "(wan.connect() without a key starts the built-in simulator)"
+            )
+        self.__key = key  # name-mangled: not in vars() listings by accident, never in repr
+        self.base_url = _config.base_url(base_url)
+        self.store = store or Store(_config.home())
+        self.retry = retry or DEFAULT_POLICY
+        self.timeout = timeout
+        self.prefer_wait = prefer_wait
+        self._uploader = uploader
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._uploaded: dict[str, str] = {}  # sha256 -> URL, so an image is uploaded once
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self.base_url!r} api_key=***>"
+
+    @property
+    def is_loopback(self) -> bool:
+        return _config.is_loopback_url(self.base_url)
+
+    # -- the one HTTP boundary -------------------------------------------------------
+    def _client(self) -> httpx.AsyncClient:
+        # Created on first use, inside the loop that uses it (httpx binds to it).
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(_config.HTTP_TIMEOUT, connect=10.0),
+                transport=self._transport,
+                follow_redirects=True,
+            )
+        return self._http
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.__key, "***") if self.__key else text
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        auth: bool = True,
+        task_id: str | None = None,
+    ) -> httpx.Response:
+        """One logical call with the retry policy applied; returns a 2xx response."""
+        hdrs = dict(headers or {})
+        if auth:
+            hdrs["Authorization"] = f"Bearer {self.__key}"
+        policy = self.retry
+        attempt = 0
+        waited_for_rate = 0.0
+        while True:
+            attempt += 1
+            try:
+                resp = await self._client().request(
+                    method,
+                    url,
+                    json=json_body,
+                    content=content,
+                    headers=hdrs,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+                if attempt >= policy.max_attempts:
+                    raise NetworkError(
+                        f"no answer from {_host(url)} after {attempt} attempts ({type(exc).__name__})"
+                    ) from exc
+                await asyncio.sleep(policy.backoff(attempt))
+                continue
+            if resp.status_code < 400:
+                return resp
+            data = _json_or_none(resp)
+            err = _wire.parse_error(resp.status_code, data, resp.text)
+            if policy.should_retry_status(resp.status_code, err.code):
+                if resp.status_code == 429:
+                    wait = policy.rate_limit_wait(resp.headers, err.extra, attempt)
+                    if waited_for_rate + wait <= policy.max_rate_limit_wait:
+                        waited_for_rate += wait
+                        attempt -= 1  # waiting out a window is not a failed attempt
+                        await asyncio.sleep(wait)
+                        continue
+                elif attempt < policy.max_attempts:
+                    await asyncio.sleep(policy.backoff(attempt))
+                    continue
+            raise self._api_error(resp.status_code, err, data, task_id)
+
+    def _api_error(self, status: int, err: _wire.ErrorBody, data: Any, task_id: str | None) -> ApiError:
+        cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)
+        message = self._scrub(err.message)
+        if status == 401:
+            message = f"the API key was refused ({message}); check {_config.ENV_API_KEY}"
+        elif status == 402:
+            message = f"insufficient balance: {message}"
+        kw: dict[str, Any] = {"status": status, "code": err.code, "task_id": task_id, "body": data}
+        if cls is RateLimitError:
+            kw["reset_at"] = err.extra.get("reset_at")
+        return cls(message, **kw)
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Task:
+        resp = await self._send(method, self.base_url + path, **kw)
+        try:
+            return _wire.parse_task(resp.json())
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise ApiError(f"unexpected answer from the API: {resp.text[:200]!r}", status=resp.status_code) from exc
+
+    # -- inputs ------------------------------------------------------------------------
+    async def upload(self, image: ImageRef) -> str:
+        """A URL for an input image: as given, or uploaded once (by sha256)."""
+        if image.data is None:
+            return str(image.url)
+        if image.sha256 in self._uploaded:
+            return self._uploaded[image.sha256]
+        content_type = _CONTENT_TYPES.get(image.format or "", "application/octet-stream")
+        if self._uploader is not None:
+            url = self._uploader(image.data, content_type)
+            if inspect.isawaitable(url):
+                url = await url
+        elif self.is_loopback:
+            origin = self.base_url.rsplit("/v1", 1)[0]
+            resp = await self._send(
+                "POST", origin + "/sim/uploads", content=image.data, headers={"Content-Type": content_type}
+            )
+            url = resp.json()["url"]
+        else:
+            raise ConfigError(
+                "the hosted API takes input images only as public URLs: pass an http(s) URL, or give "
+                "connect(uploader=fn) a function fn(data: bytes, content_type: str) -> public URL"
+            )
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"the uploader returned {url!r}, not an http(s) URL")
+        self._uploaded[image.sha256] = url  # type: ignore[index]
+        return url
+
+    # -- the four task calls -----------------------------------------------------------
+    async def submit(
+        self, request: Request | dict, *, idempotency_key: str | None = None, wait: float | None = None
+    ) -> Task:
+        """Submit once (retries reuse the same Idempotency-Key, so one bill at most)."""
+        req = as_request(request)
+        urls = [await self.upload(img) for img in req.images]
+        wait_s = self.prefer_wait if wait is None else wait
+        headers = {"Idempotency-Key": idempotency_key or req.idempotency_key(), **_wire.wait_header(wait_s)}
+        return await self._call(
+            "POST",
+            _wire.TASKS_PATH,
+            json_body=_wire.to_body(req, urls),
+            headers=headers,
+            timeout=_config.HTTP_TIMEOUT + max(0.0, wait_s),
+        )
+
+    async def get(self, task_id: str) -> Task:
+        return await self._call("GET", _wire.task_path(task_id), task_id=task_id)
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a queued task. A task already processing is not an error: its status is returned."""
+        try:
+            return await self._call("POST", _wire.cancel_path(task_id), task_id=task_id)
+        except InvalidRequestError as exc:
+            if exc.code == "task_not_cancellable":
+                return await self.get(task_id)
+            raise
+
+    async def wait(self, task: Task | str, *, timeout: float | None = None, on_update: OnUpdate | None = None) -> Task:
+        """Poll until the task ends; raise TaskFailed / TaskCancelled / TaskTimeout.
+
+        Past the deadline a still-queued task is cancelled on the server. If the
+        waiting code itself is cancelled (Ctrl-C, sweep cancel), so is the task.
+        """
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        if isinstance(task, str):
+            task = await self.get(task)
+        delays = poll_delays()
+        try:
+            while not task.terminal:
+                _notify(on_update, task)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    after = await self.cancel(task.task_id) if task.status == "queued" else task
+                    cancelled = after.status == "cancelled"
+                    raise TaskTimeout(
+                        f"task {task.task_id} did not finish in time (last status: {task.status}); "
+                        + ("it was cancelled on the server and refunded" if cancelled
+                           else "it is still running: fetch it later with wan.fetch(task_id)"),
+                        after,
+                        cancelled=cancelled,
+                    )
+                await asyncio.sleep(min(next(delays), remaining))
+                task = await self.get(task.task_id)
+        except asyncio.CancelledError:
+            after = await self._cancel_quietly(task)
+            if after is not None:
+                _notify(on_update, after)  # the server's word on what became of the task
+            raise
+        _notify(on_update, task)
+        return _raise_for_task(task)
+
+    async def _cancel_quietly(self, task: Task) -> Task | None:
+        """Cancel on the way out; the server's answer, or None if it could not be had."""
+        if task.terminal:
+            return task
+        try:
+            return await asyncio.wait_for(self.cancel(task.task_id), timeout=10)
+        except (WanError, asyncio.TimeoutError):
+            return None
+
+    # -- results -----------------------------------------------------------------------
+    async def download(self, task: Task) -> list[StoredImage]:
+        """Fetch every image of a completed task now (links expire) and store it."""
+        stored = []
+        for i, img in enumerate(task.images):
+            for url in img.urls:
+                if img.expires_at is not None and img.expires_at < time.time():
+                    raise LinkExpiredError(_expired_message(task, i, img.expires_at))
+                try:
+                    resp = await self._send("GET", url, auth=False, task_id=task.task_id)
+                except ApiError as exc:
+                    if exc.status in (403, 404, 410):
+                        raise LinkExpiredError(
+                            _expired_message(task, i, img.expires_at) + f" (the server answered {exc.status})"
+                        ) from exc
+                    raise DownloadError(f"image {i + 1} of task {task.task_id}: {exc}") from exc
+                stored.append(
+                    await asyncio.to_thread(self.store.put, resp.content, source_url=url, expires_at=img.expires_at)
+                )
+        if not stored:
+            raise DownloadError(f"task {task.task_id} completed without any image link")
+        return stored
+
+    async def run(
+        self,
+        request: Request | dict,
+        *,
+        idempotency_key: str | None = None,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> RunOutcome:
+        """Submit (or resume ``task_id``), wait, download. Retryable task failures get a new task."""
+        req = as_request(request)
+        key = idempotency_key or req.idempotency_key()
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        submitted_at = time.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = max(1.0, deadline - time.monotonic())
+            task = None
+            if task_id and attempt == 1:
+                try:
+                    task = await self.get(task_id)
+                except TaskNotFoundError:
+                    task = None  # the server forgot it: the same key submits it again, billed once
+            if task is None:
+                attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
+                task = await self.submit(req, idempotency_key=attempt_key, wait=min(self.prefer_wait, remaining))
+                submitted_at = time.time()
+            _notify(on_update, task)
+            try:
+                task = await self.wait(task, timeout=deadline - time.monotonic(), on_update=on_update)
+            except TaskFailed as exc:
+                if self.retry.should_retry_task(exc.code) and attempt <= self.retry.task_retries:
+                    await asyncio.sleep(self.retry.backoff(attempt))
+                    continue
+                raise
+            finished_at = time.time()
+            images = await self.download(task)
+            return RunOutcome(req, task, images, key, submitted_at, finished_at, time.time(), attempt)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+
+def _blocking(name: str) -> Callable[..., Any]:
+    """The sync face of ``AsyncClient.<name>``: same signature, runs on the portal loop."""
+    async_method = getattr(AsyncClient, name)
+
+    @functools.wraps(async_method)
+    def method(self: "Client", *args: Any, **kwargs: Any) -> Any:
+        return self._portal.run(getattr(self.aio, name)(*args, **kwargs))
+
+    return method
+
+
+class Client:
+    """Blocking client with the same methods as ``AsyncClient``.
+
+    Works in a plain script and inside Jupyter's running event loop: calls run on
+    wan_nb's portal loop. ``client.aio`` is the AsyncClient behind it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.aio = AsyncClient(*args, **kwargs)
+        self._portal = get_portal()
+
+    def __repr__(self) -> str:
+        return f"<Client base_url={self.aio.base_url!r} api_key=***>"
+
+    @property
+    def base_url(self) -> str:
+        return self.aio.base_url
+
+    @property
+    def store(self) -> Store:
+        return self.aio.store
+
+    upload = _blocking("upload")
+    submit = _blocking("submit")
+    get = _blocking("get")
+    cancel = _blocking("cancel")
+    wait = _blocking("wait")
+    download = _blocking("download")
+    run = _blocking("run")
+
+    def close(self) -> None:
+        self._portal.run(self.aio.aclose())
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _raise_for_task(task: Task) -> Task:
+    if task.status == "failed":
+        code = task.error_code or "task_failed"
+        raise TaskFailed(f"task {task.task_id} failed ({code}): {task.error_message or 'no reason given'}", task, code)
+    if task.status == "cancelled":
+        raise TaskCancelled(f"task {task.task_id} was cancelled (its cost was refunded)", task)
+    return task
+
+
+def _expired_message(task: Task, index: int, expires_at: float | None) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at)) if expires_at else "an unknown time"
+    return (
+        f"the link to image {index + 1} of task {task.task_id} expired at {when} "
+        f"(result links last {_spec.OUTPUT_LINK_HOURS} h); run the request again to get new images"
+    )
+
+
+def _notify(on_update: OnUpdate | None, task: Task) -> None:
+    if on_update is not None:
+        on_update(task)
+
+
+def _json_or_none(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url

@@ -1,0 +1,52 @@
+"""Settings, resolved as: argument → environment variable → constant.
+
+The API key is read here and handed to the client; it is never stored on disk,
+printed, logged or put in an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_API_KEY = "WAVE_API_KEY"
+ENV_BASE_URL = "WAN_NB_BASE_URL"
+ENV_HOME = "WAN_NB_HOME"
+
+DEFAULT_BASE_URL = "https://www.qingbo.dev/v1"
+DEFAULT_HOME = "wan_runs"
+
+DEFAULT_TIMEOUT = 600.0  # overall deadline for one run (submit → images on disk)
+HTTP_TIMEOUT = 30.0  # one HTTP exchange (a Prefer: wait submit adds its wait)
+PREFER_WAIT = 55  # seconds the server may hold a submit (the API caps at 60)
+
+
+def api_key(value: str | None = None) -> str | None:
+    return value or os.environ.get(ENV_API_KEY) or None
+
+
+def base_url(value: str | None = None) -> str:
+    return (value or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def explicit_base_url(value: str | None = None) -> str | None:
+    """The base URL the user chose (argument or environment), None for the default."""
+    chosen = value or os.environ.get(ENV_BASE_URL)
+    return chosen.rstrip("/") if chosen else None
+
+
+def home(value: str | os.PathLike | None = None) -> Path:
+    return Path(value or os.environ.get(ENV_HOME) or DEFAULT_HOME)
+
+
+def is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,70 @@
+"""The retry policy, in one place: what is retried, and how long to wait.
+
+Retried: no answer (connect error, timeout, dropped connection), 429 (waiting until
+``reset_at`` / ``Retry-After``), 5xx except ``price_not_configured`` (a setting on the
+provider's side that no retry fixes), and tasks that failed with a retryable code
+(``upstream_unavailable``). Never retried: 400, 401, 402, 404. A retried submit
+carries the same Idempotency-Key, so the server bills it once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+RETRYABLE_STATUS = (429, 500, 502, 503, 504)
+NOT_RETRYABLE_CODES = ("price_not_configured",)
+RETRYABLE_TASK_CODES = ("upstream_unavailable",)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Jittered exponential backoff ("full jitter") with caps."""
+
+    max_attempts: int = 6  # HTTP attempts per call, the first included
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_rate_limit_wait: float = 600.0  # a 429 asking us to wait longer than this is raised
+    task_retries: int = 2  # new tasks after a retryable task failure (failed tasks are refunded)
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def should_retry_status(self, status: int, code: str | None) -> bool:
+        return status in RETRYABLE_STATUS and code not in NOT_RETRYABLE_CODES
+
+    def should_retry_task(self, code: str | None) -> bool:
+        return code in RETRYABLE_TASK_CODES
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt`` (1 = first retry)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def rate_limit_wait(
+        self, headers: Mapping[str, str], error_extra: Mapping[str, Any], attempt: int, now: float | None = None
+    ) -> float:
+        """How long a 429 asks us to wait: ``reset_at``, else ``Retry-After``, else backoff."""
+        now = time.time() if now is None else now
+        reset_at = error_extra.get("reset_at")
+        if isinstance(reset_at, (int, float)) and not isinstance(reset_at, bool):
+            reset = reset_at / 1000.0 if reset_at > 1e11 else float(reset_at)
+            return max(0.0, reset - now) + self.rng.uniform(0.05, 0.25)
+        retry_after = headers.get("retry-after")
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after)) + self.rng.uniform(0.05, 0.25)
+            except ValueError:
+                pass
+        return self.backoff(attempt)
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def poll_delays(first: float = 0.5, factor: float = 1.5, cap: float = 5.0):
+    """Adaptive polling: quick at first (most tasks end soon), then slower."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(cap, delay * factor)
