@@ -1,0 +1,431 @@
+"""One image-grid renderer (HTML and PNG) for the log and for live sweeps.
+
+Both ``Log.grid`` and a running sweep describe the same thing: rows × columns of
+cells, each holding zero or more images that are done, still running, or failed.
+Keeping one renderer means a sweep's live grid and the grid rebuilt from the log
+next week look the same, and escaping is done in exactly one place.
+
+Rendering rules: rows/columns are labelled with their values (long text cut on
+screen, full text in a tooltip); parameters shared by every shown run are listed once
+in a legend instead of in every cell; each thumbnail keeps its own shape inside a
+fixed square box; unfinished cells show their status and failed ones their reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ._atomic import atomic_write_bytes, atomic_write_text
+from ._html_parts import FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
+
+BOX = 160  # CSS px of the square each thumbnail is fitted into
+PNG_BOX = 200  # px of the same square in PNG output
+
+# Item states: DONE shows the image, FAILED the reason; any other status is a placeholder
+# (planned / submitted / queued / processing — cells of a sweep that is still running).
+DONE = frozenset({"completed", "cached"})
+FAILED = frozenset({"failed", "error", "cancelled"})
+
+
+@dataclass
+class CellItem:
+    """One image (or one placeholder for an image) inside a grid cell."""
+
+    thumb: Path | None
+    full: Path | None
+    status: str
+    error: str | None = None
+    caption: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class Cell:
+    """One cell of a grid; several items when n>1, group panels, or repeated runs."""
+
+    items: list[CellItem] = field(default_factory=list)
+
+
+def _key(value: Any) -> Any:
+    """A hashable stand-in for a row/column value (lists and dicts from JSON columns)."""
+    if isinstance(value, list | tuple):
+        return tuple(_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _key(v)) for k, v in value.items())
+    return value
+
+
+def cell_key(row_value: Any, col_value: Any) -> tuple:
+    """The key of ``cells`` for a (row value, column value) pair."""
+    return (_key(row_value), _key(col_value))
+
+
+def _lookup(cells: Mapping[tuple, Cell], row_value: Any, col_value: Any) -> Cell | None:
+    found = cells.get(cell_key(row_value, col_value))
+    if found is None:
+        try:
+            found = cells.get((row_value, col_value))
+        except TypeError:  # unhashable raw value
+            found = None
+    return found
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _state(item: CellItem) -> str:
+    status = (item.status or "").lower()
+    if status in FAILED or item.error:
+        return "failed"
+    if status in DONE:
+        return "done"
+    return "pending"
+
+
+def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box: int = BOX) -> str:
+    """One fixed-size box: the thumbnail (linked to the full file), a placeholder, or an error."""
+    state = _state(item)
+    size = f"{item.width}×{item.height}" if item.width and item.height else ""
+    tooltip = " · ".join(x for x in (item.caption, size, item.status) if x)
+    frame = (
+        f"width:{box}px;height:{box}px;display:flex;align-items:center;justify-content:center;"
+        "overflow:hidden;box-sizing:border-box;"
+    )
+    uri = thumb_data_uri(item.thumb, item.full) if state == "done" else None
+    if uri:
+        img = (
+            f'<img src="{esc(uri)}" alt="{esc(item.caption or "image")}" title="{esc(tooltip)}" '
+            f'style="max-width:{box}px;max-height:{box}px;width:auto;height:auto;display:block">'
+        )
+        if item.full is not None:
+            img = f'<a href="{esc(href(item.full, link_base))}" target="_blank" rel="noopener">{img}</a>'
+        inner = f'<div style="{frame}background:#f3f3f3;border:1px solid #ddd">{img}</div>'
+    elif state == "failed":
+        reason = item.error or item.status
+        inner = (
+            f'<div style="{frame}flex-direction:column;padding:6px;background:#fff3f3;'
+            f'border:2px solid #d33;color:#a00;text-align:center;overflow-wrap:anywhere" '
+            f'title="{esc(reason)}">'
+            f'<b>✕ {esc(item.status or "error")}</b>'
+            f'<span style="font-size:11px">{esc(short(reason or "", 220))}</span></div>'
+        )
+    elif state == "done":  # finished, but the file is gone (moved folder, deleted image)
+        where = str(item.full) if item.full else "no file recorded"
+        inner = (
+            f'<div style="{frame}flex-direction:column;background:#fafafa;border:1px dashed #bbb;'
+            f'color:#777;text-align:center;overflow-wrap:anywhere;padding:6px" title="{esc(where)}">'
+            f'<b>{esc(item.status)}</b><span style="font-size:11px">image file missing</span></div>'
+        )
+    else:
+        inner = (
+            f'<div style="{frame}flex-direction:column;background:repeating-linear-gradient(45deg,'
+            f'#f6f6f6,#f6f6f6 8px,#ececec 8px,#ececec 16px);border:1px dashed #aaa;color:#666">'
+            f'<span style="font-size:18px;letter-spacing:2px">···</span><span>{esc(item.status or "pending")}</span></div>'
+        )
+    caption = (
+        f'<div style="font-size:11px;color:#555;overflow-wrap:anywhere" title="{esc(item.caption)}">'
+        f"{esc(short(item.caption, 80))}</div>"
+        if item.caption
+        else ""
+    )
+    return f'<div style="display:inline-block;vertical-align:top;margin:2px;width:{box}px">{inner}{caption}</div>'
+
+
+def legend_html(legend: Mapping[str, Any]) -> str:
+    """The parameters every shown run shares, listed once."""
+    if not legend:
+        return ""
+    parts = " · ".join(
+        f'<span style="white-space:nowrap"><b>{esc(k)}</b> = {label_html(v, 120)}</span>' for k, v in legend.items()
+    )
+    return f'<div style="margin:4px 0 8px 0;color:#333"><span style="color:#777">Same in every run:</span> {parts}</div>'
+
+
+def render_grid_html(
+    *,
+    row_name: str,
+    col_name: str,
+    row_values: Sequence[Any],
+    col_values: Sequence[Any],
+    cells: Mapping[tuple, Cell],
+    legend: Mapping[str, Any],
+    title: str | None = None,
+    progress_line: str | None = None,
+    link_base: str | Path | None = None,
+) -> str:
+    """The grid as an HTML fragment (inline styles only, so notebooks and reports keep it).
+
+    ``cells`` is keyed by ``(row_value, col_value)`` (lists/dicts as tuples, see
+    ``cell_key``); a missing key is an empty cell. ``link_base`` is the folder links
+    are relative to: the working directory in a notebook, the report's folder on export.
+    """
+    th = "border:1px solid #ddd;padding:4px 6px;background:#fafafa;vertical-align:middle;text-align:center"
+    out = [f'<div class="wan-grid" style="{FONT};color:#222">']
+    if title:
+        out.append(f'<div style="font-weight:600;font-size:14px;margin-bottom:2px">{esc(title)}</div>')
+    if progress_line:
+        out.append(f'<div style="color:#555;margin-bottom:2px">{esc(progress_line)}</div>')
+    out.append(legend_html(legend))
+    out.append('<table style="border-collapse:collapse">')
+    out.append(
+        f'<thead><tr><th style="{th};color:#777;font-weight:normal">'
+        f"{esc(row_name)} ↓ &nbsp; {esc(col_name)} →</th>"
+    )
+    for cv in col_values:
+        out.append(f'<th style="{th};max-width:{2 * BOX}px;white-space:normal;overflow-wrap:anywhere">{label_html(cv, 160)}</th>')
+    out.append("</tr></thead><tbody>")
+    for rv in row_values:
+        out.append(
+            f'<tr><th style="{th};max-width:240px;min-width:80px;white-space:normal;'
+            f'overflow-wrap:anywhere;text-align:left">{label_html(rv, 240)}</th>'
+        )
+        for cv in col_values:
+            cell = _lookup(cells, rv, cv)
+            if cell is None or not cell.items:
+                body = '<span style="color:#bbb" title="no run with these values">—</span>'
+            else:
+                body = "".join(render_item_html(it, link_base=link_base) for it in cell.items)
+            out.append(f'<td style="border:1px solid #ddd;padding:3px;vertical-align:top;text-align:center">{body}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- PNG
+
+
+_SYSTEM_FONTS = ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc", "LiberationSans-Regular.ttf", "segoeui.ttf")
+_ASCII = str.maketrans({"×": "x", "…": "...", "·": "|", "↓": "", "→": "", "✕": "x", "—": "-"})
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> tuple[Any, bool]:
+    """(font, full_unicode): a system TrueType font if there is one, else Pillow's own."""
+    for name in _SYSTEM_FONTS:
+        try:
+            return ImageFont.truetype(name, size), True
+        except OSError:
+            continue
+    try:
+        return ImageFont.load_default(size=size), False
+    except TypeError:  # Pillow without FreeType: fixed bitmap font
+        return ImageFont.load_default(), False
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap by measured width; the last line gets an ellipsis if cut."""
+    lines: list[str] = []
+    for para in text.splitlines() or [""]:
+        line = ""
+        for word in para.split(" "):
+            trial = f"{line} {word}" if line else word
+            if draw.textlength(trial, font=font) <= width:
+                line = trial
+                continue
+            if line:
+                lines.append(line)
+            while draw.textlength(word, font=font) > width and len(word) > 1:  # one long word
+                cut = max(1, int(len(word) * width / max(1.0, draw.textlength(word, font=font))))
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(1, len(lines[-1]) - 2)].rstrip() + "…"
+    return lines
+
+
+def _draw_lines(draw: ImageDraw.ImageDraw, xy: tuple[int, int], lines: list[str], font: Any, fill: str, lh: int) -> None:
+    x, y = xy
+    for line in lines:
+        draw.text((x, y), line, font=font, fill=fill)
+        y += lh
+
+
+def _paste_item(
+    canvas: Image.Image, draw: ImageDraw.ImageDraw, item: CellItem, x: int, y: int, font: Any, lh: int,
+    text: Callable[[str], str],
+) -> None:
+    box = PNG_BOX
+    state = _state(item)
+    img = None
+    if state == "done":
+        for cand in (item.thumb, item.full):
+            if cand is None:
+                continue
+            try:
+                with Image.open(cand) as im:
+                    im = ImageOps.exif_transpose(im)
+                    im.thumbnail((box, box))
+                    img = im.convert("RGB")
+                break
+            except (OSError, ValueError):
+                continue
+    if img is not None:
+        draw.rectangle([x, y, x + box - 1, y + box - 1], fill="#f3f3f3", outline="#dddddd")
+        canvas.paste(img, (x + (box - img.width) // 2, y + (box - img.height) // 2))
+    elif state == "failed":
+        draw.rectangle([x, y, x + box - 1, y + box - 1], fill="#fff3f3", outline="#dd3333", width=2)
+        lines = [text(f"✕ {item.status or 'error'}")] + _wrap(draw, text(item.error or ""), font, box - 12, 8)
+        _draw_lines(draw, (x + 6, y + 6), lines, font, "#aa0000", lh)
+    else:
+        label = "image file missing" if state == "done" else (item.status or "pending")
+        draw.rectangle([x, y, x + box - 1, y + box - 1], fill="#f4f4f4", outline="#aaaaaa")
+        tw = draw.textlength(label, font=font)
+        draw.text((x + (box - tw) / 2, y + box / 2 - lh / 2), label, font=font, fill="#666666")
+    if item.caption:
+        cap = _wrap(draw, text(item.caption), font, box, 1)[0]
+        draw.text((x, y + box + 2), cap, font=font, fill="#555555")
+
+
+def render_grid_png(
+    *,
+    row_name: str,
+    col_name: str,
+    row_values: Sequence[Any],
+    col_values: Sequence[Any],
+    cells: Mapping[tuple, Cell],
+    legend: Mapping[str, Any],
+    path: str | Path,
+    title: str | None = None,
+    progress_line: str | None = None,
+) -> Path:
+    """The same grid as one PNG (for slides, chat, a README); written atomically."""
+    (font, unicode_ok), (bold, _) = _font(13), _font(15)
+    text = (lambda v: v) if unicode_ok else (lambda v: v.translate(_ASCII))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    top_y, bottom_y = font.getbbox("Ag")[1::2]
+    lh = int(bottom_y - top_y) + 5
+    pad, gap = 10, 6
+    label_w = 220
+    n_items = max([len(c.items) for c in cells.values()] + [1])
+    cell_w = n_items * (PNG_BOX + gap) + gap
+    cell_h = PNG_BOX + lh + 2 * gap
+    grid_w = label_w + len(col_values) * cell_w
+    col_lines = [_wrap(probe, text(format_value(v)), font, cell_w - 2 * gap, 3) for v in col_values]
+    row_lines = [_wrap(probe, text(format_value(v)), font, label_w - 2 * gap, max(1, cell_h // lh - 1)) for v in row_values]
+    head_h = max([len(x) for x in col_lines] + [2]) * lh + 2 * gap
+
+    top: list[tuple[list[str], Any, str]] = []
+    width = max(grid_w + 2 * pad, 480)
+    if title:
+        top.append((_wrap(probe, text(title), bold, width - 2 * pad, 2), bold, "#111111"))
+    if progress_line:
+        top.append((_wrap(probe, text(progress_line), font, width - 2 * pad, 2), font, "#555555"))
+    if legend:
+        line = "Same in every run: " + " · ".join(f"{k} = {short(format_value(v), 120)}" for k, v in legend.items())
+        top.append((_wrap(probe, text(line), font, width - 2 * pad, 6), font, "#333333"))
+    top_h = sum(len(lines) * (lh + 2) + 4 for lines, _, _ in top)
+    height = pad + top_h + head_h + len(row_values) * cell_h + pad
+
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = pad
+    for lines, f, colour in top:
+        _draw_lines(draw, (pad, y), lines, f, colour, lh + 2)
+        y += len(lines) * (lh + 2) + 4
+    x0 = pad
+    draw.rectangle([x0, y, x0 + label_w - 1, y + head_h - 1], fill="#fafafa", outline="#dddddd")
+    _draw_lines(draw, (x0 + gap, y + gap), [text(f"rows: {row_name}"), text(f"cols: {col_name}")], font, "#777777", lh)
+    for ci, lines in enumerate(col_lines):
+        cx = x0 + label_w + ci * cell_w
+        draw.rectangle([cx, y, cx + cell_w - 1, y + head_h - 1], fill="#fafafa", outline="#dddddd")
+        _draw_lines(draw, (cx + gap, y + gap), lines, font, "#222222", lh)
+    y += head_h
+    for ri, rv in enumerate(row_values):
+        draw.rectangle([x0, y, x0 + label_w - 1, y + cell_h - 1], fill="#fafafa", outline="#dddddd")
+        _draw_lines(draw, (x0 + gap, y + gap), row_lines[ri], font, "#222222", lh)
+        for ci, cv in enumerate(col_values):
+            cx = x0 + label_w + ci * cell_w
+            draw.rectangle([cx, y, cx + cell_w - 1, y + cell_h - 1], outline="#dddddd")
+            cell = _lookup(cells, rv, cv)
+            if cell is None or not cell.items:
+                draw.text((cx + cell_w / 2 - 4, y + cell_h / 2 - lh / 2), "—", font=font, fill="#bbbbbb")
+                continue
+            for ii, item in enumerate(cell.items):
+                _paste_item(canvas, draw, item, cx + gap + ii * (PNG_BOX + gap), y + gap, font, lh, text)
+        y += cell_h
+    buf = _png_bytes(canvas)
+    return atomic_write_bytes(path, buf)
+
+
+def _png_bytes(im: Image.Image) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- Grid
+
+
+@dataclass
+class Grid:
+    """An image grid: shows itself in a notebook, saves as a self-contained HTML or a PNG."""
+
+    row_name: str
+    col_name: str
+    row_values: list[Any]
+    col_values: list[Any]
+    cells: dict[tuple, Cell]
+    legend: dict[str, Any] = field(default_factory=dict)
+    title: str | None = None
+    progress_line: str | None = None
+
+    def _data(self) -> dict[str, Any]:
+        return dict(
+            row_name=self.row_name,
+            col_name=self.col_name,
+            row_values=self.row_values,
+            col_values=self.col_values,
+            cells=self.cells,
+            legend=self.legend,
+            title=self.title,
+            progress_line=self.progress_line,
+        )
+
+    def cell(self, row_value: Any, col_value: Any) -> Cell | None:
+        """The cell at (row value, column value), or None if no run has those values."""
+        return _lookup(self.cells, row_value, col_value)
+
+    def to_html_fragment(self, link_base: str | Path | None = None) -> str:
+        return render_grid_html(**self._data(), link_base=link_base)
+
+    def _repr_html_(self) -> str:
+        return self.to_html_fragment(link_base=os.getcwd())
+
+    def to_html(self, path: str | Path) -> Path:
+        """A standalone page; links to full images are relative to the page's folder."""
+        path = Path(path)
+        body = self.to_html_fragment(link_base=path.absolute().parent)
+        title = self.title or f"{self.row_name} × {self.col_name}"
+        return atomic_write_text(path, document(title, body))
+
+    def to_png(self, path: str | Path) -> Path:
+        return render_grid_png(**self._data(), path=path)
+
+    def __repr__(self) -> str:
+        return (
+            f"Grid({self.row_name!r} × {self.col_name!r}: {len(self.row_values)} × {len(self.col_values)}, "
+            f"{sum(len(c.items) for c in self.cells.values())} items)"
+        )
+
+
+__all__ = [
+    "Cell",
+    "CellItem",
+    "Grid",
+    "cell_key",
+    "render_grid_html",
+    "render_grid_png",
+    "render_item_html",
+    "legend_html",
+]

@@ -1,0 +1,161 @@
+"""Building blocks shared by every HTML view of the store, log, grids and reports.
+
+Why one place: prompts are user text and end up in tables, labels, tooltips and
+captions; routing every string through ``esc`` here is how none slips out raw.
+Links are relative (so a run folder can be moved or published on Binder) and
+thumbnails are embedded as small data URIs (so a saved notebook or an exported
+report shows them without a server).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import functools
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+from PIL import Image, ImageOps
+
+# Longest side of thumbnails embedded in HTML. Small on purpose: a grid of 100 cells
+# must not turn a notebook into tens of megabytes.
+EMBED_SIDE = 192
+EMBED_QUALITY = 78
+
+FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:12px;line-height:1.35"
+
+
+def esc(value: Any) -> str:
+    """HTML-escape anything (quotes too, so the result is safe inside attributes)."""
+    return html.escape(value if isinstance(value, str) else format_value(value), quote=True)
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NaT and pd.NA all mean "no value" in a log row."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, (str, list, tuple, dict)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # array-likes: not a single missing value
+        return False
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as a human reads it: 7 not 7.0, lists as compact JSON, — for none."""
+    if is_missing(value):
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        try:
+            value = value.item()  # numpy / pandas scalars
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if isinstance(value, (_dt.datetime,)):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def short(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (the full text goes in a title)."""
+    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
+
+
+def label_html(value: Any, limit: int = 160) -> str:
+    """An escaped label: shortened on screen, full text in the title attribute."""
+    full = format_value(value)
+    return f'<span title="{esc(full)}">{esc(short(full, limit))}</span>'
+
+
+def href(path: str | Path, base: str | Path | None = None) -> str:
+    """A URL for ``path`` relative to ``base`` (default: the working directory).
+
+    Relative, because Jupyter serves files relative to the notebook and an exported
+    report must keep working when its folder is moved. Falls back to a file:// URI
+    where no relative path exists (another drive on Windows).
+    """
+    path = Path(path).absolute()
+    base = Path(base if base is not None else os.getcwd()).absolute()
+    try:
+        rel = os.path.relpath(path, base)
+    except ValueError:
+        return path.as_uri()
+    return quote(Path(rel).as_posix())
+
+
+@functools.lru_cache(maxsize=4096)
+def _embedded_jpeg(path: str, mtime_ns: int, size: int, side: int) -> str:
+    # mtime_ns and size are part of the cache key so a rewritten file is re-read.
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((side, side))
+        im = flatten_to_rgb(im)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=EMBED_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thumb_data_uri(*candidates: str | Path | None, side: int = EMBED_SIDE) -> str | None:
+    """A small JPEG data URI from the first of ``candidates`` that exists and decodes."""
+    for cand in candidates:
+        if cand is None:
+            continue
+        p = Path(cand)
+        try:
+            st = p.stat()
+            return _embedded_jpeg(str(p), st.st_mtime_ns, st.st_size, side)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return None
+
+
+def flatten_to_rgb(im: Image.Image) -> Image.Image:
+    """RGB for JPEG: transparent areas become white instead of black."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA", "P", "PA"):
+        im = im.convert("RGBA")
+        bg = Image.new("RGB", im.size, (255, 255, 255))
+        bg.paste(im, mask=im.getchannel("A"))
+        return bg
+    return im.convert("RGB")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def document(title: str, body: str) -> str:
+    """A complete, self-contained HTML page: no scripts, no external styles or fonts."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{esc(title)}</title>\n"
+        "<style>body{margin:24px;color:#222;background:#fff;"
+        + FONT.replace("font-size:12px;", "font-size:13px;")
+        + "}table{border-collapse:collapse}h1{font-size:20px}h2{font-size:16px;margin-top:28px}</style>\n"
+        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )

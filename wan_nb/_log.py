@@ -1,0 +1,584 @@
+"""The durable experiment log: every request, task, cost and file of a run folder.
+
+Why SQLite in WAL mode with one short ``BEGIN IMMEDIATE`` transaction per write:
+users run two notebooks against one folder and lose kernels mid-sweep. WAL lets
+readers work while a writer writes, ``BEGIN IMMEDIATE`` takes the write lock up
+front (so two writers queue on the busy timeout instead of failing on a lock
+upgrade), and a write that fails its checks never starts a transaction, so the log
+never holds half a run. Each call opens its own connection: safe across threads,
+forked workers and kernels, and cheap next to an image request.
+
+Image paths are stored relative to the log's folder so a project folder can be
+moved, zipped or published on Binder and still find its images.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import io
+import json
+import numbers
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import pandas as pd
+
+from . import _log_schema as schema
+from ._atomic import atomic_write_bytes
+from ._exceptions import ConfigError
+from ._html_parts import is_missing
+
+BUSY_TIMEOUT_S = 60.0
+DERIVED_COLUMNS = ("n_images", "paths", "duration_s")
+_IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
+
+Where = str | Callable[[pd.DataFrame], Any] | None
+
+
+# ----------------------------------------------------------------- value checks
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_known(names: Iterable[str], known: Mapping[str, Any], what: str) -> None:
+    for name in names:
+        if name not in known:
+            raise ValueError(
+                f"unknown {what} column {name!r}{_did_you_mean(name, known)}; known columns: {', '.join(known)}"
+            )
+
+
+def to_sql_value(col: schema.Column, value: Any) -> Any:
+    """Check one value against its column and turn it into what SQLite stores.
+
+    Raises ValueError naming the column, so a bad row is refused before any write.
+    """
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        pass
+    elif is_missing(value):
+        return None
+    elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # np.int64 from a DataFrame, np.bool_, ...
+    name, kind = col.name, col.kind
+    got = f"got {type(value).__name__} {value!r}"
+    if kind in ("text", "category"):
+        if name == "request_json" and isinstance(value, dict):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected text, {got}")
+        if col.choices and value not in col.choices:
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(col.choices)}")
+        return value
+    if kind == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+            return int(value)
+        raise ValueError(f"{name}: expected an integer, {got}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return int(bool(value))
+        if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+            return int(value)
+        raise ValueError(f"{name}: expected True or False, {got}")
+    if kind in ("real", "time"):
+        if kind == "time" and isinstance(value, _dt.datetime):
+            return value.timestamp()
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{name}: expected a number{' (unix seconds)' if kind == 'time' else ''}, {got}")
+    # JSON columns: Python lists/dicts, or JSON text of one
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            hint = f" (e.g. {name}=[{value!r}])" if kind == "json_list" else ""
+            raise ValueError(f"{name}: expected a list/dict or JSON text, {got}{hint}") from None
+    if isinstance(value, (tuple, set, frozenset)):
+        value = list(value) if isinstance(value, tuple) else sorted(value)
+    if kind == "json_list" and not isinstance(value, list):
+        raise ValueError(f"{name}: expected a list, {got}")
+    if kind == "json_dict" and not isinstance(value, dict):
+        raise ValueError(f"{name}: expected a dict (axis name → value), {got}")
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be stored as JSON ({exc})") from None
+
+
+def _from_sql(col: schema.Column | None, value: Any) -> Any:
+    if value is None or col is None:
+        return value
+    if col.is_json:
+        return json.loads(value)
+    if col.kind == "bool":
+        return bool(value)
+    return value
+
+
+# ----------------------------------------------------------------- DataFrame typing
+
+
+def _as_time(s: pd.Series) -> pd.Series:
+    # one unit (ns) whether or not the column has values, so frames concat and compare cleanly
+    secs = pd.to_numeric(s, errors="coerce").astype("float64")
+    return pd.to_datetime(secs, unit="s", utc=True).astype("datetime64[ns, UTC]")
+
+
+def _typed_column(col: schema.Column, s: pd.Series) -> pd.Series:
+    kind = col.kind
+    if kind == "time":
+        return _as_time(s)
+    if kind == "int":
+        return pd.to_numeric(s, errors="coerce").astype("Int64")
+    if kind == "real":
+        return pd.to_numeric(s, errors="coerce").astype("Float64")
+    if kind == "bool":
+        return pd.Series(pd.array([None if is_missing(v) else bool(v) for v in s], dtype="boolean"), index=s.index)
+    if kind == "category":
+        seen = [v for v in pd.unique(s.dropna())]
+        order = schema.CATEGORY_ORDER.get(col.name, ())
+        cats = [c for c in order if c in seen] + sorted(v for v in seen if v not in order)
+        return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=cats), index=s.index)
+    if col.is_json:
+        return pd.Series([None if v is None else json.loads(v) for v in s], index=s.index, dtype=object)
+    return s
+
+
+def _infer_series(values: list[Any], index: pd.Index) -> pd.Series:
+    """dtype for a column made from sweep ``cell`` values: Int64 / Float64 / boolean / object."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="Int64")
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="Float64")
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _norm(value: Any) -> Any:
+    """Lists/tuples compared alike when filtering JSON columns."""
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+def _filter_mask(s: pd.Series, name: str, want: Any) -> pd.Series:
+    if isinstance(want, (str, bytes, dict)) or not isinstance(want, Iterable):
+        values = [want]
+    else:
+        values = list(want)
+    if name in schema.CONTAINS_FILTER:  # tags="portrait": rows whose list contains it
+        return s.map(lambda xs: isinstance(xs, list) and any(v in xs for v in values)).astype(bool)
+    if s.dtype == object:
+        normed = [_norm(v) for v in values]
+
+        def hit(x: Any) -> bool:
+            if isinstance(x, (list, tuple, dict)):
+                return _norm(x) in normed
+            if is_missing(x):
+                return any(not isinstance(v, (list, dict)) and is_missing(v) for v in values)
+            return any(not isinstance(v, (list, dict)) and x == v for v in values)
+
+        return s.map(hit).astype(bool)
+    present = [v for v in values if not is_missing(v)]
+    mask = s.isin(present)
+    if len(present) < len(values):
+        mask = mask | s.isna()
+    return mask.fillna(False).astype(bool)
+
+
+def apply_filters(df: pd.DataFrame, where: Where = None, **filters: Any) -> pd.DataFrame:
+    """``column=value`` / ``column=[values]`` filters, then ``where`` (query string or callable)."""
+    for name, want in filters.items():
+        if name not in df.columns:
+            raise ValueError(
+                f"unknown column {name!r} in filter{_did_you_mean(name, df.columns)}; "
+                f"columns are: {', '.join(map(str, df.columns))}"
+            )
+        df = df[_filter_mask(df[name], name, want)]
+    if where is None:
+        pass
+    elif isinstance(where, str):
+        try:
+            df = df.query(where)
+        except Exception as exc:  # pandas raises many types here; name the query and the columns
+            raise ValueError(
+                f"where={where!r} could not be evaluated ({type(exc).__name__}: {exc}); "
+                f"columns are: {', '.join(map(str, df.columns))}"
+            ) from exc
+    elif callable(where):
+        mask = where(df)
+        if isinstance(mask, pd.Series):
+            mask = mask.fillna(False).astype(bool)
+        df = df[mask]
+    else:
+        raise TypeError(f"where: expected a pandas query string or a callable(df) -> mask, got {type(where).__name__}")
+    return df.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------- the log
+
+
+class Log:
+    """The experiment log of one run folder (``log.sqlite``), with pandas views."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "log.sqlite"
+        self.path = path.absolute()
+        self.root = self.path.parent
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+
+    def __repr__(self) -> str:
+        return f"Log({str(self.path)!r})"
+
+    # -- connections ----------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: IMMEDIATE for writes (lock taken up front), deferred for reads."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _init_schema(self) -> None:
+        with self._connect() as conn:
+            for attempt in range(50):  # two kernels creating the same fresh log at once
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.05 * (attempt + 1))
+        with self._transaction(write=True) as conn:
+            conn.execute(schema.DDL[0])
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > schema.SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} was written by a newer wan_nb (log schema {version}, this one knows "
+                    f"{schema.SCHEMA_VERSION}); upgrade wan_nb to read it"
+                )
+            if version and version < schema.SCHEMA_VERSION:
+                for step in range(version + 1, schema.SCHEMA_VERSION + 1):
+                    for sql in schema.MIGRATIONS.get(step, []):
+                        conn.execute(sql)
+            for sql in schema.DDL[1:]:
+                conn.execute(sql)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(schema.SCHEMA_VERSION),),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    # -- paths -----------------------------------------------------------------------
+    def _relative(self, path: str | Path) -> str:
+        p = Path(path)
+        if not p.is_absolute():
+            return p.as_posix()  # already relative to the log's folder
+        try:
+            return Path(os.path.relpath(p, self.root)).as_posix()
+        except ValueError:  # another drive (Windows): nothing relative exists
+            return p.as_posix()
+
+    def _absolute(self, stored: str | None) -> str | None:
+        if stored is None:
+            return None
+        return str(Path(os.path.normpath(self.root / stored)))
+
+    # -- writes ----------------------------------------------------------------------
+    def add_run(self, run: Mapping[str, Any]) -> None:
+        """Insert one run (keys = column names). ``created_at`` defaults to now."""
+        if not isinstance(run, Mapping):
+            raise TypeError(f"add_run expects a dict of column values, got {type(run).__name__}")
+        _check_known(run, schema.RUNS, "run")
+        run_id = run.get("run_id")
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id: required, a non-empty string (got {run_id!r})")
+        values = {k: to_sql_value(schema.RUNS[k], v) for k, v in run.items()}
+        if values.get("created_at") is None:
+            values["created_at"] = time.time()
+        cols = list(values)
+        sql = f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        try:
+            with self._transaction(write=True) as conn:
+                conn.execute(sql, [values[c] for c in cols])
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"run_id {run_id!r} is already in the log ({self.path})") from exc
+
+    def update_run(self, run_id: str, **cols: Any) -> None:
+        """Change some columns of one run (one transaction). Unknown run → KeyError."""
+        _check_known(cols, schema.RUNS, "run")
+        if "run_id" in cols:
+            raise ValueError("run_id: cannot be changed by update_run")
+        values = {k: to_sql_value(schema.RUNS[k], v) for k, v in cols.items()}
+        with self._transaction(write=True) as conn:
+            if values:
+                sets = ", ".join(f"{c} = ?" for c in values)
+                cur = conn.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [*values.values(), run_id])
+                found = cur.rowcount > 0
+            else:
+                found = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+            if not found:
+                raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
+
+    def _image_row(self, run_id: str, idx: int, image: Any) -> dict[str, Any]:
+        if isinstance(image, Mapping):
+            data = dict(image)
+            _check_known(data, {k: 1 for k in ("idx", *_IMAGE_FIELDS)}, "image")
+        elif all(hasattr(image, f) for f in ("path", "sha256")):  # StoredImage or alike
+            data = {f: getattr(image, f, None) for f in _IMAGE_FIELDS}
+        else:
+            raise TypeError(f"images[{idx}]: expected a StoredImage or a dict, got {type(image).__name__}")
+        data.setdefault("idx", idx)
+        if is_missing(data.get("path")) or not str(data.get("path")):
+            raise ValueError(f"images[{idx}].path: required")
+        for key in ("path", "thumb_path"):
+            if not is_missing(data.get(key)):
+                data[key] = self._relative(data[key])
+        row = {"run_id": run_id}
+        for name, value in data.items():
+            try:
+                row[name] = to_sql_value(schema.IMAGES[name], value)
+            except ValueError as exc:
+                raise ValueError(f"images[{idx}].{exc}") from None
+        return row
+
+    def add_images(self, run_id: str, images: Iterable[Any]) -> None:
+        """Record a run's images (StoredImage or dicts), replacing any it had, in one transaction."""
+        rows = [self._image_row(run_id, i, im) for i, im in enumerate(images)]
+        cols = ["run_id", "idx", *_IMAGE_FIELDS]
+        sql = f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        try:
+            with self._transaction(write=True) as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                    raise KeyError(f"no run with run_id {run_id!r} in {self.path}; add_run first")
+                conn.execute("DELETE FROM images WHERE run_id = ?", (run_id,))
+                conn.executemany(sql, [[r.get(c) for c in cols] for r in rows])
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"images of run {run_id!r}: two images share one idx ({exc})") from exc
+
+    # -- reads as dicts --------------------------------------------------------------
+    def _decode_run(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row.keys()}
+
+    def _decode_image(self, row: sqlite3.Row) -> dict[str, Any]:
+        out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row.keys()}
+        for key in ("path", "thumb_path"):
+            if out.get(key) is not None:
+                out[key] = Path(self._absolute(out[key]))
+        return out
+
+    def _select_runs(self, where_sql: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._transaction(write=False) as conn:
+            conn.row_factory = sqlite3.Row
+            runs = [self._decode_run(r) for r in conn.execute(
+                f"SELECT * FROM runs {where_sql} ORDER BY created_at, rowid", list(params)
+            )]
+            ids = [r["run_id"] for r in runs]
+            images: dict[str, list[dict[str, Any]]] = {rid: [] for rid in ids}
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk:chunk + 500]
+                for r in conn.execute(
+                    f"SELECT * FROM images WHERE run_id IN ({', '.join('?' for _ in part)}) ORDER BY run_id, idx", part
+                ):
+                    images[r["run_id"]].append(self._decode_image(r))
+        for run in runs:
+            run["images"] = images[run["run_id"]]
+        return runs
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run as a dict (JSON columns decoded, flags as bool) plus ``images`` (absolute paths)."""
+        found = self._select_runs("WHERE run_id = ?", [run_id])
+        return found[0] if found else None
+
+    def run_images(self, run_id: str) -> list[Any]:
+        """A run's images as StoredImage objects (e.g. to serve a cache hit)."""
+        from ._store import StoredImage
+
+        run = self.get_run(run_id)
+        if run is None:
+            raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
+        return [StoredImage(**{k: im[k] for k in _IMAGE_FIELDS}) for im in run["images"]]
+
+    def find_runs(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        sweep_id: str | None = None,
+        request_hash: str | None = None,
+        status: str | Iterable[str] | None = None,
+        task_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching every given criterion (each may also be a list), oldest first.
+
+        Dicts as ``get_run`` returns them, with their ``images``: what resuming a sweep,
+        serving a cache hit or re-fetching a task by id needs, without pandas.
+        """
+        clauses, params = [], []
+        for name, value in (
+            ("idempotency_key", idempotency_key), ("sweep_id", sweep_id),
+            ("request_hash", request_hash), ("status", status), ("task_id", task_id),
+        ):
+            if value is None:
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{name} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+        return self._select_runs(("WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+    # -- DataFrames ------------------------------------------------------------------
+    def _read_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        with self._transaction(write=False) as conn:  # one snapshot for both tables
+            cur = conn.execute("SELECT * FROM runs ORDER BY created_at, rowid")
+            runs = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+            cur = conn.execute("SELECT * FROM images ORDER BY run_id, idx")
+            images = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+        runs = runs.astype(object)
+        images = images.astype(object)
+        return runs.where(runs.notna(), None), images.where(images.notna(), None)
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) with documented dtypes, unfiltered."""
+        raw_runs, raw_images = self._read_tables()
+        runs = pd.DataFrame(index=raw_runs.index)
+        for col in schema.RUN_COLUMNS:
+            runs[col.name] = _typed_column(col, raw_runs[col.name])
+
+        images = pd.DataFrame(index=raw_images.index)
+        for col in schema.IMAGE_COLUMNS:
+            images[col.name] = _typed_column(col, raw_images[col.name])
+        for key in ("path", "thumb_path"):
+            images[key] = pd.Series([self._absolute(v) for v in raw_images[key]], index=raw_images.index, dtype=object)
+
+        paths: dict[str, list[str]] = {}
+        for rid, p in zip(images["run_id"], images["path"]):
+            paths.setdefault(rid, []).append(p)
+        runs["n_images"] = pd.Series([len(paths.get(r, ())) for r in runs["run_id"]], index=runs.index, dtype="Int64")
+        runs["paths"] = pd.Series([paths.get(r, []) for r in runs["run_id"]], index=runs.index, dtype=object)
+        runs["duration_s"] = (runs["finished_at"] - runs["submitted_at"]).dt.total_seconds().astype("Float64")
+
+        # each key of a sweep's `cell` as its own column (unless a real column has the name)
+        keys: list[str] = []
+        for cell in runs["cell"]:
+            if isinstance(cell, dict):
+                keys.extend(k for k in cell if k not in keys and k not in runs.columns)
+        for key in keys:
+            values = [c.get(key) if isinstance(c, dict) else None for c in runs["cell"]]
+            runs[key] = _infer_series(values, runs.index)
+        return runs, images
+
+    def runs(self, where: Where = None, **filters: Any) -> pd.DataFrame:
+        """One row per run, oldest first, filtered by ``column=value(s)`` and ``where``.
+
+        dtypes: ``*_at`` UTC datetimes; action/aspect_ratio/resolution/status/model/backend
+        categories; counts and sizes Int64; flags boolean; cost_usd Float64; JSON columns
+        as Python objects. Added: ``n_images``, ``paths`` (absolute), ``duration_s``
+        (finished − submitted) and one column per sweep-cell key (e.g. ``style``).
+        """
+        runs, _ = self._frames()
+        return apply_filters(runs, where, **filters)
+
+    def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
+        """One row per image, with its run's parameters alongside (width/height are the image's)."""
+        runs, images = self._frames()
+        order = {rid: i for i, rid in enumerate(runs["run_id"])}
+        # the image's own columns win (width/height are its real size, not the requested one)
+        clash = [c for c in runs.columns if c in images.columns and c != "run_id"]
+        params = runs.drop(columns=[*clash, "paths", "n_images"])
+        merged = images.merge(params, on="run_id", how="left", sort=False)
+        merged["_order"] = [order.get(r, len(order)) for r in merged["run_id"]]
+        merged = merged.sort_values(["_order", "idx"], kind="stable").drop(columns="_order")
+        return apply_filters(merged.reset_index(drop=True), where, **filters)
+
+    # -- views -----------------------------------------------------------------------
+    def grid(self, rows: str, cols: str, where: Where = None, **filters: Any):
+        """Images of the selected runs laid out by two parameters (``Grid``)."""
+        from ._report import build_grid
+
+        return build_grid(self, rows, cols, where=where, **filters)
+
+    def compare(self, a: Any, b: Any):
+        """Two runs or two sweeps side by side, differing parameters highlighted."""
+        from ._report import build_comparison
+
+        return build_comparison(self, a, b)
+
+    def export_html(self, path: str | Path, where: Where = None, title: str | None = None, **filters: Any) -> Path:
+        """A self-contained HTML report (no server, thumbnails embedded, relative links)."""
+        from ._report import export_report
+
+        return export_report(self, path, where=where, title=title, **filters)
+
+    # -- flat files ------------------------------------------------------------------
+    def _flat(self, where: Where, filters: dict[str, Any]) -> pd.DataFrame:
+        """runs() with list/dict cells as JSON text, so CSV and Parquet can hold them."""
+        df = self.runs(where, **filters).copy()
+        for name in df.columns:
+            if df[name].dtype != object:
+                continue
+            values = df[name].tolist()
+            if all(v is None or isinstance(v, str) for v in values):
+                continue
+            df[name] = pd.Series(
+                [None if v is None else json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
+                index=df.index,
+                dtype=object,
+            )
+        return df
+
+    def to_csv(self, path: str | Path, where: Where = None, **filters: Any) -> Path:
+        """runs() as CSV (JSON columns as JSON text), written atomically."""
+        df = self._flat(where, filters)
+        return atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+
+    def to_parquet(self, path: str | Path, where: Where = None, **filters: Any) -> Path:
+        """runs() as Parquet (JSON columns as JSON text, dtypes kept), written atomically."""
+        df = self._flat(where, filters)
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,151 @@
+"""The columns of the experiment log, their SQLite types and their pandas dtypes.
+
+One table of facts so the SQL schema, the checks on values written, and the
+DataFrame dtypes cannot drift apart. Changing a column means bumping
+``SCHEMA_VERSION`` and adding a step to ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import _spec
+
+SCHEMA_VERSION = 1
+
+# Steps that bring a log from version N-1 to N (SQL run inside one transaction).
+# Version 1 is the first; later versions append here, e.g. {2: ["ALTER TABLE runs ADD COLUMN x TEXT"]}.
+MIGRATIONS: dict[int, list[str]] = {}
+
+STATUSES = (
+    "planned", "submitted", "queued", "processing", "completed", "failed", "cancelled", "error", "cached",
+)
+BACKENDS = ("simulator", "hosted")
+
+
+@dataclass(frozen=True)
+class Column:
+    """``kind`` decides both the check on write and the dtype on read.
+
+    text · int (Int64) · real (Float64) · bool (boolean) · time (unix s → UTC datetime)
+    · category (text → category) · json_list / json_dict / json (decoded Python objects)
+    """
+
+    name: str
+    kind: str
+    choices: tuple[str, ...] | None = None  # closed vocabularies are checked on write
+
+    @property
+    def sql_type(self) -> str:
+        return {"int": "INTEGER", "bool": "INTEGER", "real": "REAL", "time": "REAL"}.get(self.kind, "TEXT")
+
+    @property
+    def is_json(self) -> bool:
+        return self.kind.startswith("json")
+
+
+C = Column
+RUN_COLUMNS: tuple[Column, ...] = (
+    C("run_id", "text"),
+    C("created_at", "time"),
+    C("sweep_id", "text"),
+    C("cell", "json_dict"),
+    C("cell_index", "int"),
+    C("tags", "json_list"),
+    C("note", "text"),
+    C("backend", "category", BACKENDS),
+    C("model", "category"),
+    C("action", "category"),
+    C("prompt", "text"),
+    C("n", "int"),
+    C("seed", "int"),
+    C("seed_random", "bool"),
+    C("aspect_ratio", "category"),
+    C("resolution", "category"),
+    C("width", "int"),
+    C("height", "int"),
+    C("images_in", "json_list"),
+    C("callback_url", "text"),
+    C("callback_events", "json"),
+    C("watermark", "bool"),
+    C("thinking_mode", "bool"),
+    C("enable_sequential", "bool"),
+    C("color_palette", "json_list"),
+    C("bbox_list", "json_list"),
+    C("warnings", "json_list"),
+    C("request_json", "text"),
+    C("request_hash", "text"),
+    C("idempotency_key", "text"),
+    C("task_id", "text"),
+    C("status", "category", STATUSES),
+    C("error_code", "text"),
+    C("error_message", "text"),
+    C("est_quota", "int"),
+    C("cost_quota", "int"),
+    C("cost_usd", "real"),
+    C("cache_hit", "bool"),
+    C("cached_from", "text"),
+    C("submitted_at", "time"),
+    C("started_at", "time"),
+    C("finished_at", "time"),
+    C("downloaded_at", "time"),
+)
+
+IMAGE_COLUMNS: tuple[Column, ...] = (
+    C("run_id", "text"),
+    C("idx", "int"),
+    C("path", "text"),
+    C("thumb_path", "text"),
+    C("sha256", "text"),
+    C("bytes", "int"),
+    C("width", "int"),
+    C("height", "int"),
+    C("format", "category"),
+    C("source_url", "text"),
+    C("expires_at", "time"),
+)
+del C
+
+RUNS = {c.name: c for c in RUN_COLUMNS}
+IMAGES = {c.name: c for c in IMAGE_COLUMNS}
+
+# Preferred order of category values (the document's order, not alphabetical).
+CATEGORY_ORDER: dict[str, tuple[str, ...]] = {
+    "action": _spec.ACTIONS,
+    "aspect_ratio": _spec.ASPECT_RATIOS,
+    "resolution": _spec.RESOLUTIONS,
+    "status": STATUSES,
+    "backend": BACKENDS,
+    "model": _spec.MODELS,
+}
+
+# Columns that are request parameters: what a legend or a comparison talks about.
+PARAMETERS = (
+    "model", "action", "prompt", "n", "seed", "aspect_ratio", "resolution", "images_in",
+    "watermark", "thinking_mode", "enable_sequential", "color_palette", "bbox_list",
+    "callback_url", "callback_events", "backend",
+)
+
+# Columns of list type whose filter means "contains" (tags="portrait").
+CONTAINS_FILTER = ("tags", "images_in", "warnings")
+
+
+def _ddl_columns(cols: tuple[Column, ...]) -> str:
+    return ",\n  ".join(f"{c.name} {c.sql_type}" for c in cols)
+
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS runs (\n  "
+    + _ddl_columns(RUN_COLUMNS).replace("run_id TEXT", "run_id TEXT PRIMARY KEY NOT NULL", 1)
+    + "\n)",
+    "CREATE TABLE IF NOT EXISTS images (\n  "
+    + _ddl_columns(IMAGE_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
+    + ",\n  PRIMARY KEY (run_id, idx)\n)",
+    "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id, cell_index)",
+    "CREATE INDEX IF NOT EXISTS runs_idem ON runs (idempotency_key)",
+    "CREATE INDEX IF NOT EXISTS runs_hash ON runs (request_hash)",
+    "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
+    "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
+    "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
+]

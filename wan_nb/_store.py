@@ -1,0 +1,197 @@
+"""Content-addressed image files and thumbnails in the run folder.
+
+A result link from the API expires after 24 hours; the images the user paid for are
+only safe once their bytes are on disk. So every image is fully decoded before it is
+accepted (a truncated download or an HTML error page is refused, not stored), written
+atomically under its sha256 (re-running a cell or resuming a sweep writes nothing
+new), and gets a small JPEG thumbnail for grids and reports.
+
+    <root>/images/ab/<sha256>.png    the bytes exactly as downloaded
+    <root>/thumbs/ab/<sha256>.jpg    longest side 256 px
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from ._atomic import atomic_write_bytes
+from ._exceptions import DownloadError
+from ._html_parts import flatten_to_rgb, human_bytes
+
+THUMB_SIDE = 256
+THUMB_QUALITY = 85
+
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image that is safely on disk: where, how big, and where it came from."""
+
+    path: Path
+    thumb_path: Path
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    format: str
+    source_url: str | None = None
+    expires_at: float | None = None
+
+    def open(self) -> Image.Image:
+        """The full image, loaded (the file handle is closed again)."""
+        with Image.open(self.path) as im:
+            im.load()
+            return im
+
+    def thumbnail_data_uri(self) -> str:
+        """The thumbnail as a ``data:image/jpeg;base64,...`` URI (works with no file server)."""
+        try:
+            data = Path(self.thumb_path).read_bytes()
+        except OSError:  # thumbnail deleted: rebuild it in memory from the full image
+            data = _thumbnail_jpeg(self.open())
+        return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+    def _repr_html_(self) -> str:
+        from ._grid import CellItem, render_item_html  # grid imports nothing from here
+
+        caption = f"{self.width}×{self.height} · {self.format} · {human_bytes(self.bytes)}"
+        item = CellItem(
+            thumb=self.thumb_path, full=self.path, status="completed", caption=caption,
+            width=self.width, height=self.height,
+        )
+        return render_item_html(item, box=THUMB_SIDE)
+
+    def __repr__(self) -> str:
+        return f"StoredImage({self.width}×{self.height} {self.format}, {human_bytes(self.bytes)}, {self.path})"
+
+
+def _decode(data: bytes) -> tuple[Image.Image, str]:
+    """Fully decode ``data``; anything that is not a whole image raises DownloadError."""
+    if not data:
+        raise DownloadError("the downloaded image is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format
+            probe.verify()  # checksums (PNG CRCs) that load() alone would not check
+        im = Image.open(io.BytesIO(data))
+        im.load()  # decodes every pixel: a truncated file fails here
+    except Image.DecompressionBombError as exc:
+        raise DownloadError(f"refusing a suspiciously large image: {exc}") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        head = data[:60].decode("latin-1").replace("\n", " ")
+        raise DownloadError(
+            f"the downloaded data ({len(data)} bytes) is not a decodable image "
+            f"({type(exc).__name__}: {exc}); it starts with {head!r}"
+        ) from exc
+    if not fmt:
+        raise DownloadError("the downloaded data decodes, but its image format is unknown")
+    return im, fmt
+
+
+def _thumbnail_jpeg(im: Image.Image) -> bytes:
+    im = ImageOps.exif_transpose(im)
+    im = im.copy()
+    im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    flatten_to_rgb(im).save(buf, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return buf.getvalue()
+
+
+def _file_has(path: Path, sha256: str, size: int) -> bool:
+    """Does ``path`` already hold exactly these bytes? (size first: cheap)."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest() == sha256
+    except OSError:
+        return False
+
+
+class Store:
+    """The image files of one run folder (``WAN_NB_HOME``, default ``./wan_runs``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+        self.images_dir = self.root / "images"
+        self.thumbs_dir = self.root / "thumbs"
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def image_path(self, sha256: str, fmt: str) -> Path:
+        ext = _EXTENSIONS.get(fmt.upper(), fmt.lower())
+        return self.images_dir / sha256[:2] / f"{sha256}.{ext}"
+
+    def thumb_path(self, sha256: str) -> Path:
+        return self.thumbs_dir / sha256[:2] / f"{sha256}.jpg"
+
+    def put(self, data: bytes, *, source_url: str | None = None, expires_at: float | None = None) -> StoredImage:
+        """Verify ``data`` is an image, store it under its sha256, make its thumbnail.
+
+        Idempotent: the same bytes always give the same path, and a file that already
+        holds them is not written again. Raises ``DownloadError`` for non-images.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"Store.put expects the image's bytes, got {type(data).__name__}")
+        data = bytes(data)
+        im, fmt = _decode(data)
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.image_path(sha, fmt)
+        if not _file_has(path, sha, len(data)):
+            atomic_write_bytes(path, data)
+        thumb = self.thumb_path(sha)
+        if not thumb.exists():
+            atomic_write_bytes(thumb, _thumbnail_jpeg(im))
+        return StoredImage(
+            path=path, thumb_path=thumb, sha256=sha, bytes=len(data), width=im.width, height=im.height,
+            format=fmt, source_url=source_url, expires_at=expires_at,
+        )
+
+    def get(self, sha256: str) -> StoredImage | None:
+        """The stored image with this sha256 (``"sha256:"`` prefix allowed), or None."""
+        sha = sha256.removeprefix("sha256:").lower()
+        if not _SHA256.match(sha):
+            raise ValueError(f"sha256: expected 64 hex digits, got {sha256!r}")
+        folder = self.images_dir / sha[:2]
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.startswith(sha + "."))
+        except FileNotFoundError:
+            return None
+        for name in names:
+            path = folder / name
+            try:
+                with Image.open(path) as im:  # header only: cheap
+                    width, height, fmt = im.width, im.height, im.format or ""
+            except (OSError, ValueError):
+                continue
+            thumb = self.thumb_path(sha)
+            if not thumb.exists():
+                with Image.open(path) as im:
+                    im.load()
+                    atomic_write_bytes(thumb, _thumbnail_jpeg(im))
+            return StoredImage(
+                path=path, thumb_path=thumb, sha256=sha, bytes=path.stat().st_size,
+                width=width, height=height, format=fmt,
+            )
+        return None
+
+    def __contains__(self, sha256: object) -> bool:
+        return isinstance(sha256, str) and self.get(sha256) is not None
