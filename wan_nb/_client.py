@@ -297,6 +297,19 @@ class AsyncClient:
         _notify(on_update, task)
         return _raise_for_task(task)
 
+    async def _cancel_held_submit(self, req: Request, key: str) -> Task | None:
+        """Cancelled while the server held our submit (Prefer: wait): we have no task id.
+
+        Replaying the submit with the same Idempotency-Key returns the task the server
+        created (billed once), which is then cancelled; had the first submit never
+        arrived, the task made here is cancelled while queued and refunded in full.
+        """
+        try:
+            task = await asyncio.wait_for(self.submit(req, idempotency_key=key, wait=0), timeout=10)
+        except (WanError, asyncio.TimeoutError):
+            return None
+        return await self._cancel_quietly(task)
+
     async def _cancel_quietly(self, task: Task) -> Task | None:
         """Cancel on the way out; the server's answer, or None if it could not be had."""
         if task.terminal:
@@ -355,7 +368,13 @@ class AsyncClient:
                     task = None  # the server forgot it: the same key submits it again, billed once
             if task is None:
                 attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
-                task = await self.submit(req, idempotency_key=attempt_key, wait=min(self.prefer_wait, remaining))
+                try:
+                    task = await self.submit(req, idempotency_key=attempt_key, wait=min(self.prefer_wait, remaining))
+                except asyncio.CancelledError:
+                    after = await self._cancel_held_submit(req, attempt_key)
+                    if after is not None:
+                        _notify(on_update, after)
+                    raise
                 submitted_at = time.time()
             _notify(on_update, task)
             try:
