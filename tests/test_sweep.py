@@ -1,0 +1,201 @@
+"""Sweeps against the simulator over loopback HTTP: cost, budget, grid, resume, cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import wan_nb as wan
+from wan_nb import _spec
+from wan_nb.sim import Simulator
+
+UNIT = _spec.UNIT_QUOTA
+
+
+@pytest.fixture
+def sim():
+    with Simulator(latency=0.1, concurrency=4, seed=3) as s:
+        yield s
+
+
+@pytest.fixture
+def sess(sim, tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    s = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+    yield s
+    s.close()
+
+
+def test_prompts_seeds_resolutions_grid_and_cost(sim, sess, capsys):
+    sw = wan.sweep(["a fox in snow", "an owl at night"], seed=range(4), resolution=["1K", "2K"])
+    shown = capsys.readouterr().out
+    sw.wait()
+    assert "16 task(s), 16 image(s), $0.36720" in shown
+    ledger = sim.ledger()
+    assert ledger["submitted"] == 16 and ledger["billed_quota"] == sw.plan.cost_quota == 16 * UNIT
+
+    runs = sess.log.runs(sweep_id=sw.id)
+    assert len(runs) == 16 and (runs["status"] == "completed").all()
+    assert sorted(runs["seed"].unique()) == [0, 1, 2, 3]
+    for row in runs.itertuples():
+        assert len(row.paths) == 1 and os.path.isfile(row.paths[0])
+
+    grid = sw.grid(rows="prompt", cols="seed")
+    assert grid.row_values == ["a fox in snow", "an owl at night"]
+    assert grid.col_values == [0, 1, 2, 3]
+    fox_seed2 = grid.cell("a fox in snow", 2)
+    assert len(fox_seed2.items) == 2  # both resolutions land in the cell
+    assert {(i.width, i.height) for i in fox_seed2.items} == {(1024, 1024), (2048, 2048)}
+    html = sw._repr_mimebundle_()["text/html"]
+    assert "16/16 done" in html and "an owl at night" in html
+
+
+def test_budget_below_cost_sends_nothing(sim, sess):
+    with pytest.raises(wan.BudgetError, match="confirm=True"):
+        wan.sweep("a {animal}", animal=["fox", "owl"], seed=range(4), budget_usd=0.10)
+    assert sim.ledger()["submitted"] == 0
+    sw = wan.sweep("a {animal}", animal=["fox", "owl"], seed=range(2), resolution="1K", budget_usd=0.01,
+                   confirm=True).wait()
+    assert sim.ledger()["submitted"] == 4 and sw.done
+
+
+def test_session_budget_is_never_exceeded(sim, sess):
+    wan.set_budget(2.5 * UNIT / _spec.QUOTA_PER_USD)  # room for two images
+    with pytest.raises(wan.BudgetError):
+        wan.sweep("p", seed=range(3), resolution="1K", confirm=True)
+    sw = wan.sweep("p{seed}", seed=range(2), resolution="1K").wait()
+    assert sw.counts()["completed"] == 2
+    with pytest.raises(wan.BudgetError, match="session budget"):
+        wan.generate("one more", seed=99, resolution="1K")
+    assert sim.ledger()["submitted"] == 2 and sess.spent_quota == 2 * UNIT
+
+
+def test_rerunning_finished_fixed_seed_sweep_is_free(sim, sess, capsys):
+    kw = dict(animal=["fox", "owl"], seed=range(2), resolution="1K")
+    first = wan.sweep("a {animal} in snow", **kw).wait()
+    capsys.readouterr()
+    again = wan.sweep("a {animal} in snow", **kw).wait()
+    assert "$0.00000 to pay" in capsys.readouterr().out
+    assert again.id == first.id and again.spent_usd == 0
+    assert sim.ledger()["submitted"] == 4
+    assert len(sess.log.runs(sweep_id=first.id)) == 4  # the same cells, not new rows
+
+
+def test_identical_fixed_seed_request_is_a_cache_hit(sim, sess):
+    wan.sweep("lighthouse", seed=[11], resolution="1K").wait()
+    hit = wan.generate("lighthouse", seed=11, resolution="1K")
+    assert hit.cache_hit and hit.cost_usd == 0 and hit.paths[0].is_file()
+    assert sim.ledger()["submitted"] == 1
+    row = sess.log.runs(run_id=hit.run_id).iloc[0]
+    assert bool(row["cache_hit"]) and row["cached_from"] and row["cost_quota"] == 0
+    fresh = wan.generate("lighthouse", seed=11, resolution="1K", fresh=True)
+    assert not fresh.cache_hit and sim.ledger()["submitted"] == 2
+
+
+def test_random_seed_count_is_drawn_recorded_and_stable(sim, sess):
+    a = wan.sweep("stars", seed=wan.random_seeds(3), resolution="1K").wait()
+    seeds = [c.request.seed for c in a.results]
+    assert len(set(seeds)) == 3
+    assert sorted(sess.log.runs(sweep_id=a.id)["seed"].tolist()) == sorted(seeds)
+    b = wan.sweep("stars", seed=wan.random_seeds(3), resolution="1K").wait()
+    assert [c.request.seed for c in b.results] == seeds and sim.ledger()["submitted"] == 3
+
+
+def test_seed_string_range_and_any_field_axes(sim, sess):
+    palettes = [[("#0A2540", 50), ("#F5F5F0", 35), ("#E04B3A", 15)],
+                [("#000000", 40), ("#FFFFFF", 40), ("#FF0000", 20)]]
+    sw = wan.sweep("poster", seed="1-2", color_palette=palettes, aspect_ratio=["16:9", "9:16"],
+                   resolution="1K").wait()
+    assert len(sw.results) == 8 and sw.counts()["completed"] == 8
+    sizes = {c.result.images[0].size for c in sw.results}
+    assert sizes == {(1360, 768), (768, 1360)}
+
+
+def test_group_mode_cells_hold_all_panels(sim, sess):
+    sw = wan.sweep("storyboard {beat}", beat=["dawn", "dusk"], action="group", n=3, resolution="1K").wait()
+    grid = sw.grid()
+    assert [len(grid.cell(v, "").items) for v in ("dawn", "dusk")] == [3, 3]
+    assert sim.ledger()["billed_quota"] == 6 * UNIT
+
+
+def test_bad_cells_are_named_before_anything_is_sent(sim, sess):
+    with pytest.raises(wan.RequestError) as info:
+        wan.sweep("x", action="group", resolution=["1K", "4K"])
+    assert info.value.problems[0].field == "resolution" and "resolution=4K" in str(info.value)
+    with pytest.raises(wan.RequestError, match="placeholder|animal"):
+        wan.sweep("a {animal}")
+    assert sim.ledger()["requests"].get("submit", 0) == 0
+
+
+def test_failed_cells_show_their_reason_and_retry_in_one_call(sim, sess):
+    sim.set_faults(next=[{"endpoint": "submit", "fault": "fail_task:upstream_bad_request"}])
+    sw = wan.sweep("retry me", seed=range(3), resolution="1K", concurrency=1).wait()
+    failed = [c for c in sw.results if c.status == "failed"]
+    assert len(failed) == 1 and "upstream_bad_request" in failed[0].error
+    assert "upstream_bad_request" in sw._repr_mimebundle_()["text/html"]
+    sw.retry_failed().wait()
+    assert sw.counts()["completed"] == 3
+    ledger = sim.ledger()
+    assert ledger["submitted"] == 4 and ledger["billed_quota"] == 3 * UNIT
+
+
+def test_cancel_stops_new_submissions_and_cancels_queued(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    with Simulator(latency=2.0, concurrency=1) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            sw = wan.sweep("slow {i}", i=list(range(6)), resolution="1K", concurrency=3)
+            deadline = time.time() + 10
+            while sim.ledger()["submitted"] < 3 and time.time() < deadline:
+                time.sleep(0.05)
+            sw.cancel()
+            time.sleep(0.3)
+            ledger = sim.ledger()
+        finally:
+            sess.close()
+    assert ledger["submitted"] == 3, "cells not yet sent must not be sent after cancel()"
+    assert ledger["by_status"]["cancelled"] >= 1 and ledger["refunded_quota"] >= UNIT
+    assert sum(c.status == "cancelled" for c in sw.results) >= 4
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, wan_nb as wan
+    wan.connect(base_url=sys.argv[1], home=sys.argv[2], quiet=True)
+    sw = wan.sweep("kill test {animal}", animal=["fox", "owl", "cat", "yak"], seed=range(2),
+                   resolution="1K", concurrency=2, quiet=True)
+    sw.wait()
+    print("DONE", sw.counts()["completed"], flush=True)
+""")
+
+
+def test_sigkill_mid_sweep_then_rerun_pays_each_cell_once(tmp_path):
+    script = tmp_path / "sweep_script.py"
+    script.write_text(KILL_SCRIPT)
+    home = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
+    with Simulator(latency=1.0, concurrency=2) as sim:
+        first = subprocess.Popen([sys.executable, str(script), sim.base_url, str(home)], env=env)
+        deadline = time.time() + 30
+        while sim.ledger()["submitted"] < 3 and time.time() < deadline:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = sim.ledger()["submitted"]
+        assert 3 <= killed_at < 8, "the kill must land mid-sweep"
+        done = subprocess.run([sys.executable, str(script), sim.base_url, str(home)], env=env,
+                              capture_output=True, text=True, timeout=90)
+        assert "DONE 8" in done.stdout, done.stderr
+        ledger = sim.ledger()
+    assert ledger["submitted"] == 8, "every cell submitted exactly once across the kill"
+    assert ledger["billed_quota"] == 8 * UNIT
+    log = wan.Log(home / "log.sqlite")
+    runs = log.runs(status="completed")
+    assert len(runs) == 8 and runs["task_id"].nunique() == 8
+    for paths in runs["paths"]:
+        assert len(paths) == 1 and os.path.isfile(paths[0])

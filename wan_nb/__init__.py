@@ -1,0 +1,122 @@
+"""wan_nb: the Wan 2.7 image model in Jupyter.
+
+    import wan_nb as wan
+    wan.connect()                 # WAVE_API_KEY → hosted API; none → built-in simulator
+    r = wan.generate("ink-wash mountains", aspect_ratio="16:9", resolution="2K", seed=7)
+    r                             # shows inline; r.paths are the files on disk
+
+The public names are listed in ``__all__``; modules starting with ``_`` are private.
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncClient, Client, RunOutcome
+from ._exceptions import (
+    ApiError,
+    AuthenticationError,
+    BudgetError,
+    ConfigError,
+    DownloadError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LinkExpiredError,
+    NetworkError,
+    Problem,
+    RateLimitError,
+    RequestError,
+    ServerError,
+    TaskCancelled,
+    TaskError,
+    TaskFailed,
+    TaskNotFoundError,
+    TaskTimeout,
+    WanError,
+    WanWarning,
+)
+from ._log import Log
+from ._modes import edit, generate, group, image2image, interactive_edit, make_request, reference, run
+from ._request import Request, build_request
+from ._result import Result
+from ._retry import RetryPolicy
+from ._session import Session, connect, session
+from ._store import Store, StoredImage
+from ._sweep import Sweep, SweepCell, sweep
+from ._sweep_plan import random_seeds, vary
+from ._wire import Task
+
+__version__ = "0.1.0"
+
+
+def log() -> Log:
+    """The project's experiment log (every run in the run folder)."""
+    return session().log
+
+
+def set_budget(usd: float | None) -> None:
+    """A spending cap for this session (None: no cap). Runs and sweeps never exceed it."""
+    session().budget_usd = usd
+
+
+def fetch(task_id: str) -> Result:
+    """Wait for a task by id, download its images and log them."""
+    return session().fetch(task_id)
+
+
+def cancel(task_id: str) -> Task:
+    """Cancel a queued task (a processing one cannot be; its status is returned)."""
+    return session().client.cancel(task_id)
+
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BudgetError",
+    "Client",
+    "ConfigError",
+    "DownloadError",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "LinkExpiredError",
+    "Log",
+    "NetworkError",
+    "Problem",
+    "RateLimitError",
+    "Request",
+    "RequestError",
+    "Result",
+    "RetryPolicy",
+    "RunOutcome",
+    "ServerError",
+    "Session",
+    "Store",
+    "StoredImage",
+    "Sweep",
+    "SweepCell",
+    "Task",
+    "TaskCancelled",
+    "TaskError",
+    "TaskFailed",
+    "TaskNotFoundError",
+    "TaskTimeout",
+    "WanError",
+    "WanWarning",
+    "build_request",
+    "cancel",
+    "connect",
+    "edit",
+    "fetch",
+    "generate",
+    "group",
+    "image2image",
+    "interactive_edit",
+    "log",
+    "make_request",
+    "random_seeds",
+    "reference",
+    "run",
+    "session",
+    "set_budget",
+    "sweep",
+    "vary",
+]

@@ -1,0 +1,405 @@
+"""Running a sweep: cost first, bounded concurrency, a grid that fills in live.
+
+``sweep(...)`` plans every cell (``_sweep_plan``), shows what it will cost, refuses to
+start above a budget without ``confirm=True`` (and never past the session's budget),
+then runs the cells on the portal loop in the background, each through the same
+``Session.arun`` path as a single call: logged before it is sent, resumed rather than
+re-sent after a kernel restart, served from the cache when identical to a finished
+fixed-seed run. The notebook keeps working while the grid fills in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import _spec
+from ._exceptions import BudgetError, InsufficientBalanceError, WanError
+from ._grid import Cell, CellItem, Grid, cell_key
+from ._portal import get_portal
+from ._request import Request
+from ._result import Result
+from ._session import Session, emit_warnings, session
+from ._sweep_plan import Plan, plan_sweep
+from ._wire import Task
+
+DEFAULT_CONCURRENCY = 4
+REFRESH_SECONDS = 0.25  # at most this often the live view is redrawn
+
+_STOPPING = (BudgetError, InsufficientBalanceError)  # no further cell can succeed
+
+
+@dataclass
+class SweepCell:
+    """One cell: its axis values, its request, and how it is going."""
+
+    index: int
+    coords: dict[str, Any]
+    request: Request
+    status: str = "pending"  # pending, submitted, queued, processing, completed, failed, cancelled, error
+    progress: int | None = None
+    result: Result | None = None
+    error: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled", "error")
+
+
+@dataclass
+class Sweep:
+    """A running (or finished) sweep. Shows itself as a live grid in a notebook."""
+
+    plan: Plan
+    session: Session
+    concurrency: int = DEFAULT_CONCURRENCY
+    fresh: bool = False
+    timeout: float | None = None
+    tags: list[str] = field(default_factory=list)
+    cells: list[SweepCell] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cells = [SweepCell(c.index, c.coords, c.request) for c in self.plan.cells]
+        self._runner: "asyncio.Future | None" = None
+        self._cancelled = False
+        self._stop_reason: str | None = None
+        self._widget: Any = None
+        self._last_draw = 0.0
+        self._draw_pending = False
+        self._lock = threading.Lock()
+        self.started_at: float | None = None
+
+    # -- facts ---------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.plan.sweep_id
+
+    @property
+    def results(self) -> list[SweepCell]:
+        return self.cells
+
+    @property
+    def df(self):
+        """This sweep's runs in the log, as a DataFrame."""
+        return self.session.log.runs(sweep_id=self.id)
+
+    @property
+    def spent_usd(self) -> float:
+        return _spec.quota_to_usd(sum(c.result.cost_quota for c in self.cells if c.result))
+
+    @property
+    def done(self) -> bool:
+        return all(c.done for c in self.cells)
+
+    def counts(self) -> dict[str, int]:
+        out = {"completed": 0, "failed": 0, "running": 0, "queued": 0, "pending": 0}
+        for c in self.cells:
+            if c.status == "completed":
+                out["completed"] += 1
+            elif c.status in ("failed", "error", "cancelled"):
+                out["failed"] += 1
+            elif c.status == "processing":
+                out["running"] += 1
+            elif c.status in ("submitted", "queued"):
+                out["queued"] += 1
+            else:
+                out["pending"] += 1
+        return out
+
+    def progress_line(self) -> str:
+        n = self.counts()
+        total = len(self.cells)
+        parts = [f"{n['completed']}/{total} done"]
+        if n["failed"]:
+            parts.append(f"{n['failed']} failed")
+        parts += [f"{n['running']} running", f"{n['queued'] + n['pending']} queued"]
+        parts.append(f"spent ${self.spent_usd:.5f} of ${_spec.quota_to_usd(self.plan.cost_quota):.5f}")
+        left = self._time_left()
+        if left is not None and not self.done:
+            parts.append(f"~{left:.0f} s left")
+        if self._stop_reason:
+            parts.append(f"stopped: {self._stop_reason}")
+        return " · ".join(parts)
+
+    def _time_left(self) -> float | None:
+        took = [c.ended - c.started for c in self.cells if c.status == "completed" and c.started and c.ended
+                and c.result and not c.result.cache_hit]
+        if not took:
+            return None
+        remaining = sum(1 for c in self.cells if not c.done)
+        return sum(took) / len(took) * remaining / max(1, min(self.concurrency, remaining or 1))
+
+    # -- running -------------------------------------------------------------------
+    def start(self, cells: Iterable[SweepCell] | None = None) -> "Sweep":
+        todo = list(cells if cells is not None else self.cells)
+        self._cancelled = False
+        self._stop_reason = None
+        self.started_at = self.started_at or time.time()
+        self._runner = get_portal().submit(self._run(todo))
+        return self
+
+    async def _run(self, todo: list[SweepCell]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(cell: SweepCell) -> None:
+            async with gate:
+                if self._cancelled or self._stop_reason:
+                    cell.status, cell.error = "cancelled", self._stop_reason or "sweep cancelled"
+                    self._changed()
+                    return
+                await self._run_cell(cell)
+
+        tasks = [asyncio.ensure_future(one(c)) for c in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # gather has already cancelled each cell once; cancelling again would cut
+            # short their cleanup (cancelling queued tasks on the server). Let it finish.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for c in todo:
+                if not c.done:
+                    c.status, c.error = "cancelled", "sweep cancelled"
+            raise
+        finally:
+            self._changed(force=True)
+
+    async def _run_cell(self, cell: SweepCell) -> None:
+        cell.status, cell.error, cell.started = "submitted", None, time.time()
+        self._changed()
+
+        def on_update(run_id: str, task: Task) -> None:
+            cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, task.status, task.progress
+            self._changed()
+
+        try:
+            result = await self.session.arun(
+                cell.request, fresh=self.fresh, timeout=self.timeout, sweep_id=self.id, cell=cell.coords,
+                cell_index=cell.index, tags=self.tags, on_update=on_update,
+            )
+        except asyncio.CancelledError:
+            cell.status, cell.error = "cancelled", "sweep cancelled"
+            raise
+        except _STOPPING as exc:
+            cell.status, cell.error = "error", str(exc)
+            self._stop_reason = f"{type(exc).__name__}: no new cells are sent"
+        except WanError as exc:
+            cell.status = getattr(getattr(exc, "task", None), "status", None) or "error"
+            if cell.status not in ("failed", "cancelled"):
+                cell.status = "error"
+            cell.error = str(exc)
+        else:
+            cell.result, cell.run_id, cell.task_id, cell.status = result, result.run_id, result.task_id, "completed"
+        finally:
+            cell.ended = time.time()
+            self._changed()
+
+    def wait(self, timeout: float | None = None) -> "Sweep":
+        """Block until every cell has ended (Ctrl-C cancels the sweep). No-op when done."""
+        if self._runner is None or self._runner.done():
+            return self
+        runner = self._runner
+
+        async def _wait() -> None:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(runner), timeout)
+            except asyncio.CancelledError:
+                self._cancelled = True
+                runner.cancel()
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(runner), 15)
+                except BaseException:
+                    pass
+                raise
+
+        get_portal().run(_wait())
+        return self
+
+    def cancel(self) -> "Sweep":
+        """Stop sending new cells and cancel queued tasks on the server."""
+        self._cancelled = True
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            deadline = time.time() + 15
+            while not all(c.done for c in self.cells) and time.time() < deadline:
+                time.sleep(0.05)
+        self._changed(force=True)
+        return self
+
+    def retry_failed(self) -> "Sweep":
+        """Run again only the cells that failed, errored or were cancelled."""
+        if self._runner is not None and not self._runner.done():
+            raise RuntimeError("the sweep is still running; wait() or cancel() it first")
+        again = [c for c in self.cells if c.status in ("failed", "error", "cancelled")]
+        for c in again:
+            c.status, c.error, c.result = "pending", None, None
+        return self.start(again)
+
+    # -- views ---------------------------------------------------------------------
+    def grid(self, rows: str | None = None, cols: str | None = None) -> Grid:
+        """The sweep as a labelled grid (live state; placeholders for cells still running)."""
+        varying = [(n, v) for n, v in self.plan.axes if len(v) > 1]
+        names = [n for n, _ in varying]
+        rows = rows or (names[0] if names else "prompt")
+        col_axes = [cols] if cols else [n for n in names if n != rows]
+        by_name = dict(self.plan.axes)
+
+        def row_of(cell: SweepCell) -> Any:
+            return _value(cell, rows)
+
+        def col_of(cell: SweepCell) -> Any:
+            if not col_axes:
+                return ""
+            if len(col_axes) == 1:
+                return _value(cell, col_axes[0])
+            return " · ".join(f"{a}={_short(_value(cell, a))}" for a in col_axes)
+
+        row_values = list(by_name.get(rows, [])) or _distinct(row_of(c) for c in self.cells)
+        col_values = _distinct(col_of(c) for c in self.cells)
+        cells: dict[tuple, Cell] = {}
+        for c in self.cells:
+            cells.setdefault(cell_key(row_of(c), col_of(c)), Cell()).items.extend(_items(c))
+        legend = {k: _short(v) for k, v in self.plan.fixed.items()}
+        legend.update({n: _short(v[0]) for n, v in self.plan.axes if len(v) == 1})
+        col_name = " · ".join(col_axes) if col_axes else ""
+        return Grid(rows, col_name, row_values, col_values, cells, legend,
+                    title=f"sweep {self.id}", progress_line=self.progress_line())
+
+    def _html(self) -> str:
+        return self.grid()._repr_html_()
+
+    def _changed(self, force: bool = False) -> None:
+        """Redraw the live view, at most every REFRESH_SECONDS (and always at the end)."""
+        if self._widget is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_draw >= REFRESH_SECONDS:
+            self._last_draw = now
+            self._widget.value = self._html()
+        elif not self._draw_pending:
+            self._draw_pending = True
+
+            def later() -> None:
+                self._draw_pending = False
+                self._changed(force=True)
+
+            get_portal().loop.call_later(REFRESH_SECONDS, later)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+        html = self._html()
+        bundle = {"text/plain": repr(self), "text/html": html}
+        try:
+            import ipywidgets
+        except ImportError:  # pragma: no cover - ipywidgets is a dependency
+            return bundle
+        if self._widget is None:
+            self._widget = ipywidgets.HTML(value=html)
+        bundle.update(self._widget._repr_mimebundle_() or {})
+        bundle["text/html"] = html  # frontends without the widget manager still see the grid
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.id}: {self.progress_line()}>"
+
+
+def _value(cell: SweepCell, name: str) -> Any:
+    if name in cell.coords:
+        return cell.coords[name]
+    if name == "prompt":
+        return cell.request.prompt
+    return getattr(cell.request, name, None)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    out, seen = [], set()
+    for v in values:
+        k = cell_key(v, None)
+        if k not in seen:
+            seen.add(k)
+            out.append(v)
+    return out
+
+
+def _items(cell: SweepCell) -> list[CellItem]:
+    label = ""  # the row and column labels already say which cell this is
+    if cell.result is not None:
+        cap = "cache hit" if cell.result.cache_hit else ""
+        return [CellItem(thumb=i.thumb_path, full=i.path, status="completed", caption=cap, width=i.width,
+                         height=i.height) for i in cell.result.images]
+    status = cell.status
+    if status == "processing" and cell.progress is not None:
+        status = f"processing {cell.progress}%"
+    w, h = cell.request.output_size
+    return [CellItem(thumb=None, full=None, status=status, error=cell.error, caption=label, width=w, height=h)]
+
+
+def sweep(
+    prompts: str | Iterable[str],
+    *,
+    budget_usd: float | None = None,
+    confirm: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    fresh: bool = False,
+    timeout: float | None = None,
+    tags: list[str] | None = None,
+    start: bool = True,
+    quiet: bool = False,
+    **fields: Any,
+) -> Sweep:
+    """Sweep prompt templates × any fields; returns at once, runs in the background.
+
+    Axes: a list / range of values for any field or ``{placeholder}``; ``seed`` also
+    takes ``"1-8"`` or ``random_seeds(k)``; list-valued fields (palettes, image sets,
+    bbox lists) are axes when given as a list of such values, or via ``vary([...])``.
+    ``mode=`` is an alias of ``action=``. The cost is printed before anything is sent.
+    """
+    if "mode" in fields:
+        fields["action"] = fields.pop("mode")
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    sess = session()
+    plan = plan_sweep(prompts, dict(fields), salt=_fresh_salt() if fresh else "")
+    for cell in plan.cells[:1]:
+        emit_warnings(cell.request)
+    to_pay = _cost_to_pay(sess, plan, fresh)
+    line = (f"sweep {plan.sweep_id}: {len(plan.cells)} task(s), {plan.images} image(s), "
+            f"${_spec.quota_to_usd(plan.cost_quota):.5f} in all; ${_spec.quota_to_usd(to_pay):.5f} to pay "
+            f"(${_spec.quota_to_usd(plan.cost_quota - to_pay):.5f} already in the log) · concurrency {concurrency}")
+    if not quiet:
+        print(line)
+    usd = _spec.quota_to_usd(to_pay)
+    if budget_usd is not None and usd > budget_usd and not confirm:
+        raise BudgetError(f"{line}: above budget_usd=${budget_usd:.2f}; nothing was sent. "
+                          "Pass confirm=True to run it anyway, or make the sweep smaller.")
+    sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
+    sw = Sweep(plan, sess, concurrency=concurrency, fresh=fresh, timeout=timeout, tags=list(tags or []))
+    return sw.start() if start else sw
+
+
+def _fresh_salt() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _cost_to_pay(sess: Session, plan: Plan, fresh: bool) -> int:
+    """Quota the sweep will really spend: cells already done (resume or cache) are free."""
+    if fresh:
+        return plan.cost_quota
+    done = sess.completed_hashes()
+    def free(req: Request) -> bool:
+        sweeps = done.get(req.request_hash, set())
+        return plan.sweep_id in sweeps or (bool(sweeps) and not req.seed_random)
+
+    return sum(c.request.cost_quota for c in plan.cells if not free(c.request))

@@ -1,0 +1,203 @@
+"""Expanding a sweep: prompt templates × any field, with no I/O.
+
+``plan_sweep`` turns ``sweep("a {animal} in snow", animal=["fox", "owl"], seed=range(4),
+resolution=["1K", "2K"])`` into cells, each a checked ``Request`` with the axis values
+that made it. All cells are checked before anything is sent; a broken one is named
+with its coordinates.
+
+Its id is a hash of the sweep's definition, so re-running the same cell after a
+kernel restart finds the same sweep in the log. Seeds the user left random (or asked
+for with ``random_seeds(k)``) are drawn from that id: drawn client-side, recorded in
+the log, and the same again on a re-run, which is what makes resume safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import _spec
+from ._exceptions import Problem, RequestError
+from ._images import ImageInputError, to_image_ref
+from ._request import FIELDS, Request, from_fields, unknown_fields
+
+# Fields whose single value is itself a list: a list of them is an axis only when
+# nested one level deeper (or wrapped in ``vary``).
+_LIST_FIELDS = {"image_urls": 2, "color_palette": 2, "bbox_list": 4, "callback_events": 2}
+
+
+class vary(list):
+    """Mark a value list as an axis explicitly: ``color_palette=vary([p1, p2])``."""
+
+
+@dataclass(frozen=True)
+class random_seeds:  # noqa: N801 - reads like a function at the call site
+    """``seed=random_seeds(4)``: four seeds drawn client-side (recorded, stable on re-run)."""
+
+    count: int
+
+    def draw(self, sweep_id: str) -> list[int]:
+        rng = random.Random(f"{sweep_id}:seeds")
+        return [rng.randint(_spec.SEED_MIN, _spec.SEED_MAX) for _ in range(self.count)]
+
+
+@dataclass
+class PlannedCell:
+    index: int
+    coords: dict[str, Any]
+    request: Request
+
+
+@dataclass
+class Plan:
+    sweep_id: str
+    axes: list[tuple[str, list[Any]]]
+    fixed: dict[str, Any]
+    cells: list[PlannedCell] = field(default_factory=list)
+
+    @property
+    def images(self) -> int:
+        return sum(c.request.image_count for c in self.cells)
+
+    @property
+    def cost_quota(self) -> int:
+        return sum(c.request.cost_quota for c in self.cells)
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [name for name, _ in self.axes]
+
+
+def _parse_seeds(value: Any) -> Any:
+    """``"1-8"`` → range(1, 9); ``"3,5,9"`` → [3, 5, 9]; other values unchanged."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise RequestError([Problem("seed", "range", f"{value!r}: the end is below the start")])
+            return list(range(lo, hi + 1))
+        if re.fullmatch(r"\s*\d+(\s*,\s*\d+)+\s*", value):
+            return [int(x) for x in value.split(",")]
+        raise RequestError([Problem("seed", "type", f"{value!r}: use an integer, a range, \"1-8\" or random_seeds(k)")])
+    return value
+
+
+def _depth(value: Any) -> int:
+    d = 0
+    while isinstance(value, (list, tuple)) and value:
+        d += 1
+        value = value[0]
+    return d
+
+
+def _is_palette_axis(value: Any) -> bool:
+    # a palette is a list of {hex, ratio} dicts or (hex, ratio) pairs; an axis is a list of palettes
+    return isinstance(value, (list, tuple)) and bool(value) and all(
+        isinstance(p, (list, tuple)) and p and isinstance(p[0], (dict, list, tuple)) for p in value
+    )
+
+
+def _axis_values(name: str, value: Any) -> list[Any] | None:
+    """The values of an axis, or None if ``value`` is one fixed value."""
+    if isinstance(value, vary):
+        return list(value)
+    if name == "color_palette":
+        return list(value) if _is_palette_axis(value) else None
+    if name in _LIST_FIELDS:
+        return list(value) if isinstance(value, (list, tuple)) and _depth(value) >= _LIST_FIELDS[name] else None
+    if isinstance(value, (range, list, tuple)):
+        return list(value)
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    """A stable JSON stand-in for the sweep id (local images by content hash)."""
+    if isinstance(value, random_seeds):
+        return f"random_seeds({value.count})"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple, range)):
+        return [_jsonable(v) for v in value]
+    try:
+        return to_image_ref(value).canonical
+    except ImageInputError:
+        return repr(value)
+
+
+def _placeholders(template: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError as exc:
+        raise RequestError([Problem("prompt", "template", f"{template!r} is not a valid template: {exc}")]) from exc
+
+
+def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: str = "") -> Plan:
+    """Expand templates × axes into checked requests; raise one RequestError for all problems."""
+    templates = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not templates or not all(isinstance(t, str) for t in templates):
+        raise RequestError([Problem("prompt", "type", "give a prompt, a template with {placeholders}, or a list of them")])
+    names = {n for t in templates for n in _placeholders(t)}
+    placeholder_values = {k: fields.pop(k) for k in list(fields) if k in names and k not in FIELDS}
+    problems = unknown_fields(fields)
+    problems += [Problem(n, "placeholder", f"the template uses {{{n}}} but no {n}=... was given")
+                 for n in sorted(names) if n not in placeholder_values and n not in fields]
+    if "prompt" in fields:
+        problems.append(Problem("prompt", "duplicate", "give prompts as the first argument, not prompt="))
+    if problems:
+        raise RequestError(problems)
+    if "seed" in fields:
+        fields["seed"] = _parse_seeds(fields["seed"])
+
+    axes: list[tuple[str, Any]] = []
+    fixed: dict[str, Any] = {}
+    if len(templates) > 1:
+        axes.append(("template" if names else "prompt", templates))
+    for name, value in {**placeholder_values, **fields}.items():
+        values = value if isinstance(value, random_seeds) else _axis_values(name, value)
+        if values is None:
+            fixed[name] = value
+        else:
+            axes.append((name, values))
+
+    identity = json.dumps({"templates": templates, "axes": [(n, _jsonable(v)) for n, v in axes],
+                           "fixed": _jsonable(fixed), "salt": salt}, sort_keys=True, default=str)
+    sweep_id = "sw-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+    axes = [(n, v.draw(sweep_id) if isinstance(v, random_seeds) else list(v)) for n, v in axes]
+    for name, values in axes:
+        if not values:
+            raise RequestError([Problem(name, "empty_axis", "has no values to sweep over")])
+
+    plan = Plan(sweep_id, axes, fixed)
+    cell_problems: dict[tuple, list[str]] = {}
+    for index, combo in enumerate(itertools.product(*(v for _, v in axes))):
+        coords = dict(zip(plan.axis_names, combo))
+        template = coords.get("template", coords.get("prompt", templates[0]))
+        values = {**fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
+        text = template.format(**{n: values[n] for n in _placeholders(template)}) if names else template
+        request_fields = {k: v for k, v in values.items() if k in FIELDS}
+        try:
+            req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{sweep_id}:{index}"))
+        except RequestError as exc:
+            for p in exc.problems:
+                cell_problems.setdefault((p.field, p.rule, p.message), []).append(_label(coords))
+            continue
+        plan.cells.append(PlannedCell(index, coords, req))
+    if cell_problems:
+        raise RequestError([
+            Problem(f, r, f"{m} — in {len(cells)} cell(s): {'; '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}")
+            for (f, r, m), cells in cell_problems.items()
+        ])
+    return plan
+
+
+def _label(coords: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={str(v)[:30]}" for k, v in coords.items()) or "the only cell"
