@@ -67,7 +67,9 @@ class Sweep:
 
     def __post_init__(self) -> None:
         self.cells = [SweepCell(c.index, c.coords, c.request) for c in self.plan.cells]
-        self._runner: "asyncio.Future | None" = None
+        self._task: "asyncio.Task | None" = None  # the runner, on the portal loop
+        self._finished = threading.Event()  # set after the runner AND its cleanup ended
+        self._finished.set()
         self._cancelled = False
         self._stop_reason: str | None = None
         self._widget: Any = None
@@ -142,8 +144,18 @@ class Sweep:
         self._cancelled = False
         self._stop_reason = None
         self.started_at = self.started_at or time.time()
-        self._runner = get_portal().submit(self._run(todo))
+        self._finished.clear()
+
+        async def launch() -> None:
+            self._task = asyncio.ensure_future(self._run(todo))
+            self._task.add_done_callback(lambda _: self._finished.set())
+
+        get_portal().run(launch())
         return self
+
+    @property
+    def running(self) -> bool:
+        return not self._finished.is_set()
 
     async def _run(self, todo: list[SweepCell]) -> None:
         gate = asyncio.Semaphore(self.concurrency)
@@ -202,20 +214,17 @@ class Sweep:
 
     def wait(self, timeout: float | None = None) -> "Sweep":
         """Block until every cell has ended (Ctrl-C cancels the sweep). No-op when done."""
-        if self._runner is None or self._runner.done():
+        task = self._task
+        if task is None or not self.running:
             return self
-        runner = self._runner
 
         async def _wait() -> None:
             try:
-                await asyncio.wait_for(asyncio.wrap_future(runner), timeout)
-            except asyncio.CancelledError:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except asyncio.CancelledError:  # Ctrl-C in the waiting thread
                 self._cancelled = True
-                runner.cancel()
-                try:
-                    await asyncio.wait_for(asyncio.wrap_future(runner), 15)
-                except BaseException:
-                    pass
+                task.cancel()
+                await asyncio.wait([task], timeout=15)  # let cells cancel their tasks on the server
                 raise
 
         get_portal().run(_wait())
@@ -224,17 +233,15 @@ class Sweep:
     def cancel(self) -> "Sweep":
         """Stop sending new cells and cancel queued tasks on the server."""
         self._cancelled = True
-        if self._runner is not None and not self._runner.done():
-            self._runner.cancel()
-            deadline = time.time() + 15
-            while not all(c.done for c in self.cells) and time.time() < deadline:
-                time.sleep(0.05)
+        if self._task is not None and self.running:
+            get_portal().loop.call_soon_threadsafe(self._task.cancel)
+            self._finished.wait(15)
         self._changed(force=True)
         return self
 
     def retry_failed(self) -> "Sweep":
         """Run again only the cells that failed, errored or were cancelled."""
-        if self._runner is not None and not self._runner.done():
+        if self.running:
             raise RuntimeError("the sweep is still running; wait() or cancel() it first")
         again = [c for c in self.cells if c.status in ("failed", "error", "cancelled")]
         for c in again:
