@@ -35,7 +35,7 @@ from ._html_parts import is_missing
 
 BUSY_TIMEOUT_S = 60.0
 DERIVED_COLUMNS = ("n_images", "paths", "duration_s")
-_IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
+IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
 
 Where = str | Callable[[pd.DataFrame], Any] | None
 
@@ -369,9 +369,9 @@ class Log:
     def _image_row(self, run_id: str, idx: int, image: Any) -> dict[str, Any]:
         if isinstance(image, Mapping):
             data = dict(image)
-            _check_known(data, {k: 1 for k in ("idx", *_IMAGE_FIELDS)}, "image")
+            _check_known(data, {k: 1 for k in ("idx", *IMAGE_FIELDS)}, "image")
         elif all(hasattr(image, f) for f in ("path", "sha256")):  # StoredImage or alike
-            data = {f: getattr(image, f, None) for f in _IMAGE_FIELDS}
+            data = {f: getattr(image, f, None) for f in IMAGE_FIELDS}
         else:
             raise TypeError(f"images[{idx}]: expected a StoredImage or a dict, got {type(image).__name__}")
         data.setdefault("idx", idx)
@@ -391,7 +391,7 @@ class Log:
     def add_images(self, run_id: str, images: Iterable[Any]) -> None:
         """Record a run's images (StoredImage or dicts), replacing any it had, in one transaction."""
         rows = [self._image_row(run_id, i, im) for i, im in enumerate(images)]
-        cols = ["run_id", "idx", *_IMAGE_FIELDS]
+        cols = ["run_id", "idx", *IMAGE_FIELDS]
         sql = f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
         try:
             with self._transaction(write=True) as conn:
@@ -443,7 +443,7 @@ class Log:
         run = self.get_run(run_id)
         if run is None:
             raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
-        return [StoredImage(**{k: im[k] for k in _IMAGE_FIELDS}) for im in run["images"]]
+        return [StoredImage(**{k: im[k] for k in IMAGE_FIELDS}) for im in run["images"]]
 
     def find_runs(
         self,

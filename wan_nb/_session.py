@@ -28,7 +28,7 @@ from typing import Any, Callable
 from . import _config, _spec
 from ._client import Client
 from ._exceptions import BudgetError, ConfigError, TaskError, TaskTimeout, WanError, WanWarning
-from ._log import Log
+from ._log import IMAGE_FIELDS, Log
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
@@ -230,14 +230,8 @@ class Session:
                       warnings=request.warnings if request else ())
 
     def _images_of(self, row: dict) -> list[StoredImage]:
-        out = []
-        for img in row.get("images") or []:
-            out.append(StoredImage(
-                path=self.home / img["path"], thumb_path=self.home / img["thumb_path"], sha256=img["sha256"],
-                bytes=img["bytes"], width=img["width"], height=img["height"], format=img["format"],
-                source_url=img.get("source_url"), expires_at=img.get("expires_at"),
-            ))
-        return out
+        """A logged run's images (the log gives absolute paths)."""
+        return [StoredImage(**{f: img.get(f) for f in IMAGE_FIELDS}) for img in row.get("images") or []]
 
     def _files_ok(self, row: dict) -> bool:
         images = row.get("images") or []
@@ -316,7 +310,8 @@ def connect(
     store = Store(_config.home(home))
     if key:
         url = _config.base_url(base_url)
-        backend, line = "hosted", f"wan_nb: connected to {url}"
+        backend = "simulator" if _config.is_loopback_url(url) else "hosted"
+        line = f"wan_nb: connected to {url}"
     elif url and _config.is_loopback_url(url):
         key, backend = SIM_KEY, "simulator"
         line = f"wan_nb: no API key set; using the simulator at {url} (nothing is billed)"
