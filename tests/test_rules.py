@@ -219,3 +219,21 @@ def test_defaults_of_the_document():
     req = build_request(prompt="x")
     assert (req.model, req.action, req.n, req.aspect_ratio, req.resolution) == ("wan2.7-image", "generate", 1, "1:1", "2K")
     assert (req.watermark, req.thinking_mode, req.enable_sequential) == (False, True, False)
+
+
+def test_wire_images_must_be_urls_never_server_paths(sim):
+    body = _body({"action": "image2image", "image_urls": ["/etc/passwd"]})
+    r = httpx.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
+    assert r.status_code == 400
+    problems = r.json()["error"]["problems"]
+    assert [(p["field"], p["rule"]) for p in problems] == [("image_urls[0]", "url")]
+    assert "no such file" not in r.text  # nothing about the server's disk leaks
+
+
+def test_unknown_field_does_not_hide_other_problems(sim, client):
+    body = _body({"aspect": "16:9", "n": 0, "resolution": "8K"})
+    with pytest.raises(wan.RequestError) as info:
+        client.submit(body)
+    assert {p.field for p in info.value.problems} == {"aspect", "n", "resolution"}
+    r = httpx.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
+    assert {p["field"] for p in r.json()["error"]["problems"]} == {"aspect", "n", "resolution"}

@@ -518,11 +518,15 @@ def unknown_fields(names: Iterable[str]) -> list[Problem]:
 
 
 def from_fields(fields: dict[str, Any], **options: Any) -> Request:
-    """``build_request`` from a dict, naming unknown keys instead of a TypeError."""
+    """``build_request`` from a dict: unknown keys are named along with every other problem."""
     problems = unknown_fields(fields)
+    try:
+        request = build_request(**{k: v for k, v in fields.items() if k in FIELDS}, **options)
+    except RequestError as exc:
+        problems += exc.problems
     if problems:
         raise RequestError(problems)
-    return build_request(**fields, **options)
+    return request
 
 
 def as_request(value: "Request | dict[str, Any]") -> Request:

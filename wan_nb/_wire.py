@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import Problem, RequestError
-from ._request import Request, unknown_fields
+from ._images import is_url
+from ._request import Request, from_fields
 
 TERMINAL = ("completed", "failed", "cancelled")
 STATES = ("queued", "processing") + TERMINAL
@@ -45,12 +46,26 @@ def to_body(request: Request, image_urls: list[str] | None = None) -> dict[str, 
 
 
 def fields_from_body(body: Any) -> dict[str, Any]:
-    """``build_request`` keyword arguments from a submit body (the simulator's side)."""
+    """A submit body checked by every rule, as ``build_request`` keyword arguments.
+
+    The simulator's entry point. On the wire an image is a URL and nothing else: a
+    path-like string must never make a server read its own disk. All problems (bad
+    URLs, unknown keys, every other rule) are reported together.
+    """
     if not isinstance(body, dict):
         raise RequestError([Problem("body", "type", "must be a JSON object")])
-    problems = unknown_fields(body)
-    if problems:
-        raise RequestError(problems)
+    urls = body.get("image_urls")
+    bad_urls = [
+        Problem(f"image_urls[{i}]", "url", f"must be an http(s) URL (got {u!r})")
+        for i, u in enumerate(urls if isinstance(urls, list) else [])
+        if not (isinstance(u, str) and is_url(u))
+    ]
+    try:
+        from_fields({k: v for k, v in body.items() if not (k == "image_urls" and bad_urls)})
+    except RequestError as exc:
+        raise RequestError(bad_urls + exc.problems) from None
+    if bad_urls:
+        raise RequestError(bad_urls)
     return dict(body)
 
 
