@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import Problem, RequestError
-from ._images import is_url
+from ._images import ImageRef, is_url
 from ._request import Request, from_fields
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -60,8 +60,11 @@ def fields_from_body(body: Any) -> dict[str, Any]:
         for i, u in enumerate(urls if isinstance(urls, list) else [])
         if not (isinstance(u, str) and is_url(u))
     ]
+    checked = dict(body)
+    if bad_urls:  # keep the count (and the boxes) checkable without touching the bad strings
+        checked["image_urls"] = [u if isinstance(u, str) and is_url(u) else ImageRef() for u in urls]
     try:
-        from_fields({k: v for k, v in body.items() if not (k == "image_urls" and bad_urls)})
+        from_fields(checked)
     except RequestError as exc:
         raise RequestError(bad_urls + exc.problems) from None
     if bad_urls:
