@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work
+# here). Without it they skip on a developer's machine; under CI they fail instead.
+bash tests/browser_setup.sh || [ -z "${CI:-}" ]
 exec python3 -m pytest "$@"

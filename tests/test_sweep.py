@@ -120,7 +120,8 @@ def test_seed_string_range_and_any_field_axes(sim, sess):
 def test_group_mode_cells_hold_all_panels(sim, sess):
     sw = wan.sweep("storyboard {beat}", beat=["dawn", "dusk"], action="group", n=3, resolution="1K").wait()
     grid = sw.grid()
-    assert [len(grid.cell(v, "").items) for v in ("dawn", "dusk")] == [3, 3]
+    assert grid.col_name == "beat" and grid.row_values == [""]  # one varying axis: one row
+    assert [len(grid.cell("", v).items) for v in ("dawn", "dusk")] == [3, 3]
     assert sim.ledger()["billed_quota"] == 6 * UNIT
 
 

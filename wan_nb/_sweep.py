@@ -107,9 +107,9 @@ class Sweep:
                 out["completed"] += 1
             elif c.status in ("failed", "error", "cancelled"):
                 out["failed"] += 1
-            elif c.status == "processing":
-                out["running"] += 1
-            elif c.status in ("submitted", "queued"):
+            elif c.status in ("submitted", "processing", "downloading", "finishing"):
+                out["running"] += 1  # "submitted": on the server, held by Prefer: wait
+            elif c.status == "queued":
                 out["queued"] += 1
             else:
                 out["pending"] += 1
@@ -187,7 +187,10 @@ class Sweep:
         self._changed()
 
         def on_update(run_id: str, task: Task) -> None:
-            cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, task.status, task.progress
+            # A cell is "completed" only once its images are on disk (set below); until
+            # then a finished task is still being fetched, or about to be retried.
+            status = task.status if not task.terminal else ("downloading" if task.status == "completed" else "finishing")
+            cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, status, task.progress
             self._changed()
 
         try:
@@ -253,12 +256,13 @@ class Sweep:
         """The sweep as a labelled grid (live state; placeholders for cells still running)."""
         varying = [(n, v) for n, v in self.plan.axes if len(v) > 1]
         names = [n for n, _ in varying]
-        rows = rows or (names[0] if names else "prompt")
+        if rows is None:  # one varying axis reads best as a single row of images
+            rows = names[0] if len(names) > 1 else ""
         col_axes = [cols] if cols else [n for n in names if n != rows]
         by_name = dict(self.plan.axes)
 
         def row_of(cell: SweepCell) -> Any:
-            return _value(cell, rows)
+            return _value(cell, rows) if rows else ""
 
         def col_of(cell: SweepCell) -> Any:
             if not col_axes:
@@ -267,7 +271,7 @@ class Sweep:
                 return _value(cell, col_axes[0])
             return " · ".join(f"{a}={_short(_value(cell, a))}" for a in col_axes)
 
-        row_values = list(by_name.get(rows, [])) or _distinct(row_of(c) for c in self.cells)
+        row_values = (list(by_name.get(rows, [])) or _distinct(row_of(c) for c in self.cells)) if rows else [""]
         col_values = _distinct(col_of(c) for c in self.cells)
         cells: dict[tuple, Cell] = {}
         for c in self.cells:
