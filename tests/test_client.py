@@ -241,3 +241,25 @@ def test_sessions_never_store_the_key(tmp_path, monkeypatch, capsys):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_one_429_pauses_every_call_of_the_client(tmp_path):
+    """The 429-aware limiter is shared: a call started while another waits out a rate
+    window does not reach the server before the window resets."""
+    async def scenario(sim):
+        client = wan.AsyncClient("k", sim.base_url, store=wan.Store(tmp_path), retry=FAST)
+        first = await client.submit({"prompt": "fills the window", "seed": 1}, wait=0)
+        second = asyncio.ensure_future(client.submit({"prompt": "gets a 429", "seed": 2}, wait=0))
+        while sim.ledger()["responses"].get("429", 0) == 0:
+            await asyncio.sleep(0.01)
+        gets_before = sim.ledger()["requests"].get("get", 0)
+        poll = asyncio.ensure_future(client.get(first.task_id))
+        await asyncio.sleep(0.8)  # well inside the 2 s window
+        held = sim.ledger()["requests"].get("get", 0) == gets_before and not poll.done()
+        await asyncio.gather(second, poll)
+        await client.aclose()
+        return held
+
+    with Simulator(latency=0.05, faults={"rate_cap": 1, "rate_window": 2.0}) as sim:
+        assert asyncio.run(scenario(sim)), "a call went out while the client was rate-limited"
+        assert sim.ledger()["submitted"] == 2

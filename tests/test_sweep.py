@@ -200,3 +200,39 @@ def test_sigkill_mid_sweep_then_rerun_pays_each_cell_once(tmp_path):
     assert len(runs) == 8 and runs["task_id"].nunique() == 8
     for paths in runs["paths"]:
         assert len(paths) == 1 and os.path.isfile(paths[0])
+
+
+def test_all_sweep_problems_reported_at_once(sim, sess):
+    with pytest.raises(wan.RequestError) as info:
+        wan.sweep("a {animal}", resolution="8K", seed="x", aspekt="1:1")
+    assert {p.field for p in info.value.problems} == {"animal", "resolution", "seed", "aspekt"}
+    assert sim.ledger()["requests"].get("submit", 0) == 0
+
+
+def test_wait_with_timeout_returns(sim, sess):
+    sw = wan.sweep("slow {i}", i=list(range(4)), resolution="1K", concurrency=1)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        sw.wait(timeout=0.2)
+    assert time.monotonic() - started < 5
+    sw.wait()
+    assert sw.done and sw.counts()["completed"] == 4
+
+
+def test_plain_text_view_of_a_sweep_is_not_html(sim, sess):
+    sw = wan.sweep("plain {i}", i=[1, 2], resolution="1K").wait()
+    bundle = sw._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("<Sweep sw-") and "<div" not in bundle["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_log_timings_span_the_held_submit(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    with Simulator(latency=0.8) as sim:
+        s = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            r = wan.generate("timed", seed=1, resolution="1K")
+            row = s.log.runs(run_id=r.run_id).iloc[0]
+        finally:
+            s.close()
+    assert row["duration_s"] >= 0.4, "submitted_at must be taken before a Prefer: wait submit"

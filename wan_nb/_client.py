@@ -43,7 +43,7 @@ from ._exceptions import (
 from ._images import ImageRef
 from ._portal import get_portal
 from ._request import Request, as_request
-from ._retry import DEFAULT_POLICY, RetryPolicy, poll_delays
+from ._retry import DEFAULT_POLICY, RateGate, RetryPolicy, poll_delays
 from ._store import Store, StoredImage
 from ._wire import Task
 
@@ -111,6 +111,7 @@ class AsyncClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._uploaded: dict[str, str] = {}  # sha256 -> URL, so an image is uploaded once
+        self.rate_gate = RateGate()  # shared by all calls (and so all sweep cells) of this client
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r} api_key=***>"
@@ -154,6 +155,8 @@ class AsyncClient:
         waited_for_rate = 0.0
         while True:
             attempt += 1
+            if auth and self.rate_gate.remaining:
+                await asyncio.sleep(self.rate_gate.remaining)
             try:
                 resp = await self._client().request(
                     method,
@@ -180,7 +183,7 @@ class AsyncClient:
                     if waited_for_rate + wait <= policy.max_rate_limit_wait:
                         waited_for_rate += wait
                         attempt -= 1  # waiting out a window is not a failed attempt
-                        await asyncio.sleep(wait)
+                        self.rate_gate.close_for(wait)
                         continue
                 elif attempt < policy.max_attempts:
                     await asyncio.sleep(policy.backoff(attempt))
@@ -368,6 +371,7 @@ class AsyncClient:
                     task = None  # the server forgot it: the same key submits it again, billed once
             if task is None:
                 attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
+                submitted_at = time.time()  # before the submit: Prefer: wait may hold it to the end
                 try:
                     task = await self.submit(req, idempotency_key=attempt_key, wait=min(self.prefer_wait, remaining))
                 except asyncio.CancelledError:
@@ -375,7 +379,6 @@ class AsyncClient:
                     if after is not None:
                         _notify(on_update, after)
                     raise
-                submitted_at = time.time()
             _notify(on_update, task)
             try:
                 task = await self.wait(task, timeout=deadline - time.monotonic(), on_update=on_update)

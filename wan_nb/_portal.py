@@ -61,11 +61,11 @@ class Portal:
 
         fut = self.submit(guard())
         try:
-            while True:
-                try:
-                    return fut.result(timeout=0.1)
-                except concurrent.futures.TimeoutError:
-                    continue
+            # Wait in short slices so Ctrl-C is seen; never use result(timeout=) for this:
+            # on 3.11 its TimeoutError is the coroutine's own TimeoutError too.
+            while not concurrent.futures.wait([fut], timeout=0.1).done:
+                pass
+            return fut.result()
         except KeyboardInterrupt:
             fut.cancel()  # cancels the task on the loop; its cleanup runs there
             try:

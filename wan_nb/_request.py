@@ -163,9 +163,10 @@ class Request:
 
     def summary(self) -> str:
         w, h = self.output_size
+        shape = "" if self.action == _spec.INTERACTIVE_EDIT else f" ({self.aspect_ratio}, {self.resolution})"
         return (
-            f"{self.action} · {self.n} image{'s' if self.n != 1 else ''} · {w}×{h} "
-            f"({self.aspect_ratio}, {self.resolution}) · seed {self.seed} · ${self.cost_usd:.5f}"
+            f"{self.action} · {self.n} image{'s' if self.n != 1 else ''} · {w}×{h}{shape}"
+            f" · seed {self.seed} · ${self.cost_usd:.5f}"
         )
 
     def __repr__(self) -> str:

@@ -62,6 +62,21 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+class RateGate:
+    """One pause shared by every call through a client: after any 429, nobody sends
+    until the window resets, instead of each concurrent cell hammering the API alone."""
+
+    def __init__(self) -> None:
+        self._until = 0.0  # time.monotonic() before which no request is sent
+
+    def close_for(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+
 def poll_delays(first: float = 0.5, factor: float = 1.5, cap: float = 5.0):
     """Adaptive polling: quick at first (most tasks end soon), then slower."""
     delay = first

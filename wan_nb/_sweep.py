@@ -216,7 +216,10 @@ class Sweep:
             self._changed()
 
     def wait(self, timeout: float | None = None) -> "Sweep":
-        """Block until every cell has ended (Ctrl-C cancels the sweep). No-op when done."""
+        """Block until every cell has ended; TimeoutError after ``timeout`` s (the sweep goes on).
+
+        Ctrl-C cancels the sweep (queued tasks are cancelled on the server). No-op when done.
+        """
         task = self._task
         if task is None or not self.running:
             return self
@@ -313,6 +316,7 @@ class Sweep:
             self._widget = ipywidgets.HTML(value=html)
         bundle.update(self._widget._repr_mimebundle_() or {})
         bundle["text/html"] = html  # frontends without the widget manager still see the grid
+        bundle["text/plain"] = repr(self)
         return bundle
 
     def __repr__(self) -> str:

@@ -152,10 +152,19 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
                  for n in sorted(names) if n not in placeholder_values and n not in fields]
     if "prompt" in fields:
         problems.append(Problem("prompt", "duplicate", "give prompts as the first argument, not prompt="))
-    if problems:
-        raise RequestError(problems)
     if "seed" in fields:
-        fields["seed"] = _parse_seeds(fields["seed"])
+        try:
+            fields["seed"] = _parse_seeds(fields["seed"])
+        except RequestError as exc:
+            problems += exc.problems
+            del fields["seed"]
+    if problems:  # also name what is wrong with the fixed fields, so all comes at once
+        probe = {k: v for k, v in fields.items() if k in FIELDS and k != "prompt" and _axis_values(k, v) is None}
+        try:
+            from_fields({**probe, "prompt": templates[0]})
+        except RequestError as exc:
+            problems += exc.problems
+        raise RequestError(problems)
 
     axes: list[tuple[str, Any]] = []
     fixed: dict[str, Any] = {}
