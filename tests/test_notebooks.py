@@ -1,0 +1,218 @@
+"""Every notebook in notebooks/ runs top to bottom in a fresh kernel, on the simulator.
+
+Each notebook is executed once (nbclient, a new ipykernel) with its working folder and
+``WAN_NB_HOME`` in a temporary folder and no API key in the kernel's environment, so
+nothing is billed and nothing is written into the repository. The quickstart's outputs
+are then checked for what it promises to show: the cost line before a sweep, $0 for
+the re-run, the field named by a refused request, images on disk, an escaped report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from wan_nb import Log
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
+CELL_TIMEOUT = 120  # seconds; the whole quickstart takes ~10 s on the simulator
+ENV_DROP = ("WAVE_API_KEY", "WAN_NB_BASE_URL")  # no key: the built-in simulator, on loopback
+
+
+class Executed:
+    def __init__(self, nb: nbformat.NotebookNode, folder: Path, home: Path) -> None:
+        self.nb = nb
+        self.folder = folder  # the kernel's working folder
+        self.home = home  # WAN_NB_HOME
+
+    def code_cells(self) -> list[nbformat.NotebookNode]:
+        return [c for c in self.nb.cells if c.cell_type == "code"]
+
+    def cell(self, needle: str) -> nbformat.NotebookNode:
+        """The first code cell whose source contains ``needle``."""
+        for c in self.code_cells():
+            if needle in c.source:
+                return c
+        raise AssertionError(f"no code cell contains {needle!r}")
+
+    @staticmethod
+    def stdout(cell: nbformat.NotebookNode) -> str:
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+
+    @staticmethod
+    def rich(cell: nbformat.NotebookNode, mime: str) -> list[str]:
+        return [o.data[mime] for o in cell.outputs if "data" in o and mime in o.data]
+
+
+_executed: dict[Path, Executed] = {}
+
+
+def _kernel_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    env["WAN_NB_HOME"] = str(home)
+    return env
+
+
+def execute(path: Path, tmp_factory: pytest.TempPathFactory) -> Executed:
+    """Run a notebook once per test session (fresh kernel, cwd and run folder in tmp)."""
+    if path not in _executed:
+        folder = tmp_factory.mktemp(path.stem)
+        home = folder / "wan_runs"
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            nb,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            allow_errors=False,
+            resources={"metadata": {"path": str(folder)}},
+        )
+        client.execute(env=_kernel_env(home))  # raises CellExecutionError naming the failing cell
+        _executed[path] = Executed(nb, folder, home)
+    return _executed[path]
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Executed:
+    return execute(QUICKSTART, tmp_path_factory)
+
+
+# ----------------------------------------------------------------- every notebook
+
+
+def test_there_are_notebooks() -> None:
+    assert QUICKSTART in NOTEBOOKS, "notebooks/quickstart.ipynb is the main job and must exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {i} was saved with outputs; clear them before committing"
+            assert cell.execution_count is None, f"{path.name} cell {i} was saved with an execution count"
+        # a key never belongs in a notebook
+        assert not re.search(r"api_key\s*=\s*['\"]", cell.source), f"{path.name} cell {i} holds an API key"
+        assert not re.search(r"WAVE_API_KEY['\"]?\s*\]?\s*=\s*['\"]\w", cell.source), f"{path.name} cell {i} sets a key"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    ran = execute(path, tmp_path_factory)
+    for i, cell in enumerate(ran.code_cells()):
+        assert cell.execution_count is not None, f"cell {i} did not run"
+        for out in cell.outputs:
+            assert out.output_type != "error", f"cell {i}: {out.get('ename')}: {out.get('evalue')}"
+            assert "Traceback" not in out.get("text", ""), f"cell {i} printed a traceback:\n{out['text']}"
+    # every run of the notebook went to its own run folder, none into the repository
+    assert not (REPO / "notebooks" / "wan_runs").exists()
+    assert not (REPO / "notebooks" / "report.html").exists()
+
+
+# ----------------------------------------------------------------- the quickstart's promises
+
+
+def test_quickstart_uses_the_simulator(quickstart: Executed) -> None:
+    out = quickstart.stdout(quickstart.cell("wan.connect("))
+    assert "no WAVE_API_KEY set" in out and "simulator" in out and "nothing is billed" in out
+    assert str(quickstart.home) in out
+
+
+def test_quickstart_shows_a_result_inline(quickstart: Executed) -> None:
+    cell = quickstart.cell("r = wan.generate(")
+    (html_out,) = quickstart.rich(cell, "text/html")
+    assert "<img" in html_out and "1360×768" in html_out and "seed 7" in html_out
+    assert "mountains &amp; a river" in html_out  # the prompt, escaped
+    facts = quickstart.cell("r.cost_usd")
+    assert "files: [" in quickstart.stdout(facts) and "cost:  $0.02295" in quickstart.stdout(facts)
+    assert "Request('generate'" in quickstart.rich(facts, "text/plain")[0]
+
+
+def test_quickstart_catches_a_field_rule(quickstart: Executed) -> None:
+    out = quickstart.stdout(quickstart.cell("except wan.RequestError"))
+    assert "resolution" in out and "2K" in out and "fields: ['resolution']" in out
+
+
+def test_quickstart_covers_every_mode(quickstart: Executed) -> None:
+    modes_cell = quickstart.cell("wan.image2image(")
+    shown = quickstart.rich(modes_cell, "text/plain")
+    assert [re.search(r"completed: (\w+) ·", s).group(1) for s in shown] == ["image2image", "edit", "reference"]
+    group = quickstart.rich(quickstart.cell("wan.group(\"a four-panel storyboard"), "text/plain")[0]
+    assert "4 file(s)" in group
+    box_cell = quickstart.cell("wan.interactive_edit(")
+    assert "interactive_edit" in quickstart.rich(box_cell, "text/plain")[0]
+
+    runs = Log(quickstart.home / "log.sqlite").runs()
+    assert set(runs["action"].astype(str)) == {"generate", "image2image", "edit", "reference", "group",
+                                               "interactive_edit"}
+    assert (runs["status"].astype(str) == "completed").all()
+    # the box was inside the image it edits
+    ie = runs[runs["action"] == "interactive_edit"].iloc[0]
+    (x1, y1, x2, y2), = ie["bbox_list"][0]
+    assert 0 <= x1 < x2 <= ie["width"] and 0 <= y1 < y2 <= ie["height"]
+
+
+def test_quickstart_sweep_shows_its_cost_first_and_a_grid(quickstart: Executed) -> None:
+    cell = quickstart.cell("sw = wan.sweep(")
+    line = quickstart.stdout(cell)
+    assert re.search(r"sweep sw-\w+: 8 task\(s\), 8 image\(s\), \$0\.18360 in all; \$0\.18360 to pay", line), line
+    (grid,) = quickstart.rich(cell, "text/html")
+    for label in ("fox", "owl", "ink wash", "pixel art"):
+        assert label in grid
+    waited = quickstart.stdout(quickstart.cell("sw.wait()"))
+    assert "8/8 done" in waited and "spent $0.18360 of $0.18360" in waited
+    df_html = quickstart.rich(quickstart.cell("sw.df["), "text/html")[0]
+    assert df_html.count("completed") == 8
+
+
+def test_quickstart_rerun_of_the_sweep_costs_nothing(quickstart: Executed) -> None:
+    out = quickstart.stdout(quickstart.cell("again = wan.sweep("))
+    assert "$0.00000 to pay ($0.18360 already in the log)" in out
+    assert "paid this time: $0.00000" in out
+    runs = Log(quickstart.home / "log.sqlite").runs()
+    swept = runs[runs["sweep_id"].notna()]
+    assert len(swept) == 8 and swept["sweep_id"].nunique() == 1  # nothing sent twice
+
+
+def test_quickstart_log_grid_and_compare(quickstart: Executed) -> None:
+    out = quickstart.stdout(quickstart.cell("log.runs()"))
+    assert out.startswith("14 runs, $0.39015 in all"), out
+    grid = quickstart.rich(quickstart.cell("log.grid("), "text/html")[0]
+    assert grid.count("<img") == 8 and "seed=0" in grid and "seed=1" in grid
+    comparison = quickstart.rich(quickstart.cell("log.compare("), "text/plain")[0]
+    assert "differ:" in comparison and "seed" in comparison and "style" in comparison
+
+
+def test_quickstart_writes_images_in_its_run_folder(quickstart: Executed) -> None:
+    images = list((quickstart.home / "images").rglob("*.jpg"))
+    thumbs = list((quickstart.home / "thumbs").rglob("*.jpg"))
+    assert len(images) == 17 and len(thumbs) == 17  # 1 + 3 + 4 + 1 + 8 sweep images
+    for p in quickstart.stdout(quickstart.cell("r.cost_usd")).split("'")[1::2]:
+        assert Path(p).is_file() and Path(p).is_relative_to(quickstart.home)
+
+
+def test_quickstart_report_is_self_contained_and_escaped(quickstart: Executed) -> None:
+    report = quickstart.folder / "report.html"
+    assert str(report) in quickstart.stdout(quickstart.cell("export_html("))
+    text = report.read_text(encoding="utf-8")
+    assert "mountains &amp; a river" in text and "mountains & a river" not in text
+    assert len(re.findall(r"src=\"data:image/", text)) >= 17  # thumbnails embedded
+    links = re.findall(r'href="([^"]+\.jpg)"', text)
+    assert links and all((quickstart.folder / html.unescape(h)).is_file() for h in links)  # relative links work
+    assert "<script" not in text
+
+
+def test_quickstart_kernel_had_no_key(quickstart: Executed) -> None:
+    runs = Log(quickstart.home / "log.sqlite").runs()
+    assert set(runs["backend"].astype(str)) == {"simulator"}
+    dumped = json.dumps(quickstart.nb)
+    assert "Bearer" not in dumped

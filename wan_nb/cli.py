@@ -1,0 +1,386 @@
+"""``wan-nb`` (or ``python -m wan_nb``): the toolkit from a shell.
+
+    wan-nb sim [--port 8765 --latency 2 ...]    serve the simulator (same as python -m wan_nb.sim)
+    wan-nb demo [--home DIR]                     a few images in a few modes; prints where they are
+    wan-nb sweep FILE.json [--yes]               run a sweep described in a JSON file
+    wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder
+
+With no ``WAVE_API_KEY`` set, ``demo`` and ``sweep`` run on the built-in simulator
+(nothing is billed). A user mistake (bad file, bad field, over budget, no log) is
+reported as one line on stderr with exit status 2, never a traceback.
+
+A sweep file is a JSON object::
+
+    {
+      "prompts": "a {animal} in snow, {style}",          # a template, a prompt, or a list of them
+      "budget_usd": 0.50,                                # optional: refuse above this without --yes
+      "fields": {"animal": ["fox", "owl"], "style": ["ink", "pixel art"],
+                 "seed": "0-3", "resolution": "1K"}      # any field; a list is an axis
+    }
+
+Optional keys: ``concurrency`` (tasks at once), ``tags`` (list of strings),
+``fresh`` (true: ignore the cache and the log, pay again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+PROG = "wan-nb"
+SWEEP_KEYS = ("prompts", "budget_usd", "fields", "concurrency", "tags", "fresh")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; shown as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (and exit status 2, as argparse does)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _default_home() -> str:
+    from . import _config
+
+    return str(_config.home())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Wan 2.7 images from the shell: simulator, demo, sweeps from a file, log export. "
+        "With no WAVE_API_KEY set, demo and sweep use the built-in simulator (nothing is billed).",
+    )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"wan_nb {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sub.add_parser(
+        "sim", help="serve the API simulator on loopback (same as python -m wan_nb.sim; try: sim --help)",
+        add_help=False,
+    )
+
+    home_help = "run folder (default: WAN_NB_HOME or ./wan_runs)"
+    d = sub.add_parser("demo", help="make a few images in a few modes and print where the files and the log are")
+    d.add_argument("--home", default=None, help=home_help)
+    d.add_argument("--latency", type=float, default=0.5, help="simulator: seconds a task spends processing")
+    d.add_argument("--yes", action="store_true", help="hosted API (WAVE_API_KEY set): agree to pay for the demo")
+
+    s = sub.add_parser("sweep", help="run a sweep described in a JSON file; prints its cost first")
+    s.add_argument("file", metavar="FILE.json", help='{"prompts": ..., "budget_usd": ..., "fields": {...}}')
+    s.add_argument("--home", default=None, help=home_help)
+    s.add_argument("--yes", action="store_true", help="run even if the cost is above the file's budget_usd")
+    s.add_argument("--latency", type=float, default=1.0, help="simulator: seconds a task spends processing")
+
+    e = sub.add_parser("export", help="export the experiment log as CSV, Parquet and/or an HTML report")
+    e.add_argument("--home", default=None, help=home_help)
+    e.add_argument("--csv", metavar="PATH", help="one row per run")
+    e.add_argument("--parquet", metavar="PATH", help="one row per run, dtypes kept")
+    e.add_argument("--html", metavar="PATH", help="self-contained report: grids per sweep, every run, thumbnails")
+    e.add_argument("--sweep", metavar="SWEEP_ID", help="only this sweep's runs")
+    e.add_argument("--where", metavar="QUERY", help='only runs matching a pandas query, e.g. "status == \'completed\'"')
+    return p
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line (a RequestError lists its problems separated by ';')."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return "; ".join(str(p) for p in problems)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _connect(home: str | None, latency: float):
+    import wan_nb as wan
+
+    return wan.connect(home=home, latency=latency)
+
+
+def _where(home: Path) -> list[str]:
+    return [
+        f"images:     {home / 'images'}",
+        f"thumbnails: {home / 'thumbs'}",
+        f"log:        {home / 'log.sqlite'}",
+    ]
+
+
+def _usd(x: float) -> str:
+    return f"${x:.5f}"
+
+
+# ----------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import wan_nb as wan
+    from . import _config
+
+    hosted = bool(_config.api_key()) and not _config.is_loopback_url(_config.base_url())
+    steps = [
+        ("generate", "ink-wash mountains & a river at dawn", dict(aspect_ratio="16:9", resolution="1K", seed=7)),
+        ("generate", "a paper-cut fox in snow", dict(aspect_ratio="1:1", resolution="1K", seed=7)),
+        ("group", "a three-panel storyboard: a lantern drifts down a river at night",
+         dict(n=3, resolution="1K", seed=7)),
+    ]
+    requests = [wan.make_request(mode, prompt, **kw) for mode, prompt, kw in steps]
+    per_image = requests[0].cost_usd / requests[0].n
+    images = sum(r.n for r in requests) + 1  # + the edit of the first image
+    cost = per_image * images
+    if hosted and not args.yes:
+        raise UserError(
+            f"the demo makes {images} images on the hosted API (WAVE_API_KEY is set) and would cost up to "
+            f"{_usd(cost)}; run again with --yes to pay for it, or unset WAVE_API_KEY to use the simulator"
+        )
+    sess = _connect(args.home, args.latency)
+    billed = "" if sess.backend == "hosted" else " (simulator: nothing is billed)"
+    _out(f"demo: {images} images in 3 modes (generate, group, edit), up to {_usd(cost)}{billed}")
+
+    results = []
+    for mode, prompt, kw in steps:
+        results.append((mode, getattr(wan, mode)(prompt, **kw)))
+    first = results[0][1]
+    source: Any = first.path
+    if sess.backend == "hosted":  # the hosted API takes only public URLs: use the result's own link
+        img = first.images[0]
+        fresh_link = img.source_url and (img.expires_at is None or img.expires_at > time.time() + 60)
+        source = img.source_url if fresh_link else None
+    if source is not None:
+        results.append(("edit", wan.edit("add a red sun above the peaks", source, resolution="1K", seed=7)))
+    else:
+        _out("edit: skipped (the first image's link has expired; the hosted API needs a public URL)")
+
+    spent = 0.0
+    files = 0
+    for mode, r in results:
+        spent += r.cost_usd
+        how = "cache hit, $0" if r.cache_hit else _usd(r.cost_usd)
+        _out(f"{mode}: {r.request.prompt!r} → {len(r.paths)} file(s), {how}")
+        for img in r.images:
+            files += 1
+            _out(f"    {img.path}  ({img.width}×{img.height})")
+    home = Path(sess.home).absolute()
+    n_runs = len(sess.log.runs())
+    _out(f"done: {files} image file(s), spent {_usd(spent)}{billed}")
+    for line in _where(home):
+        _out(line + (f"  ({n_runs} run(s))" if line.startswith("log:") else ""))
+    _out(f"report:     {PROG} export --home {home} --html report.html")
+    return 0
+
+
+# ----------------------------------------------------------------- sweep
+
+
+def load_sweep_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a sweep file; UserError (one line) for anything wrong with it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a sweep file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read ({_one_line(exc)})") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: expected a JSON object like "
+                        '{"prompts": "...", "budget_usd": 1.0, "fields": {...}}, '
+                        f"got a JSON {type(spec).__name__}")
+    for key in spec:
+        if key not in SWEEP_KEYS:
+            close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"{path}: unknown key {key!r}{hint}; a sweep file has: {', '.join(SWEEP_KEYS)}")
+    prompts = spec.get("prompts")
+    if isinstance(prompts, str):
+        ok = bool(prompts.strip())
+    else:
+        ok = isinstance(prompts, list) and bool(prompts) and all(isinstance(p, str) and p.strip() for p in prompts)
+    if not ok:
+        raise UserError(f"{path}: \"prompts\" must be a prompt, a template with {{placeholders}}, "
+                        "or a non-empty list of them")
+    budget = spec.get("budget_usd")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
+        raise UserError(f"{path}: \"budget_usd\" must be a number of dollars ≥ 0, got {budget!r}")
+    fields = spec.get("fields", {})
+    if not isinstance(fields, dict):
+        raise UserError(f"{path}: \"fields\" must be an object of field → value (a list of values is an axis)")
+    if "prompt" in fields:
+        raise UserError(f"{path}: put prompts in \"prompts\", not in \"fields\"")
+    conc = spec.get("concurrency")
+    if conc is not None and (isinstance(conc, bool) or not isinstance(conc, int) or conc < 1):
+        raise UserError(f"{path}: \"concurrency\" must be a whole number ≥ 1, got {conc!r}")
+    tags = spec.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise UserError(f"{path}: \"tags\" must be a list of strings")
+    if "fresh" in spec and not isinstance(spec["fresh"], bool):
+        raise UserError(f"{path}: \"fresh\" must be true or false")
+    return spec
+
+
+def _label(coords: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={str(v)[:40]}" for k, v in coords.items()) or "the only cell"
+
+
+def _check_plan(prompts: Any, kwargs: dict[str, Any]) -> None:
+    """Expand the sweep once, without I/O: a RequestError names every broken field."""
+    from ._sweep import sweep
+    from ._sweep_plan import plan_sweep
+
+    options = set(sweep.__kwdefaults__ or ())
+    fields = {k: v for k, v in kwargs.items() if k not in options}
+    if "mode" in fields:
+        fields["action"] = fields.pop("mode")
+    plan_sweep(prompts, fields)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import wan_nb as wan
+
+    spec = load_sweep_file(args.file)
+    kwargs: dict[str, Any] = dict(spec.get("fields") or {})
+    for name in ("budget_usd", "concurrency", "tags", "fresh"):
+        if spec.get(name) is not None:
+            kwargs[name] = spec[name]
+    kwargs["confirm"] = bool(args.yes)
+    _check_plan(spec["prompts"], kwargs)  # every problem of the file, before a simulator starts
+    sess = _connect(args.home, args.latency)
+    try:
+        sw = wan.sweep(spec["prompts"], **kwargs)  # prints the cost line before anything is sent
+    except wan.BudgetError as exc:
+        text = _one_line(exc)
+        if "confirm=True" in text:  # the library's advice is for Python; say it for the shell
+            text = text.split(": above budget_usd")[0]
+            raise UserError(f"above budget_usd=${spec['budget_usd']:.2f} in {args.file}; nothing was sent. "
+                            f"Run again with --yes to run it anyway, or make the sweep smaller "
+                            f"({text})") from None
+        raise
+
+    # wait in a helper thread, so this one can show progress and take Ctrl-C
+    waiter = threading.Thread(target=sw.wait, name="wan_nb-cli-wait", daemon=True)
+    waiter.start()
+    last = ""
+    try:
+        while waiter.is_alive():
+            waiter.join(0.5)
+            line = sw.progress_line()
+            if line != last and waiter.is_alive():
+                _err(f"  {line}")
+                last = line
+    except KeyboardInterrupt:
+        _err("interrupted: cancelling queued tasks on the server...")
+        sw.cancel()
+        _out(f"sweep {sw.id}: cancelled · {sw.progress_line()}")
+        return 130
+
+    counts = sw.counts()
+    total = len(sw.cells)
+    billed = "" if sess.backend == "hosted" else " (simulator: nothing is billed)"
+    files = [p for c in sw.cells if c.result is not None for p in c.result.paths]
+    hits = sum(1 for c in sw.cells if c.result is not None and c.result.cache_hit)
+    _out(f"sweep {sw.id}: {counts['completed']}/{total} completed"
+         + (f", {counts['failed']} failed" if counts["failed"] else "")
+         + (f" ({hits} from the cache)" if hits else "")
+         + f" · {len(files)} image file(s) · spent {_usd(sw.spent_usd)}{billed}")
+    for c in sw.cells:
+        if c.status != "completed":
+            _out(f"  {c.status}: {_label(c.coords)}: {_one_line(Exception(c.error or 'no result'))}")
+    if counts["completed"] < total:
+        _out("  run the same command again to retry only these; finished cells are not paid for twice")
+    for line in _where(Path(sess.home).absolute()):
+        _out(line)
+    return 0 if counts["completed"] == total else 1
+
+
+# ----------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ._log import Log
+
+    if not (args.csv or args.parquet or args.html):
+        raise UserError("nothing to export: give --csv PATH, --parquet PATH and/or --html PATH")
+    home = Path(args.home or _default_home())
+    db = home / "log.sqlite"
+    if not db.is_file():
+        raise UserError(f"no experiment log at {db}: run a sweep or the demo first, or pass --home RUN_FOLDER")
+    log = Log(db)
+    filters: dict[str, Any] = {}
+    if args.sweep:
+        if not log.find_runs(sweep_id=args.sweep):
+            raise UserError(f"no runs of sweep {args.sweep!r} in {db}")
+        filters["sweep_id"] = args.sweep
+    n = len(log.runs(args.where, **filters))
+    written = []
+    if args.csv:
+        written.append(("CSV", log.to_csv(args.csv, args.where, **filters)))
+    if args.parquet:
+        written.append(("Parquet", log.to_parquet(args.parquet, args.where, **filters)))
+    if args.html:
+        written.append(("HTML report", log.export_html(args.html, args.where, **filters)))
+    for what, path in written:
+        _out(f"{what}: {Path(path).absolute()} ({n} run(s))")
+    return 0
+
+
+# ----------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sim":  # everything after `sim` is the simulator's own options
+        from .sim.__main__ import main as sim_main
+
+        return sim_main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export}[args.command]
+        return handler(args)
+    except UserError as exc:
+        _err(f"{PROG}: error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _err(f"{PROG}: interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - user-facing boundary, see below
+        from ._exceptions import WanError
+
+        # wan_nb's own errors name the field / rule / setting; bad --where queries and
+        # unreadable files are mistakes too. Anything else is a bug: keep its traceback.
+        if isinstance(exc, (WanError, ValueError, sqlite3.DatabaseError, OSError)):
+            _err(f"{PROG}: error: {_one_line(exc)}")
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
