@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import _spec
-from ._request import Request, from_fields
+from ._request import Request, from_fields, nesting_depth
 from ._result import Result
 from ._session import emit_warnings, session
 
@@ -73,16 +73,8 @@ def interactive_edit(prompt: str, images: Any, bbox_list: Any, **kw: Any) -> Res
     return _run(_spec.INTERACTIVE_EDIT, prompt, images, bbox_list=bbox_list, **kw)
 
 
-def _depth(value: Any) -> int:
-    d = 0
-    while isinstance(value, (list, tuple)) and value:
-        d += 1
-        value = value[0]
-    return d
-
-
 def _boxes_for_one_image(bbox_list: Any) -> Any:
-    depth = _depth(bbox_list)
+    depth = nesting_depth(bbox_list)
     if depth == 1:  # one box
         return [[bbox_list]]
     if depth == 2:  # the image's boxes

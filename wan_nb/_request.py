@@ -98,29 +98,9 @@ class Request:
 
     def canonical(self) -> dict[str, Any]:
         """The effective request as plain JSON values, images named by URL or sha256."""
-        out: dict[str, Any] = {
-            "model": self.model,
-            "action": self.action,
-            "prompt": self.prompt,
-            "n": self.n,
-            "seed": self.seed,
-            "aspect_ratio": self.aspect_ratio,
-            "resolution": self.resolution,
-            "watermark": self.watermark,
-            "enable_sequential": self.enable_sequential,
-        }
-        if "thinking_mode" not in self.ignored:
-            out["thinking_mode"] = self.thinking_mode
+        out = {k: v for k, v in self.fields().items() if v is not None}
         if self.images:
             out["image_urls"] = [img.canonical for img in self.images]
-        if self.color_palette is not None:
-            out["color_palette"] = [[h, r] for h, r in self.color_palette]
-        if self.bbox_list is not None:
-            out["bbox_list"] = [[list(b) for b in boxes] for boxes in self.bbox_list]
-        if self.callback_url:
-            out["callback_url"] = self.callback_url
-        if self.callback_events:
-            out["callback_events"] = list(self.callback_events)
         return out
 
     def canonical_json(self) -> str:
@@ -202,6 +182,15 @@ class _Checker:
             self.add(name, "type", f"must be an integer (got {value!r})")
             return False
         return True
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists nest at their first items: a box is 1, an image's boxes 2, a bbox_list 3."""
+    depth = 0
+    while isinstance(value, (list, tuple)) and value:
+        depth += 1
+        value = value[0]
+    return depth
 
 
 def _whole(value: Any) -> int | None:

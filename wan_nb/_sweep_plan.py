@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInputError, to_image_ref
-from ._request import FIELDS, Request, from_fields, unknown_fields
+from ._request import FIELDS, Request, from_fields, nesting_depth, unknown_fields
 
 # Fields whose single value is itself a list: a list of them is an axis only when
 # nested one level deeper (or wrapped in ``vary``).
@@ -89,14 +89,6 @@ def _parse_seeds(value: Any) -> Any:
     return value
 
 
-def _depth(value: Any) -> int:
-    d = 0
-    while isinstance(value, (list, tuple)) and value:
-        d += 1
-        value = value[0]
-    return d
-
-
 def _is_palette_axis(value: Any) -> bool:
     # a palette is a list of {hex, ratio} dicts or (hex, ratio) pairs; an axis is a list of palettes
     return isinstance(value, (list, tuple)) and bool(value) and all(
@@ -111,7 +103,7 @@ def _axis_values(name: str, value: Any) -> list[Any] | None:
     if name == "color_palette":
         return list(value) if _is_palette_axis(value) else None
     if name in _LIST_FIELDS:
-        return list(value) if isinstance(value, (list, tuple)) and _depth(value) >= _LIST_FIELDS[name] else None
+        return list(value) if isinstance(value, (list, tuple)) and nesting_depth(value) >= _LIST_FIELDS[name] else None
     if isinstance(value, (range, list, tuple)):
         return list(value)
     return None
