@@ -513,3 +513,15 @@ def test_export_html_of_a_slice(log: Log, store: Store, tmp_path: Path) -> None:
     record(log, store, "x", prompt="unrelated prompt")
     html = log.export_html(tmp_path / "r.html", sweep_id="s1").read_text()
     assert "unrelated prompt" not in html and "a fox in snow, ink" in html
+
+
+def test_reading_the_log_starts_nothing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    code = ("import threading, wan_nb as wan; df = wan.log().runs(); "
+            "print(len(df), wan._session_module._current is None, "
+            "any(t.name.startswith('wan_nb') for t in threading.enumerate()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0", "True", "False"], out.stderr

@@ -10,6 +10,8 @@ The public names are listed in ``__all__``; modules starting with ``_`` are priv
 
 from __future__ import annotations
 
+from . import _config
+from . import _session as _session_module
 from ._client import AsyncClient, Client, RunOutcome
 from ._exceptions import (
     ApiError,
@@ -47,9 +49,14 @@ from ._wire import Task
 __version__ = "0.1.0"
 
 
-def log() -> Log:
-    """The project's experiment log (every run in the run folder)."""
-    return session().log
+def log(home: str | None = None) -> Log:
+    """The project's experiment log (every run in the run folder).
+
+    Reading it needs no connection: without one, no simulator is started.
+    """
+    if home is None and _session_module._current is not None:
+        return _session_module._current.log
+    return Log(_config.home(home) / "log.sqlite")
 
 
 def set_budget(usd: float | None) -> None:
