@@ -110,14 +110,22 @@ def _submit(sim, body: dict) -> dict:
 
 
 def test_color_palette_example_colours_the_image(sim):
+    """The document's palette, over a few fixed seeds (one image's shapes overlap its
+    areas, so the ratios show in the average): mostly palette colours, in their order."""
     palette = [{"hex": "#0A2540", "ratio": 50}, {"hex": "#F5F5F0", "ratio": 35}, {"hex": "#E04B3A", "ratio": 15}]
-    done = _submit(sim, {"model": "wan2.7-image", "prompt": "poster", "resolution": "1K", "color_palette": palette})
-    img = np.asarray(_image(done).convert("RGB").resize((128, 128)), dtype=np.int32).reshape(-1, 3)
     targets = np.array([[int(p["hex"][i:i + 2], 16) for i in (1, 3, 5)] for p in palette])
-    dists = ((img[:, None, :] - targets[None, :, :]) ** 2).sum(axis=2)
-    nearest = dists.argmin(axis=1)[dists.min(axis=1) < 60 ** 2]
-    share = np.bincount(nearest, minlength=3) / len(img)
-    assert share[0] > share[1] > share[2] > 0.03, share  # roughly 50 / 35 / 15
+    shares = []
+    for seed in range(4):
+        done = _submit(sim, {"model": "wan2.7-image", "prompt": "poster", "resolution": "1K",
+                             "color_palette": palette, "seed": seed})
+        img = np.asarray(_image(done).convert("RGB").resize((128, 128)), dtype=np.int32).reshape(-1, 3)
+        dists = ((img[:, None, :] - targets[None, :, :]) ** 2).sum(axis=2)
+        nearest = dists.argmin(axis=1)[dists.min(axis=1) < 60 ** 2]
+        share = np.bincount(nearest, minlength=3) / len(img)
+        assert share.sum() > 0.6 and share.min() > 0.03, share  # palette colours dominate, all present
+        shares.append(share)
+    mean = np.mean(shares, axis=0)
+    assert mean[0] > mean[1] > mean[2], mean  # 50 / 35 / 15
 
 
 BBOX_EXAMPLES = [
