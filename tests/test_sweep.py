@@ -236,3 +236,17 @@ def test_log_timings_span_the_held_submit(tmp_path, monkeypatch):
         finally:
             s.close()
     assert row["duration_s"] >= 0.4, "submitted_at must be taken before a Prefer: wait submit"
+
+
+def test_session_wide_sweep_budget_asks_for_confirmation(sim, sess):
+    assert sess.sweep_budget_usd == 2.00  # protective default: ~87 images
+    with pytest.raises(wan.BudgetError, match="per-sweep budget"):
+        wan.sweep("big {i}", i=list(range(30)), seed=range(3), resolution="1K")  # 90 images, $2.07
+    assert sim.ledger()["submitted"] == 0
+    wan.set_budget(per_sweep=0.03)
+    with pytest.raises(wan.BudgetError):
+        wan.sweep("small {i}", i=[1, 2], resolution="1K")
+    sw = wan.sweep("small {i}", i=[1, 2], resolution="1K", confirm=True).wait()
+    assert sw.counts()["completed"] == 2
+    wan.set_budget(per_sweep=None)
+    assert wan.sweep("small {i}", i=[3, 4], resolution="1K").wait().counts()["completed"] == 2

@@ -10,6 +10,8 @@ The public names are listed in ``__all__``; modules starting with ``_`` are priv
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import _config
 from . import _session as _session_module
 from ._client import AsyncClient, Client, RunOutcome
@@ -59,9 +61,21 @@ def log(home: str | None = None) -> Log:
     return Log(_config.home(home) / "log.sqlite")
 
 
-def set_budget(usd: float | None) -> None:
-    """A spending cap for this session (None: no cap). Runs and sweeps never exceed it."""
-    session().budget_usd = usd
+_UNCHANGED = object()
+
+
+def set_budget(usd: Any = _UNCHANGED, *, per_sweep: Any = _UNCHANGED) -> None:
+    """Spending limits of this session.
+
+    ``usd``: a hard cap on what the session spends; runs and sweeps never exceed it
+    (None: no cap). ``per_sweep``: a sweep that would cost more does not start without
+    ``confirm=True`` (default $2.00; None: never ask).
+    """
+    sess = session()
+    if usd is not _UNCHANGED:
+        sess.budget_usd = usd
+    if per_sweep is not _UNCHANGED:
+        sess.sweep_budget_usd = per_sweep
 
 
 def fetch(task_id: str) -> Result:

@@ -37,7 +37,8 @@ from ._wire import Task
 
 IN_FLIGHT = ("planned", "submitted", "queued", "processing")
 SPENT_KEY = ("failed", "cancelled")  # the server ended that key's task: a retry needs a new key
-SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
+SIM_KEY = "sim-local"
+DEFAULT_SWEEP_BUDGET_USD = 2.00  # a sweep costing more asks for confirm=True first  # what the client sends to the simulator; not a secret
 
 RunUpdate = Callable[[str, Task], Any]
 
@@ -55,6 +56,7 @@ class Session:
         self.spent_quota = 0  # billed through this session
         self.reserved_quota = 0  # held for runs in flight, so concurrent runs cannot overshoot
         self.budget_usd: float | None = None  # session-wide cap, never exceeded
+        self.sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD  # above it a sweep needs confirm=True
         self._budget_lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -377,7 +377,9 @@ def sweep(
     Axes: a list / range of values for any field or ``{placeholder}``; ``seed`` also
     takes ``"1-8"`` or ``random_seeds(k)``; list-valued fields (palettes, image sets,
     bbox lists) are axes when given as a list of such values, or via ``vary([...])``.
-    ``mode=`` is an alias of ``action=``. The cost is printed before anything is sent.
+    ``mode=`` is an alias of ``action=``. The cost is printed before anything is sent;
+    above ``budget_usd`` (default: the session's per-sweep budget, $2.00, see
+    ``wan.set_budget``) the sweep needs ``confirm=True``.
     """
     if "mode" in fields:
         fields["action"] = fields.pop("mode")
@@ -394,8 +396,9 @@ def sweep(
     if not quiet:
         print(line)
     usd = _spec.quota_to_usd(to_pay)
-    if budget_usd is not None and usd > budget_usd and not confirm:
-        raise BudgetError(f"{line}: above budget_usd=${budget_usd:.2f}; nothing was sent. "
+    limit, source = (budget_usd, "budget_usd") if budget_usd is not None else (sess.sweep_budget_usd, "the session's per-sweep budget")
+    if limit is not None and usd > limit and not confirm:
+        raise BudgetError(f"{line}: above {source} (${limit:.2f}); nothing was sent. "
                           "Pass confirm=True to run it anyway, or make the sweep smaller.")
     sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
     sw = Sweep(plan, sess, concurrency=concurrency, fresh=fresh, timeout=timeout, tags=list(tags or []))
