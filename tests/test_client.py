@@ -263,3 +263,12 @@ def test_one_429_pauses_every_call_of_the_client(tmp_path):
     with Simulator(latency=0.05, faults={"rate_cap": 1, "rate_window": 2.0}) as sim:
         assert asyncio.run(scenario(sim)), "a call went out while the client was rate-limited"
         assert sim.ledger()["submitted"] == 2
+
+
+def test_retries_are_logged_for_the_user(sim, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="wan_nb")
+    sim.set_faults(next=[{"endpoint": "submit", "fault": "503"}])
+    with make_client(sim, tmp_path) as client:
+        client.run({"prompt": "logged retry", "seed": 8, "resolution": "1K"})
+    assert any("HTTP 503" in r.getMessage() and "retry 1" in r.getMessage() for r in caplog.records)
+    assert "test-key" not in caplog.text

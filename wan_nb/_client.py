@@ -16,6 +16,7 @@ import asyncio
 import functools
 import inspect
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -49,6 +50,8 @@ from ._wire import Task
 
 Uploader = Callable[[bytes, str], "str | Awaitable[str]"]
 OnUpdate = Callable[[Task], Any]
+
+log = logging.getLogger("wan_nb")  # retries and waits, at INFO; never headers or keys
 
 _STATUS_ERRORS = {
     400: InvalidRequestError,
@@ -171,7 +174,9 @@ class AsyncClient:
                     raise NetworkError(
                         f"no answer from {_host(url)} after {attempt} attempts ({type(exc).__name__})"
                     ) from exc
-                await asyncio.sleep(policy.backoff(attempt))
+                wait = policy.backoff(attempt)
+                log.info("%s %s: %s; retry %d in %.1f s", method, _path(url), type(exc).__name__, attempt, wait)
+                await asyncio.sleep(wait)
                 continue
             if resp.status_code < 400:
                 return resp
@@ -183,10 +188,14 @@ class AsyncClient:
                     if waited_for_rate + wait <= policy.max_rate_limit_wait:
                         waited_for_rate += wait
                         attempt -= 1  # waiting out a window is not a failed attempt
+                        log.info("%s %s: rate limited (429); all calls wait %.1f s", method, _path(url), wait)
                         self.rate_gate.close_for(wait)
                         continue
                 elif attempt < policy.max_attempts:
-                    await asyncio.sleep(policy.backoff(attempt))
+                    wait = policy.backoff(attempt)
+                    log.info("%s %s: HTTP %d (%s); retry %d in %.1f s", method, _path(url), resp.status_code,
+                             err.code, attempt, wait)
+                    await asyncio.sleep(wait)
                     continue
             raise self._api_error(resp.status_code, err, data, task_id)
 
@@ -384,6 +393,7 @@ class AsyncClient:
                 task = await self.wait(task, timeout=deadline - time.monotonic(), on_update=on_update)
             except TaskFailed as exc:
                 if self.retry.should_retry_task(exc.code) and attempt <= self.retry.task_retries:
+                    log.info("task %s failed (%s, refunded); trying a new task", task.task_id, exc.code)
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
                 raise
@@ -485,3 +495,7 @@ def _json_or_none(resp: httpx.Response) -> Any:
 
 def _host(url: str) -> str:
     return httpx.URL(url).host or url
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path

@@ -24,6 +24,7 @@ import colorsys
 import functools
 import hashlib
 import io
+import os
 import random
 from typing import Any, Sequence
 
@@ -141,8 +142,37 @@ def layout_image(size: tuple[int, int], palette: list[tuple[Color, int]], rng: r
 
 
 # -- text ----------------------------------------------------------------------------------
+# Fonts with CJK glyphs, where systems usually keep them. Pillow's built-in font has
+# none, and the model takes Chinese prompts: without one they would draw as boxes.
+CJK_FONTS = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "/System/Library/Fonts/STHeiti Medium.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _cjk_font_path() -> str | None:
+    return next((p for p in CJK_FONTS if os.path.isfile(p)), None)
+
+
+def needs_cjk(text: str) -> bool:
+    return any(ord(ch) >= 0x2E80 for ch in text)  # CJK radicals onwards (and full-width forms)
+
+
 @functools.lru_cache(maxsize=64)
-def font(size: int) -> ImageFont.ImageFont:
+def font(size: int, cjk: bool = False) -> ImageFont.ImageFont:
+    """Pillow's built-in font, or a system CJK font when the text needs one."""
+    path = _cjk_font_path() if cjk else None
+    if path:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            pass
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: fixed bitmap font
@@ -242,7 +272,8 @@ def annotate(img: Image.Image, req: Any, index: int) -> None:
     w, h = img.size
     short = min(w, h)
     margin = max(4, round(short * 0.03))
-    big, small = font(max(12, round(short * 0.045))), font(max(10, round(short * 0.03)))
+    big = font(max(12, round(short * 0.045)), needs_cjk(req.prompt))
+    small = font(max(10, round(short * 0.03)))
     pad = max(3, round(short * 0.012))
     usable = w - 2 * margin - 2 * pad
     text_block(img, (margin, margin), wrap(req.prompt, big, usable, 5), big, pad)
