@@ -277,3 +277,12 @@ def test_sim_passes_its_options_through(tmp_path: Path) -> None:
 def test_sim_help(cli) -> None:
     proc = cli("sim", "--help")
     assert proc.returncode == 0 and "--latency" in proc.stdout
+
+
+def test_sweep_above_the_default_per_sweep_budget_needs_yes(cli) -> None:
+    path = write_sweep(cli.dir, fields={"animal": [f"a{i}" for i in range(30)], "seed": [1, 2, 3],
+                                        "resolution": "1K"})
+    proc = cli("sweep", str(path), "--latency", "0.1")
+    assert_user_error(proc, "default per-sweep budget of $2.00", "--yes", "nothing was sent")
+    log = cli.home / "log.sqlite"
+    assert not log.exists() or len(Log(log).runs()) == 0  # nothing was logged, so nothing was sent

@@ -187,4 +187,15 @@ class LinkExpiredError(DownloadError):
 
 
 class BudgetError(WanError):
-    """A sweep would cost more than its budget or what is left of the session's."""
+    """A sweep would cost more than its budget or what is left of the session's.
+
+    ``confirmable``: True when ``confirm=True`` would let it start (a per-sweep budget),
+    False for the session's hard cap, which nothing overrides.
+    """
+
+    def __init__(self, message: str, *, cost_usd: float | None = None, limit_usd: float | None = None,
+                 confirmable: bool = False) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+        self.limit_usd = limit_usd
+        self.confirmable = confirmable

@@ -76,7 +76,8 @@ class Session:
             raise BudgetError(
                 f"{what} would cost ${usd(quota):.5f}, but the session budget is ${self.budget_usd:.2f} "
                 f"(${usd(self.spent_quota):.5f} spent, ${usd(self.reserved_quota):.5f} held by runs in flight); "
-                "nothing was sent. Raise it with wan.set_budget(usd)."
+                "nothing was sent. Raise it with wan.set_budget(usd).",
+                cost_usd=usd(quota), limit_usd=self.budget_usd,
             )
 
     def _reserve(self, quota: int) -> None:

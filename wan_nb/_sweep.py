@@ -399,7 +399,8 @@ def sweep(
     limit, source = (budget_usd, "budget_usd") if budget_usd is not None else (sess.sweep_budget_usd, "the session's per-sweep budget")
     if limit is not None and usd > limit and not confirm:
         raise BudgetError(f"{line}: above {source} (${limit:.2f}); nothing was sent. "
-                          "Pass confirm=True to run it anyway, or make the sweep smaller.")
+                          "Pass confirm=True to run it anyway, or make the sweep smaller.",
+                          cost_usd=usd, limit_usd=limit, confirmable=True)
     sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
     sw = Sweep(plan, sess, concurrency=concurrency, fresh=fresh, timeout=timeout, tags=list(tags or []))
     return sw.start() if start else sw

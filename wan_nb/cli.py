@@ -29,7 +29,6 @@ import difflib
 import json
 import sqlite3
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -273,25 +272,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         sw = wan.sweep(spec["prompts"], **kwargs)  # prints the cost line before anything is sent
     except wan.BudgetError as exc:
-        text = _one_line(exc)
-        if "confirm=True" in text:  # the library's advice is for Python; say it for the shell
-            text = text.split(": above budget_usd")[0]
-            raise UserError(f"above budget_usd=${spec['budget_usd']:.2f} in {args.file}; nothing was sent. "
-                            f"Run again with --yes to run it anyway, or make the sweep smaller "
-                            f"({text})") from None
+        if exc.confirmable:  # the library's advice is for Python; say it for the shell
+            where = (f"budget_usd=${exc.limit_usd:.2f} in {args.file}" if spec.get("budget_usd") is not None
+                     else f"the default per-sweep budget of ${exc.limit_usd:.2f}")
+            raise UserError(f"the sweep costs {_usd(exc.cost_usd)}, above {where}; "
+                            "nothing was sent. Run again with --yes to run it anyway, or make the sweep "
+                            "smaller") from None
         raise
 
-    # wait in a helper thread, so this one can show progress and take Ctrl-C
-    waiter = threading.Thread(target=sw.wait, name="wan_nb-cli-wait", daemon=True)
-    waiter.start()
     last = ""
     try:
-        while waiter.is_alive():
-            waiter.join(0.5)
-            line = sw.progress_line()
-            if line != last and waiter.is_alive():
-                _err(f"  {line}")
-                last = line
+        while True:  # wait in slices to show progress; Ctrl-C cancels the sweep
+            try:
+                sw.wait(timeout=0.5)
+                break
+            except TimeoutError:
+                line = sw.progress_line()
+                if line != last:
+                    _err(f"  {line}")
+                    last = line
     except KeyboardInterrupt:
         _err("interrupted: cancelling queued tasks on the server...")
         sw.cancel()
