@@ -339,6 +339,8 @@ def session() -> Session:
     return _current if _current is not None else connect()
 
 
-def emit_warnings(request: Request) -> None:
+def emit_warnings(request: Request, caller_depth: int = 2) -> None:
+    """Show the request's warnings at the user's line (``caller_depth`` frames above
+    the public function that calls this)."""
     for text in request.warnings:
-        warnings.warn(text, WanWarning, stacklevel=4)
+        warnings.warn(text, WanWarning, stacklevel=2 + caller_depth)

@@ -388,7 +388,7 @@ def sweep(
     sess = session()
     plan = plan_sweep(prompts, dict(fields), salt=_fresh_salt() if fresh else "")
     for cell in plan.cells[:1]:
-        emit_warnings(cell.request)
+        emit_warnings(cell.request, caller_depth=1)
     to_pay = _cost_to_pay(sess, plan, fresh)
     line = (f"sweep {plan.sweep_id}: {len(plan.cells)} task(s), {plan.images} image(s), "
             f"${_spec.quota_to_usd(plan.cost_quota):.5f} in all; ${_spec.quota_to_usd(to_pay):.5f} to pay "
