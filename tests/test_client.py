@@ -272,3 +272,13 @@ def test_retries_are_logged_for_the_user(sim, tmp_path, caplog):
         client.run({"prompt": "logged retry", "seed": 8, "resolution": "1K"})
     assert any("HTTP 503" in r.getMessage() and "retry 1" in r.getMessage() for r in caplog.records)
     assert "test-key" not in caplog.text
+
+
+def test_resuming_a_task_the_server_forgot_resubmits_with_the_same_key(sim, tmp_path):
+    """After a kernel restart the embedded simulator is new and knows no old task ids:
+    resuming re-submits with the logged Idempotency-Key instead of failing."""
+    req = wan.build_request(prompt="forgotten", seed=12, resolution="1K")
+    with make_client(sim, tmp_path) as client:
+        out = client.run(req, task_id="task-from-a-previous-simulator")
+    ledger = sim.ledger()
+    assert out.images and ledger["submitted"] == 1 and ledger["requests"]["get"] >= 1
