@@ -250,3 +250,31 @@ def test_session_wide_sweep_budget_asks_for_confirmation(sim, sess):
     assert sw.counts()["completed"] == 2
     wan.set_budget(per_sweep=None)
     assert wan.sweep("small {i}", i=[3, 4], resolution="1K").wait().counts()["completed"] == 2
+
+
+def test_live_view_bandwidth_is_bounded_for_big_grids(sim, sess):
+    """Each redraw resends the whole grid: a big one is redrawn less often, never dropped."""
+    from wan_nb import _sweep
+
+    class Recorder:
+        def __init__(self):
+            self.sets = 0
+
+        @property
+        def value(self):
+            return ""
+
+        @value.setter
+        def value(self, html):
+            self.sets += 1
+
+    sw = wan.sweep("view {i}", i=[1, 2], resolution="1K", start=False)
+    sw._widget = Recorder()
+    size = 2 * _sweep.VIEW_BYTES_PER_SECOND  # a grid that takes ~2 s of the budget
+    sw._html = lambda: "x" * size
+    sw._changed(force=True)
+    for _ in range(50):
+        sw._changed()
+    assert sw._widget.sets == 1, "redraws of a big grid must be spaced out"
+    time.sleep(2.3)
+    assert sw._widget.sets == 2, "the pending change must still be drawn"

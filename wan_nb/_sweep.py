@@ -28,6 +28,7 @@ from ._wire import Task
 
 DEFAULT_CONCURRENCY = 4
 REFRESH_SECONDS = 0.25  # at most this often the live view is redrawn
+VIEW_BYTES_PER_SECOND = 1_000_000  # a big grid is redrawn less often: ~1 MB/s to the browser at most
 
 _STOPPING = (BudgetError, InsufficientBalanceError)  # no further cell can succeed
 
@@ -74,6 +75,7 @@ class Sweep:
         self._stop_reason: str | None = None
         self._widget: Any = None
         self._last_draw = 0.0
+        self._draw_interval = REFRESH_SECONDS
         self._draw_pending = False
         self._lock = threading.Lock()
         self.started_at: float | None = None
@@ -289,13 +291,16 @@ class Sweep:
         return self.grid()._repr_html_()
 
     def _changed(self, force: bool = False) -> None:
-        """Redraw the live view, at most every REFRESH_SECONDS (and always at the end)."""
+        """Redraw the live view: at most every REFRESH_SECONDS, less often as the grid grows
+        (each redraw resends it whole), and always at the end."""
         if self._widget is None:
             return
         now = time.monotonic()
-        if force or now - self._last_draw >= REFRESH_SECONDS:
+        if force or now - self._last_draw >= self._draw_interval:
             self._last_draw = now
-            self._widget.value = self._html()
+            html = self._html()
+            self._widget.value = html
+            self._draw_interval = max(REFRESH_SECONDS, len(html) / VIEW_BYTES_PER_SECOND)
         elif not self._draw_pending:
             self._draw_pending = True
 
@@ -303,7 +308,8 @@ class Sweep:
                 self._draw_pending = False
                 self._changed(force=True)
 
-            get_portal().loop.call_later(REFRESH_SECONDS, later)
+            wait = self._draw_interval - (now - self._last_draw)
+            get_portal().loop.call_soon_threadsafe(get_portal().loop.call_later, wait, later)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         html = self._html()
