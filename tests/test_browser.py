@@ -83,6 +83,11 @@ ERROR_CELLS = [
     'sw = wan.sweep("a {animal} in rain", animal=["cat"], seed=[1, 2], resolution="1K", concurrency=1)\nsw',
 ]
 
+RESULT_CELLS = [
+    "import wan_nb as wan\nwan.connect(latency=0.2, home='wan_runs')",
+    'r = wan.generate("a <b>bold</b> heron & reeds", aspect_ratio="16:9", resolution="1K", seed=5)\nr',
+]
+
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -114,6 +119,7 @@ def lab(tmp_path_factory):
     root.mkdir()
     _notebook(root / "sweep.ipynb", SWEEP_CELLS)
     _notebook(root / "errors.ipynb", ERROR_CELLS)
+    _notebook(root / "result.ipynb", RESULT_CELLS)
 
     env = dict(os.environ)
     env.pop("WAVE_API_KEY", None)
@@ -382,3 +388,24 @@ def test_failed_cell_shows_its_reason(page, lab, tmp_path):
     assert len(final["failed"]) == 1, final
     text = final["failed"][0]
     assert "failed" in text and "content_policy" in text, f"the failed cell does not give the reason: {text!r}"
+
+
+@pytest.mark.timeout(120)
+def test_result_thumbnail_links_to_the_full_image(page, lab, tmp_path):
+    """The inline result: an embedded thumbnail, the prompt escaped, and a link that
+    JupyterLab serves as the full JPEG (what a user clicks to see the image)."""
+    _open_notebook(page, lab, "result.ipynb", len(RESULT_CELLS))
+    _run_all(page)
+    out = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(1).locator(".wan-result")
+    out.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "result.png"))
+    assert out.locator("img").first.get_attribute("src").startswith("data:image/jpeg;base64,")
+    text = out.inner_text()
+    assert "a <b>bold</b> heron & reeds" in text  # shown as text, not as markup
+    assert out.locator("b").count() == 0
+    link = out.locator("a[href]").first
+    url = page.evaluate("(a) => a.href", link.element_handle())
+    answer = page.request.get(url)
+    assert answer.status == 200, (url, answer.status)
+    assert answer.headers.get("content-type", "").startswith("image/jpeg"), (url, answer.headers)
+    assert answer.body()[:3] == b"\xff\xd8\xff"

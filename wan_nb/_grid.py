@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping, Sequence
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from ._html_parts import FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
+from ._html_parts import EMBED_SIDE, FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
+from ._store import THUMB_SIDE
 
 BOX = 160  # CSS px of the square each thumbnail is fitted into
 PNG_BOX = 200  # px of the same square in PNG output
@@ -99,7 +100,10 @@ def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box
         f"width:{box}px;height:{box}px;display:flex;align-items:center;justify-content:center;"
         "overflow:hidden;box-sizing:border-box;"
     )
-    uri = thumb_data_uri(item.thumb, item.full) if state == "done" else None
+    # Embed at the box's size; above the stored thumbnail's size, read the full image.
+    side = max(EMBED_SIDE, box)
+    sources = (item.full, item.thumb) if side > THUMB_SIDE else (item.thumb, item.full)
+    uri = thumb_data_uri(*sources, side=side) if state == "done" else None
     if uri:
         img = (
             f'<img src="{esc(uri)}" alt="{esc(item.caption or "image")}" title="{esc(tooltip)}" '

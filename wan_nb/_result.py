@@ -65,7 +65,7 @@ class Result:
             caption = f"{img.width}×{img.height}" + (f" · {i + 1}/{len(self.images)}" if len(self.images) > 1 else "")
             item = CellItem(thumb=img.thumb_path, full=img.path, status="completed", caption=caption,
                             width=img.width, height=img.height)
-            tiles.append(render_item_html(item, box=256))
+            tiles.append(render_item_html(item, box=384 if len(self.images) == 1 else 256))
         req = self.request
         facts = []
         if req is not None:
