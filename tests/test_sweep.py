@@ -278,3 +278,13 @@ def test_live_view_bandwidth_is_bounded_for_big_grids(sim, sess):
     assert sw._widget.sets == 1, "redraws of a big grid must be spaced out"
     time.sleep(2.3)
     assert sw._widget.sets == 2, "the pending change must still be drawn"
+
+
+def test_template_mistakes_are_clear_errors_not_raw_exceptions(sim, sess):
+    for template in ("a {} fox", "a {0} fox", "a {animal.nope} fox", "a {animal"):
+        with pytest.raises(wan.RequestError) as info:
+            wan.sweep(template, animal=["fox"], resolution="1K")
+        assert info.value.problems[0].field == "prompt"
+    sw = wan.sweep("JSON {{x}} and a {kind[0]}", kind=[["heron"], ["crane"]], resolution="1K", start=False)
+    assert [c.request.prompt for c in sw.results] == ["JSON {x} and a heron", "JSON {x} and a crane"]
+    assert sim.ledger()["requests"].get("submit", 0) == 0

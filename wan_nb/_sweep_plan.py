@@ -126,10 +126,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def _placeholders(template: str) -> list[str]:
+    """The names a template needs: ``{animal}``, ``{animal.title}``, ``{sizes[0]}`` need ``animal``/``sizes``."""
     try:
-        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise RequestError([Problem("prompt", "template", f"{template!r} is not a valid template: {exc}")]) from exc
+    bases = [re.split(r"[.\[]", name, maxsplit=1)[0] for name in names]
+    if any(not b or b.isdigit() for b in bases):
+        raise RequestError([Problem("prompt", "template", f"{template!r}: use named placeholders like "
+                                    "{animal}; write {{ and }} for literal braces")])
+    return list(dict.fromkeys(bases))
 
 
 def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: str = "") -> Plan:
@@ -182,9 +188,13 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
     for index, combo in enumerate(itertools.product(*(v for _, v in axes))):
         coords = dict(zip(plan.axis_names, combo))
         template = coords.get("template", coords.get("prompt", templates[0]))
-        values = {**fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
-        text = template.format(**{n: values[n] for n in _placeholders(template)}) if names else template
-        request_fields = {k: v for k, v in values.items() if k in FIELDS}
+        cell_values = {**fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
+        try:
+            text = template.format(**{n: cell_values[n] for n in _placeholders(template)}) if names else template
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise RequestError([Problem("prompt", "template", f"{template!r} with {_label(coords)}: "
+                                        f"{type(exc).__name__}: {exc}")]) from None
+        request_fields = {k: v for k, v in cell_values.items() if k in FIELDS}
         try:
             req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{sweep_id}:{index}"))
         except RequestError as exc:
