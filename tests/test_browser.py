@@ -88,6 +88,11 @@ RESULT_CELLS = [
     'r = wan.generate("a <b>bold</b> heron & reeds", aspect_ratio="16:9", resolution="1K", seed=5)\nr',
 ]
 
+SLOW_CELLS = [
+    "import wan_nb as wan\nwan.connect(latency=4.0, home='wan_runs_slow', quiet=True)",
+    'r = wan.generate("a patient heron", seed=9, resolution="1K")',
+]
+
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -120,6 +125,7 @@ def lab(tmp_path_factory):
     _notebook(root / "sweep.ipynb", SWEEP_CELLS)
     _notebook(root / "errors.ipynb", ERROR_CELLS)
     _notebook(root / "result.ipynb", RESULT_CELLS)
+    _notebook(root / "slow.ipynb", SLOW_CELLS)
 
     env = dict(os.environ)
     env.pop("WAVE_API_KEY", None)
@@ -409,3 +415,24 @@ def test_result_thumbnail_links_to_the_full_image(page, lab, tmp_path):
     assert answer.status == 200, (url, answer.status)
     assert answer.headers.get("content-type", "").startswith("image/jpeg"), (url, answer.headers)
     assert answer.body()[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.timeout(120)
+def test_blocking_call_shows_a_live_status_line(page, lab):
+    """While wan.generate blocks, the cell says what it is waiting for, then sums up."""
+    _open_notebook(page, lab, "slow.ipynb", len(SLOW_CELLS))
+    # not _run_all: its promise resolves only when every cell has finished
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    out = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(1).locator(".jp-OutputArea-output")
+    page.wait_for_function(
+        """() => { const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[1];
+                   return c && /⏳ generate .* \\d+ s/.test(c.innerText); }""",
+        timeout=20_000,
+    )
+    first = out.first.inner_text()
+    assert "⏳ generate" in first
+    page.wait_for_function(
+        """() => /done after/.test(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[1].innerText)""",
+        timeout=30_000,
+    )
+    assert "⏳" not in out.first.inner_text()

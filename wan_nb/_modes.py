@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from . import _spec
 from ._request import Request, from_fields, nesting_depth
+from ._live import LiveStatus
 from ._result import Result
 from ._session import emit_warnings, session
 
@@ -29,7 +30,8 @@ def _run(action: str | None, prompt: Any, images: Any = None, **kw: Any) -> Resu
     options = {k: kw.pop(k) for k in RUN_OPTIONS if k in kw}
     request = make_request(action, prompt, images, **kw)
     emit_warnings(request)
-    return session().run(request, **options)
+    with LiveStatus(f"{request.action} · ${request.cost_usd:.5f}") as live:
+        return session().run(request, on_update=live.update, tick=live.tick, **options)
 
 
 def run(prompt: str, **kw: Any) -> Result:

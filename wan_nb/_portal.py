@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -46,8 +46,12 @@ class Portal:
         """Start a coroutine on the portal loop; do not wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine to its end and return its result, re-raising its error."""
+    def run(self, coro: Coroutine[Any, Any, T], tick: "Callable[[], None] | None" = None) -> T:
+        """Run a coroutine to its end and return its result, re-raising its error.
+
+        ``tick`` is called in the waiting thread every 0.1 s (e.g. to redraw a status
+        line from the thread that owns the notebook output).
+        """
         if self.in_portal():
             coro.close()
             raise RuntimeError("a synchronous wan_nb call was made from inside an async wan_nb callback")
@@ -64,7 +68,8 @@ class Portal:
             # Wait in short slices so Ctrl-C is seen; never use result(timeout=) for this:
             # on 3.11 its TimeoutError is the coroutine's own TimeoutError too.
             while not concurrent.futures.wait([fut], timeout=0.1).done:
-                pass
+                if tick is not None:
+                    tick()
             return fut.result()
         except KeyboardInterrupt:
             fut.cancel()  # cancels the task on the loop; its cleanup runs there

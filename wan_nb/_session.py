@@ -106,9 +106,9 @@ class Session:
                 self.simulator.stop()
 
     # -- the run pipeline ----------------------------------------------------------
-    def run(self, request: Request, **kw: Any) -> Result:
-        """Blocking ``arun`` (works in scripts and inside Jupyter)."""
-        return get_portal().run(self.arun(request, **kw))
+    def run(self, request: Request, *, tick: Callable[[], None] | None = None, **kw: Any) -> Result:
+        """Blocking ``arun`` (works in scripts and inside Jupyter); ``tick`` as in Portal.run."""
+        return get_portal().run(self.arun(request, **kw), tick=tick)
 
     async def arun(
         self,
