@@ -282,3 +282,22 @@ def test_resuming_a_task_the_server_forgot_resubmits_with_the_same_key(sim, tmp_
         out = client.run(req, task_id="task-from-a-previous-simulator")
     ledger = sim.ledger()
     assert out.images and ledger["submitted"] == 1 and ledger["requests"]["get"] >= 1
+
+
+def test_a_timed_out_request_is_retried(sim, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="wan_nb")
+    sim.set_faults(next=[{"endpoint": "get", "fault": "slow:2"}])
+    with make_client(sim, tmp_path, prefer_wait=0, http_timeout=0.5) as client:
+        out = client.run({"prompt": "slow answer", "seed": 21, "resolution": "1K"})
+    ledger = sim.ledger()
+    assert out.images and ledger["faults"].get("slow") == 1 and ledger["submitted"] == 1
+    assert any("Timeout" in r.getMessage() and "retry 1" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("fault", ["drop", "503"])
+def test_faults_while_polling_are_retried(sim, tmp_path, fault):
+    sim.set_faults(next=[{"endpoint": "get", "fault": fault}, {"endpoint": "get", "fault": fault}])
+    with make_client(sim, tmp_path, prefer_wait=0) as client:
+        out = client.run({"prompt": f"poll through {fault}", "seed": 22, "resolution": "1K"})
+    ledger = sim.ledger()
+    assert out.images and ledger["submitted"] == 1 and ledger["requests"]["get"] >= 3

@@ -96,6 +96,7 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         timeout: float = _config.DEFAULT_TIMEOUT,
         prefer_wait: int = _config.PREFER_WAIT,
+        http_timeout: float = _config.HTTP_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key = _config.api_key(api_key)
@@ -110,6 +111,7 @@ class AsyncClient:
         self.retry = retry or DEFAULT_POLICY
         self.timeout = timeout
         self.prefer_wait = prefer_wait
+        self.http_timeout = http_timeout  # one HTTP exchange; a held submit adds its wait
         self._uploader = uploader
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
@@ -128,7 +130,7 @@ class AsyncClient:
         # Created on first use, inside the loop that uses it (httpx binds to it).
         if self._http is None:
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(_config.HTTP_TIMEOUT, connect=10.0),
+                timeout=httpx.Timeout(self.http_timeout, connect=min(10.0, self.http_timeout)),
                 transport=self._transport,
                 follow_redirects=True,
             )
@@ -260,7 +262,7 @@ class AsyncClient:
             _wire.TASKS_PATH,
             json_body=_wire.to_body(req, urls),
             headers=headers,
-            timeout=_config.HTTP_TIMEOUT + max(0.0, wait_s),
+            timeout=self.http_timeout + max(0.0, wait_s),
         )
 
     async def get(self, task_id: str) -> Task:
