@@ -288,3 +288,22 @@ def test_template_mistakes_are_clear_errors_not_raw_exceptions(sim, sess):
     sw = wan.sweep("JSON {{x}} and a {kind[0]}", kind=[["heron"], ["crane"]], resolution="1K", start=False)
     assert [c.request.prompt for c in sw.results] == ["JSON {x} and a heron", "JSON {x} and a crane"]
     assert sim.ledger()["requests"].get("submit", 0) == 0
+
+
+def test_reconnecting_cancels_a_running_sweep_cleanly(tmp_path, monkeypatch):
+    """Re-running the connect() cell while a sweep runs: its queued tasks are cancelled
+    on the server and every cell ends with a clear status, not a raw transport error."""
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    with Simulator(latency=2.0, concurrency=1) as sim:
+        wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        sw = wan.sweep("old {i}", i=list(range(4)), resolution="1K", concurrency=2)
+        deadline = time.time() + 10
+        while sim.ledger()["submitted"] < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True).close()
+        ledger = sim.ledger()
+    assert sw.done and not sw.running
+    assert [c.status for c in sw.results] == ["cancelled"] * 4
+    assert sum("already processing" in c.error for c in sw.results) == 1  # said honestly: it will be billed
+    assert sum(c.error == "sweep cancelled" for c in sw.results) == 3
+    assert ledger["submitted"] == 2 and ledger["by_status"]["cancelled"] == 1

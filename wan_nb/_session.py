@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +59,7 @@ class Session:
         self.budget_usd: float | None = None  # session-wide cap, never exceeded
         self.sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD  # above it a sweep needs confirm=True
         self._budget_lock = threading.Lock()
+        self.sweeps: "weakref.WeakSet[Any]" = weakref.WeakSet()  # running sweeps, cancelled on close
 
     def __repr__(self) -> str:
         return f"<wan_nb Session {self.backend} {self.client.base_url} home={str(self.home)!r}>"
@@ -99,6 +101,10 @@ class Session:
         return out
 
     def close(self) -> None:
+        """Cancel running sweeps (queued tasks refunded), then close the client and simulator."""
+        for sw in list(self.sweeps):
+            if sw.running:
+                sw.cancel()
         try:
             self.client.close()
         finally:

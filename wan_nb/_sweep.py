@@ -54,7 +54,7 @@ class SweepCell:
         return self.status in ("completed", "failed", "cancelled", "error")
 
 
-@dataclass
+@dataclass(eq=False)  # a running object: identity, not value, equality
 class Sweep:
     """A running (or finished) sweep. Shows itself as a live grid in a notebook."""
 
@@ -147,6 +147,7 @@ class Sweep:
         self._stop_reason = None
         self.started_at = self.started_at or time.time()
         self._finished.clear()
+        self.session.sweeps.add(self)
 
         async def launch() -> None:
             self._task = asyncio.ensure_future(self._run(todo))
@@ -201,7 +202,12 @@ class Sweep:
                 cell_index=cell.index, tags=self.tags, on_update=on_update,
             )
         except asyncio.CancelledError:
-            cell.status, cell.error = "cancelled", "sweep cancelled"
+            if cell.status == "processing":  # the server's answer to our cancel: too late
+                cell.error = ("sweep cancelled, but the task was already processing: it will be billed; "
+                              "run the same sweep again to fetch its images at no extra cost")
+            else:
+                cell.error = "sweep cancelled"
+            cell.status = "cancelled"
             raise
         except _STOPPING as exc:
             cell.status, cell.error = "error", str(exc)
