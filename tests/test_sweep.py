@@ -307,3 +307,16 @@ def test_reconnecting_cancels_a_running_sweep_cleanly(tmp_path, monkeypatch):
     assert sum("already processing" in c.error for c in sw.results) == 1  # said honestly: it will be billed
     assert sum(c.error == "sweep cancelled" for c in sw.results) == 3
     assert ledger["submitted"] == 2 and ledger["by_status"]["cancelled"] == 1
+
+
+def test_a_sweep_exports_its_own_report_and_png(sim, sess, tmp_path):
+    from PIL import Image
+
+    sw = wan.sweep("export <{animal}>", animal=["fox", "owl"], seed=[1, 2], resolution="1K").wait()
+    other = wan.sweep("not in this report", seed=[3], resolution="1K").wait()
+    page = sw.export_html(tmp_path / "sweep.html").read_text()
+    assert "export &lt;fox&gt;" in page and "not in this report" not in page and other.id not in page
+    assert page.count("data:image/jpeg;base64,") >= 4
+    png = sw.to_png(tmp_path / "sweep.png")
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 400

@@ -293,6 +293,14 @@ class Sweep:
         return Grid(rows, col_name, row_values, col_values, cells, legend,
                     title=f"sweep {self.id}", progress_line=self.progress_line())
 
+    def export_html(self, path: Any) -> Any:
+        """This sweep as a self-contained HTML report (thumbnails embedded, files linked)."""
+        return self.session.log.export_html(path, title=f"sweep {self.id}", sweep_id=self.id)
+
+    def to_png(self, path: Any) -> Any:
+        """The sweep's grid as a PNG image."""
+        return self.grid().to_png(path)
+
     def _html(self) -> str:
         return self.grid()._repr_html_()
 
