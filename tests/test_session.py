@@ -87,3 +87,27 @@ def test_connect_without_anything_starts_the_simulator_and_says_so(tmp_path, no_
         assert sess.backend == "simulator" and sess.simulator is not None
     finally:
         sess.close()
+
+
+def test_the_run_is_in_the_log_before_the_request_is_answered(tmp_path, no_env):
+    """What resume stands on: while the submit is still held by the server, the log
+    already has the run with its Idempotency-Key."""
+    import threading
+    import time
+
+    with Simulator(latency=2.0) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            worker = threading.Thread(target=wan.generate, args=("logged first",), kwargs={"seed": 4, "resolution": "1K"})
+            worker.start()
+            deadline = time.time() + 5
+            while sim.ledger()["submitted"] == 0 and time.time() < deadline:
+                time.sleep(0.01)
+            rows = sess.log.runs()
+            assert sim.ledger()["by_status"]["completed"] == 0  # the task is still running
+            assert len(rows) == 1 and rows.iloc[0]["status"] == "planned"
+            assert rows.iloc[0]["idempotency_key"].startswith("wan-nb-")
+            worker.join(15)
+            assert sess.log.runs().iloc[0]["status"] == "completed"
+        finally:
+            sess.close()
