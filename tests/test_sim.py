@@ -712,3 +712,28 @@ def test_cli_prints_the_base_url_and_serves():
         finally:
             proc.terminate()
             proc.wait(timeout=5)
+
+
+def test_result_memory_is_bounded_oldest_links_expire_first():
+    """Hours of sweeping must not grow the kernel without end: past the bound, the
+    oldest results' links expire early (410 link_expired), newer ones stay."""
+    from wan_nb.sim._files import FileStore
+
+    store = FileStore(max_result_bytes=250)
+    far = time.time() + 3600
+    for task in ("t1", "t2", "t3"):
+        store.publish(task, [b"x" * 100], far)
+    assert store.held_bytes == 200
+    assert store.get("results/t1/0.jpg").expired_at is not None
+    assert store.get("results/t2/0.jpg").found and store.get("results/t3/0.jpg").found
+
+
+def test_simulator_memory_bound_is_a_knob(tmp_path):
+    import wan_nb as wan
+
+    with Simulator(latency=0.01, max_result_mb=0.05) as sim:  # ~50 KB: about one 1K image
+        with wan.Client("k", sim.base_url, store=wan.Store(tmp_path)) as client:
+            first = client.wait(client.submit({"prompt": "first", "seed": 1, "resolution": "1K"}))
+            client.run({"prompt": "second", "seed": 2, "resolution": "1K"})  # downloads at once: fine
+            with pytest.raises(wan.LinkExpiredError):
+                client.download(first)  # evicted: the client must download at once, and does

@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-key", default=None, help="the only Bearer key accepted (default: any)")
     p.add_argument("--seed", type=int, default=None, help="repeatable random seeds and faults")
     p.add_argument("--balance-quota", type=int, default=None, help="account balance in quota (500000 = 1 USD)")
+    p.add_argument("--max-result-mb", type=float, default=256,
+                   help="memory for result images; past it the oldest links expire early (default 256)")
     p.add_argument("--error-rate", type=float, default=None, help="fraction of API requests answered 5xx")
     p.add_argument("--error-status", type=int, default=None, help="status of those answers (default 503)")
     p.add_argument("--rate-cap", type=int, default=None, help="at most this many submits per window")
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     faults = {k: getattr(args, k) for k in FAULT_OPTIONS if getattr(args, k) is not None}
     try:
         sim = Simulator(latency=args.latency, concurrency=args.concurrency, link_ttl=args.link_ttl,
+                        max_result_mb=args.max_result_mb,
                         host=args.host, port=args.port, api_key=args.api_key, seed=args.seed,
                         balance_quota=args.balance_quota, faults=faults).start()
     except (ValueError, OSError) as exc:

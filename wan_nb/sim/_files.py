@@ -5,6 +5,10 @@ document); a client that treats a link as storage loses images. The simulator se
 results only until ``expires_at`` and answers 410 ``link_expired`` afterwards, with a
 TTL short enough to test. Results are not reachable before their task completes.
 Everything is kept in memory: a simulator is a throwaway, and nothing leaks to disk.
+Result bytes are bounded (``max_result_bytes``): past the bound the oldest results'
+links expire early, which is what a real link does anyway and costs nothing to a
+client that downloads at once. This keeps a kernel that sweeps for hours (Binder has
+little memory) from growing without end.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -48,11 +53,17 @@ class FileAnswer:
         return self.data is not None
 
 
+DEFAULT_MAX_RESULT_BYTES = 256 * 2**20
+
+
 class FileStore:
-    def __init__(self) -> None:
+    def __init__(self, max_result_bytes: int | None = DEFAULT_MAX_RESULT_BYTES) -> None:
         self._lock = threading.Lock()
         self._uploads: dict[str, Upload] = {}
         self._results: dict[str, tuple[list[bytes], float]] = {}  # task_id -> (images, expires)
+        self._live: OrderedDict[str, int] = OrderedDict()  # task_id -> bytes held, oldest first
+        self._max = max_result_bytes
+        self.held_bytes = 0
 
     def put_upload(self, upload: Upload) -> Upload:
         with self._lock:
@@ -62,6 +73,16 @@ class FileStore:
         """Make a completed task's images reachable until ``expires_at`` (unix seconds)."""
         with self._lock:
             self._results[task_id] = (images, expires_at)
+            self._live[task_id] = sum(len(b) for b in images)
+            self.held_bytes += self._live[task_id]
+            while self._max is not None and self.held_bytes > self._max and len(self._live) > 1:
+                oldest = next(iter(self._live))
+                self._expire(oldest, min(self._results[oldest][1], time.time()))
+
+    def _expire(self, task_id: str, when: float) -> None:
+        """Free a result's bytes; its link answers 410 link_expired from ``when`` on."""
+        self.held_bytes -= self._live.pop(task_id, 0)
+        self._results[task_id] = ([], when)
 
     def get(self, path: str) -> FileAnswer:
         """``path`` relative to ``/sim/files/``."""
@@ -78,8 +99,7 @@ class FileStore:
                     return FileAnswer()
                 images, expires = entry
                 if time.time() >= expires:
-                    # Free the bytes; remember only that the link existed.
-                    self._results[m.group(1)] = ([], expires)
+                    self._expire(m.group(1), expires)  # remember only that the link existed
                     return FileAnswer(expired_at=int(expires))
             i = int(m.group(2))
             return FileAnswer(images[i], "image/jpeg") if i < len(images) else FileAnswer()

@@ -29,13 +29,14 @@ class Simulator:
     api_key: if given, the only Bearer key accepted (any non-empty key otherwise);
     seed: makes random seeds and random faults repeatable;
     balance_quota: the account's money in quota (None = unlimited; 500,000 = 1 USD);
-    faults: initial fault settings, the keys of ``set_faults``.
+    faults: initial fault settings, the keys of ``set_faults``;
+    max_result_mb: memory for result images; past it the oldest links expire early.
     """
 
     def __init__(self, latency: float = 0.5, concurrency: int = 4, link_ttl: float = 86400,
                  host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
                  seed: int | None = None, balance_quota: int | None = None,
-                 faults: dict[str, Any] | None = None) -> None:
+                 faults: dict[str, Any] | None = None, max_result_mb: float = 256) -> None:
         if not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError(f"latency: must be 0 or more seconds (got {latency!r})")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -47,7 +48,9 @@ class Simulator:
         self.host, self._port = host, port
         self._ledger = Ledger(balance_quota)
         self._faults = Faults(self._ledger, seed, faults)
-        self._files = FileStore()
+        if not isinstance(max_result_mb, (int, float)) or max_result_mb <= 0:
+            raise ValueError(f"max_result_mb: must be a positive number (got {max_result_mb!r})")
+        self._files = FileStore(int(max_result_mb * 2**20))
         self._book = TaskBook(ledger=self._ledger, files=self._files, callbacks=CallbackSender(self._ledger),
                               render=_render.render, concurrency=concurrency, latency=float(latency),
                               link_ttl=float(link_ttl))
