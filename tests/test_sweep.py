@@ -320,3 +320,22 @@ def test_a_sweep_exports_its_own_report_and_png(sim, sess, tmp_path):
     png = sw.to_png(tmp_path / "sweep.png")
     with Image.open(png) as im:
         assert im.format == "PNG" and im.width > 400
+
+
+def test_image_sets_and_box_lists_are_axes_labelled_readably(sim, sess, tmp_path):
+    from PIL import Image
+
+    paths = []
+    for name, colour in (("harbour.png", (20, 60, 120)), ("forest.png", (20, 120, 40))):
+        Image.new("RGB", (640, 480), colour).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    sw = wan.sweep("the same scene at night", action="image2image", image_urls=[[p] for p in paths],
+                   seed=[1, 2], resolution="1K").wait()
+    assert sw.counts()["completed"] == 4
+    grid = sw.grid()
+    assert grid.row_name == "image_urls" and grid.row_values == ["harbour.png", "forest.png"]
+    assert len(grid.cell("forest.png", 2).items) == 1
+    boxes = wan.sweep("a lamp", action="interactive_edit", image_urls=[paths[0]],
+                      bbox_list=[[[[10, 10, 200, 200]]], [[[300, 300, 600, 400]]]], resolution="1K").wait()
+    assert boxes.counts()["completed"] == 2 and len(boxes.grid().col_values) == 2
+    assert sim.ledger()["submitted"] == 6

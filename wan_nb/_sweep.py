@@ -11,6 +11,7 @@ fixed-seed run. The notebook keeps working while the grid fills in.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -282,7 +283,8 @@ class Sweep:
                 return _value(cell, col_axes[0])
             return " · ".join(f"{a}={_short(_value(cell, a))}" for a in col_axes)
 
-        row_values = (list(by_name.get(rows, [])) or _distinct(row_of(c) for c in self.cells)) if rows else [""]
+        row_values = ([_label_value(rows, v) for v in by_name.get(rows, [])]
+                      or _distinct(row_of(c) for c in self.cells)) if rows else [""]
         col_values = _distinct(col_of(c) for c in self.cells)
         cells: dict[tuple, Cell] = {}
         for c in self.cells:
@@ -345,10 +347,31 @@ class Sweep:
 
 def _value(cell: SweepCell, name: str) -> Any:
     if name in cell.coords:
-        return cell.coords[name]
+        return _label_value(name, cell.coords[name])
     if name == "prompt":
         return cell.request.prompt
     return getattr(cell.request, name, None)
+
+
+def _label_value(name: str, value: Any) -> Any:
+    """Axis values as a person reads them: input images by file name, not by repr."""
+    if name != "image_urls":
+        return value
+    images = value if isinstance(value, (list, tuple)) else [value]
+    return ", ".join(_image_label(x) for x in images)
+
+
+def _image_label(image: Any) -> str:
+    from ._images import ImageInputError, to_image_ref
+
+    if isinstance(image, (str, os.PathLike)):
+        tail = str(image).rstrip("/").rsplit("/", 1)[-1]
+        return tail if len(tail) <= 40 else tail[:18] + "…" + tail[-18:]
+    try:
+        ref = to_image_ref(image)
+    except ImageInputError:
+        return type(image).__name__
+    return f"image {ref.sha256[:10]}" if ref.sha256 else str(ref.url)
 
 
 def _short(value: Any) -> str:
