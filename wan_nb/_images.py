@@ -44,8 +44,6 @@ class ImageRef:
         """How the request's canonical form names this image."""
         return f"sha256:{self.sha256}" if self.data is not None else str(self.url)
 
-    def with_url(self, url: str) -> "ImageRef":
-        return ImageRef(url, None, self.sha256, self.width, self.height, self.format, self.source)
 
 
 class ImageInputError(ValueError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -87,9 +87,3 @@ def get_portal() -> Portal:
             _portal = Portal()
         return _portal
 
-
-def run_sync(awaitable: Awaitable[T]) -> T:
-    async def _wrap() -> T:
-        return await awaitable
-
-    return get_portal().run(_wrap())

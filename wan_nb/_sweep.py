@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from . import _spec
 from ._exceptions import BudgetError, InsufficientBalanceError, WanError
 from ._grid import Cell, CellItem, Grid, cell_key
+from ._html_parts import short
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
@@ -281,7 +282,7 @@ class Sweep:
                 return ""
             if len(col_axes) == 1:
                 return _value(cell, col_axes[0])
-            return " · ".join(f"{a}={_short(_value(cell, a))}" for a in col_axes)
+            return " · ".join(f"{a}={_text(_value(cell, a))}" for a in col_axes)
 
         row_values = ([_label_value(rows, v) for v in by_name.get(rows, [])]
                       or _distinct(row_of(c) for c in self.cells)) if rows else [""]
@@ -289,8 +290,8 @@ class Sweep:
         cells: dict[tuple, Cell] = {}
         for c in self.cells:
             cells.setdefault(cell_key(row_of(c), col_of(c)), Cell()).items.extend(_items(c))
-        legend = {k: _short(v) for k, v in self.plan.fixed.items()}
-        legend.update({n: _short(v[0]) for n, v in self.plan.axes if len(v) == 1})
+        legend = {k: _text(v) for k, v in self.plan.fixed.items()}
+        legend.update({n: _text(v[0]) for n, v in self.plan.axes if len(v) == 1})
         col_name = " · ".join(col_axes) if col_axes else ""
         return Grid(rows, col_name, row_values, col_values, cells, legend,
                     title=f"sweep {self.id}", progress_line=self.progress_line())
@@ -372,11 +373,6 @@ def _image_label(image: Any) -> str:
     except ImageInputError:
         return type(image).__name__
     return f"image {ref.sha256[:10]}" if ref.sha256 else str(ref.url)
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
@@ -465,3 +461,7 @@ def _cost_to_pay(sess: Session, plan: Plan, fresh: bool) -> int:
         return plan.sweep_id in sweeps or (bool(sweeps) and not req.seed_random)
 
     return sum(c.request.cost_quota for c in plan.cells if not free(c.request))
+
+
+def _text(value: Any) -> str:
+    return short(value if isinstance(value, str) else str(value), 60)

@@ -28,8 +28,9 @@ from ._images import ImageInputError, to_image_ref
 from ._request import FIELDS, Request, from_fields, nesting_depth, unknown_fields
 
 # Fields whose single value is itself a list: a list of them is an axis only when
-# nested one level deeper (or wrapped in ``vary``).
-_LIST_FIELDS = {"image_urls": 2, "color_palette": 2, "bbox_list": 4, "callback_events": 2}
+# nested this deep (or wrapped in ``vary``). color_palette is told apart by its items
+# instead: a palette of pairs nests as deep as an axis of dict palettes.
+_LIST_FIELDS = {"image_urls": 2, "bbox_list": 4, "callback_events": 2}
 
 
 class vary(list):
@@ -192,14 +193,14 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
         try:
             text = template.format(**{n: cell_values[n] for n in _placeholders(template)}) if names else template
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-            raise RequestError([Problem("prompt", "template", f"{template!r} with {_label(coords)}: "
+            raise RequestError([Problem("prompt", "template", f"{template!r} with {cell_label(coords)}: "
                                         f"{type(exc).__name__}: {exc}")]) from None
         request_fields = {k: v for k, v in cell_values.items() if k in FIELDS}
         try:
             req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{sweep_id}:{index}"))
         except RequestError as exc:
             for p in exc.problems:
-                cell_problems.setdefault((p.field, p.rule, p.message), []).append(_label(coords))
+                cell_problems.setdefault((p.field, p.rule, p.message), []).append(cell_label(coords))
             continue
         plan.cells.append(PlannedCell(index, coords, req))
     if cell_problems:
@@ -210,5 +211,6 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
     return plan
 
 
-def _label(coords: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={str(v)[:30]}" for k, v in coords.items()) or "the only cell"
+def cell_label(coords: dict[str, Any], width: int = 30) -> str:
+    """A cell named by its axis values, for messages."""
+    return ", ".join(f"{k}={str(v)[:width]}" for k, v in coords.items()) or "the only cell"

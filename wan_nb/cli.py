@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ._sweep_plan import cell_label
+
 PROG = "wan-nb"
 SWEEP_KEYS = ("prompts", "budget_usd", "fields", "concurrency", "tags", "fresh")
 
@@ -242,10 +244,6 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     return spec
 
 
-def _label(coords: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={str(v)[:40]}" for k, v in coords.items()) or "the only cell"
-
-
 def _check_plan(prompts: Any, kwargs: dict[str, Any]) -> None:
     """Expand the sweep once, without I/O: a RequestError names every broken field."""
     from ._sweep import sweep
@@ -308,7 +306,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
          + f" · {len(files)} image file(s) · spent {_usd(sw.spent_usd)}{billed}")
     for c in sw.cells:
         if c.status != "completed":
-            _out(f"  {c.status}: {_label(c.coords)}: {_one_line(Exception(c.error or 'no result'))}")
+            _out(f"  {c.status}: {cell_label(c.coords, 40)}: {_one_line(Exception(c.error or 'no result'))}")
     if counts["completed"] < total:
         _out("  run the same command again to retry only these; finished cells are not paid for twice")
     for line in _where(Path(sess.home).absolute()):
