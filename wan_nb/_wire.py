@@ -10,6 +10,7 @@ last section) changes this module and ``_spec.py`` only.
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,8 @@ def to_body(request: Request, image_urls: list[str] | None = None) -> dict[str, 
     return body
 
 
-def fields_from_body(body: Any) -> dict[str, Any]:
-    """A submit body checked by every rule, as ``build_request`` keyword arguments.
+def request_from_body(body: Any, rng: random.Random | None = None) -> Request:
+    """A submit body checked by every rule: the simulator's entry point.
 
     The simulator's entry point. On the wire an image is a URL and nothing else: a
     path-like string must never make a server read its own disk. All problems (bad
@@ -64,12 +65,12 @@ def fields_from_body(body: Any) -> dict[str, Any]:
     if bad_urls:  # keep the count (and the boxes) checkable without touching the bad strings
         checked["image_urls"] = [u if isinstance(u, str) and is_url(u) else ImageRef() for u in urls]
     try:
-        from_fields(checked)
+        request = from_fields(checked, rng=rng)
     except RequestError as exc:
         raise RequestError(bad_urls + exc.problems) from None
     if bad_urls:
         raise RequestError(bad_urls)
-    return dict(body)
+    return request
 
 
 def wait_header(seconds: float) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Turn a submit body into a checked request and decoded input images.
 
 The rules of every field belong to the project's request model (``_request``), so the
-simulator never re-implements them: it calls ``fields_from_body`` + ``build_request``.
+simulator never re-implements them: it calls ``request_from_body``.
 What only a server can do happens here: fetch the input images, learn their pixel
 sizes, and check the boxes of interactive_edit against them (a second
 ``build_request`` with sized ``ImageRef``s).
@@ -29,8 +29,8 @@ from PIL import Image
 from .. import _spec
 from .._exceptions import Problem, RequestError
 from .._images import ImageRef, size_problem, sniff_format
-from .._request import Request, build_request
-from .._wire import fields_from_body
+from .._request import Request
+from .._wire import request_from_body
 from . import _render
 from ._files import EXTENSIONS, FileAnswer, Upload
 from ._net import is_loopback_url, loopback_client
@@ -131,15 +131,13 @@ class InputResolver:
 def prepare(body: Any, rng: random.Random, resolver: InputResolver) -> Prepared:
     """Check the body with the request model, fetch its inputs, check boxes against
     their sizes. Raises RequestError listing every problem."""
-    fields = fields_from_body(body)  # every rule, URL-only images; raises listing all problems
-    req = build_request(**fields, rng=rng)
+    req = request_from_body(body, rng)  # every rule, URL-only images; raises listing all problems
     if not req.images:
         return Prepared(req, [], list(req.warnings))
     inputs, refs, notes, problems = [], [], [], []
     boxes = req.bbox_list or ()
-    raw_boxes = fields.get("bbox_list") if isinstance(fields.get("bbox_list"), list) else []
     for i, ref in enumerate(req.images):
-        hint = boxes[i] if i < len(boxes) else (raw_boxes[i] if i < len(raw_boxes) and isinstance(raw_boxes[i], list) else ())
+        hint = boxes[i] if i < len(boxes) else ()
         try:
             img, fmt, note = resolver.resolve(i, ref.url or "", hint)
         except RequestError as err:
@@ -151,6 +149,6 @@ def prepare(body: Any, rng: random.Random, resolver: InputResolver) -> Prepared:
             notes.append(note)
     if problems:
         raise RequestError(problems)
-    # Again, now that the sizes are known (bbox bounds); keep the seed already drawn.
-    req = build_request(**{**fields, "image_urls": refs, "seed": req.seed})
-    return Prepared(req, inputs, list(req.warnings) + notes)
+    # Again, now that the sizes are known (bbox bounds); the effective fields keep the seed.
+    sized = req.replace(image_urls=refs)
+    return Prepared(sized, inputs, list(req.warnings) + notes)
