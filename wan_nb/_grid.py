@@ -47,6 +47,12 @@ class CellItem:
     width: int | None = None
     height: int | None = None
 
+    @classmethod
+    def of_image(cls, image: Any, caption: str = "") -> "CellItem":
+        """A finished item for an image on disk (a StoredImage)."""
+        return cls(thumb=image.thumb_path, full=image.path, status="completed", caption=caption,
+                   width=image.width, height=image.height)
+
 
 @dataclass
 class Cell:

@@ -63,9 +63,7 @@ class Result:
         tiles = []
         for i, img in enumerate(self.images):
             caption = f"{img.width}×{img.height}" + (f" · {i + 1}/{len(self.images)}" if len(self.images) > 1 else "")
-            item = CellItem(thumb=img.thumb_path, full=img.path, status="completed", caption=caption,
-                            width=img.width, height=img.height)
-            tiles.append(render_item_html(item, box=384 if len(self.images) == 1 else 256))
+            tiles.append(render_item_html(CellItem.of_image(img, caption), box=384 if len(self.images) == 1 else 256))
         req = self.request
         facts = []
         if req is not None:

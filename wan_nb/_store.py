@@ -66,14 +66,10 @@ class StoredImage:
         return (self.width, self.height)
 
     def _repr_html_(self) -> str:
-        from ._grid import CellItem, render_item_html  # grid imports nothing from here
+        from ._grid import CellItem, render_item_html  # here, not at the top: _grid imports this module
 
         caption = f"{self.width}×{self.height} · {self.format} · {human_bytes(self.bytes)}"
-        item = CellItem(
-            thumb=self.thumb_path, full=self.path, status="completed", caption=caption,
-            width=self.width, height=self.height,
-        )
-        return render_item_html(item, box=THUMB_SIDE)
+        return render_item_html(CellItem.of_image(self, caption), box=THUMB_SIDE)
 
     def __repr__(self) -> str:
         return f"StoredImage({self.width}×{self.height} {self.format}, {human_bytes(self.bytes)}, {self.path})"

@@ -386,16 +386,15 @@ def _distinct(values: Iterable[Any]) -> list[Any]:
 
 
 def _items(cell: SweepCell) -> list[CellItem]:
-    label = ""  # the row and column labels already say which cell this is
+    """A cell's images, or its placeholder; no caption: the row and column labels say which cell."""
     if cell.result is not None:
         cap = "cache hit" if cell.result.cache_hit else ""
-        return [CellItem(thumb=i.thumb_path, full=i.path, status="completed", caption=cap, width=i.width,
-                         height=i.height) for i in cell.result.images]
+        return [CellItem.of_image(i, cap) for i in cell.result.images]
     status = cell.status
     if status == "processing" and cell.progress is not None:
         status = f"processing {cell.progress}%"
     w, h = cell.request.output_size
-    return [CellItem(thumb=None, full=None, status=status, error=cell.error, caption=label, width=w, height=h)]
+    return [CellItem(thumb=None, full=None, status=status, error=cell.error, width=w, height=h)]
 
 
 def sweep(
