@@ -276,7 +276,9 @@ def test_live_view_bandwidth_is_bounded_for_big_grids(sim, sess):
     for _ in range(50):
         sw._changed()
     assert sw._widget.sets == 1, "redraws of a big grid must be spaced out"
-    time.sleep(2.3)
+    time.sleep(1.0)  # a small grid would have been redrawn after 0.25 s
+    assert sw._widget.sets == 1, "a 2 MB grid must wait ~2 s before it is sent again"
+    time.sleep(1.4)
     assert sw._widget.sets == 2, "the pending change must still be drawn"
 
 
