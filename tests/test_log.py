@@ -525,3 +525,57 @@ def test_reading_the_log_starts_nothing(tmp_path, monkeypatch):
             "any(t.name.startswith('wan_nb') for t in threading.enumerate()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0", "True", "False"], out.stderr
+
+
+# ----------------------------------------------------------------- lineage
+
+
+def test_lineage_follows_images_by_sha256_or_by_a_hand_given_result_link(log: Log, store: Store) -> None:
+    """An input is matched to the run that made it by its sha256, or, when the user
+    pasted a result link by hand, by that link; a cache hit never counts as the maker."""
+    record(log, store, "a")
+    (made,) = log.get_run("a")["images"]
+    # a cache hit showing the same file (dated earlier, to show that date is not what decides)
+    record(log, store, "a-hit", cache_hit=True, cached_from="a", created_at=time.time() - 60)
+    log.add_images("a-hit", log.run_images("a"))
+    record(log, store, "b", action="edit", images_in=[f"sha256:{made['sha256']}"])
+    (b_img,) = log.get_run("b")["images"]
+    record(log, store, "c", action="edit", images_in=[b_img["source_url"]])  # a link pasted by hand
+    record(log, store, "other", images_in=["https://example.com/unrelated.jpg"])
+
+    assert log.made_from() == {"a-hit": [], "a": [], "b": ["a"], "c": ["b"], "other": []}
+    chain = log.lineage("c")
+    assert list(chain["run_id"]) == ["a", "b", "c"]
+    assert list(chain["depth"]) == [2, 1, 0] and list(chain["made_from"]) == [[], ["a"], ["b"]]
+    assert chain["depth"].dtype == "Int64" and chain["created_at"].is_monotonic_increasing
+    assert list(log.lineage(SimpleNamespace(run_id="a"))["run_id"]) == ["a"]
+    with pytest.raises(KeyError, match="no run 'nope'"):
+        log.lineage("nope")
+
+
+def test_inputs_record_how_each_image_went_out(log: Log, store: Store) -> None:
+    from wan_nb._images import ImageRef
+
+    record(log, store, "r")
+    sent = [ImageRef(url="https://cdn.example/x.png", sha256="ab" * 32, expires_at=1e9, via="link"),
+            ImageRef(url="https://bucket.example/y.png?X-Signature=s3cr3t", sha256="cd" * 32, via="upload"),
+            ImageRef(url="https://example.com/z.jpg", via="url")]
+    log.add_inputs("r", sent)
+    rows = log.inputs("r")
+    assert [(r["idx"], r["via"], r["url"]) for r in rows] == [
+        (0, "link", "https://cdn.example/x.png"), (1, "upload", None), (2, "url", "https://example.com/z.jpg")]
+    assert rows[0]["expires_at"] == 1e9 and rows[2]["sha256"] is None
+    assert "s3cr3t" not in (log.root / "log.sqlite").read_bytes().decode("latin-1")
+    with pytest.raises(ValueError, match="via"):
+        log.add_inputs("r", [ImageRef(url="https://example.com/z.jpg", via="carrier pigeon")])
+    assert len(log.inputs("r")) == 3  # the refused write changed nothing
+
+
+def test_report_says_what_each_run_was_made_from(log: Log, store: Store, tmp_path: Path) -> None:
+    record(log, store, "src")
+    (img,) = log.get_run("src")["images"]
+    record(log, store, "edit-1", action="edit", images_in=[f"sha256:{img['sha256']}"])
+    html = log.export_html(tmp_path / "r.html").read_text()
+    assert re.search(r'made from <a href="#run-src">src</a>', html)
+    sliced = log.export_html(tmp_path / "s.html", run_id="edit-1").read_text()
+    assert "made from src" in sliced  # the source is not in this report: named, not linked

@@ -1,8 +1,13 @@
-"""Input images for the image modes: URL strings, local paths, PIL images or bytes.
+"""Input images for the image modes: URLs, paths, PIL images, bytes, results.
 
 Everything becomes an ``ImageRef``. Local images keep their bytes (to upload) and a
 sha256 (so a request that names them has a stable canonical form); sizes are read
-from the header only, so a 30 MB file is not decoded just to be checked.
+from the header only, so a 30 MB file is not decoded just to be checked. A result
+(``Result`` or ``StoredImage``) also keeps its own result link and when it expires:
+while it lives, the image is sent as that link and never uploaded (the hosted API
+takes URLs only). How the image goes out is decided later (``AsyncClient.place``);
+its canonical form is its sha256 either way, so a request is the same request
+whether its image travels as a link or as an upload.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import _spec
+from ._store import StoredImage
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class ImageRef:
     height: int | None = None
     format: str | None = None
     source: str | None = None  # where it came from (a path), for messages
+    expires_at: float | None = field(default=None, compare=False)  # when ``url`` is a result link: its end
+    via: str | None = field(default=None, compare=False)  # once placed: one of VIA
 
     def __repr__(self) -> str:
         size = f" {self.width}x{self.height}" if self.width else ""
@@ -41,9 +50,23 @@ class ImageRef:
 
     @property
     def canonical(self) -> str:
-        """How the request's canonical form names this image."""
-        return f"sha256:{self.sha256}" if self.data is not None else str(self.url)
+        """How the request's canonical form names this image: its bytes' sha256 when
+        known (however it is sent), else the URL the user gave."""
+        return f"sha256:{self.sha256}" if self.sha256 else str(self.url)
 
+    def live_url(self, margin: float) -> str | None:
+        """``url`` if it will still work ``margin`` seconds from now (a given URL always does)."""
+        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= time.time()):
+            return None
+        return self.url
+
+    def describe(self) -> str:
+        """The input in words, for messages: its file, its URL, or its hash."""
+        return self.source or self.url or f"image sha256:{(self.sha256 or '')[:12]}"
+
+
+# How an input reached the server: the URL the user gave, a result link reused, an upload.
+VIA = ("url", "link", "upload")
 
 
 class ImageInputError(ValueError):
@@ -109,10 +132,53 @@ def is_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+def _from_path(path: Path) -> ImageRef:
+    if not path.is_file():
+        raise ImageInputError("file", f"no such file: {str(path)!r}")
+    # Do not read a huge file only to reject it: stat tells its size.
+    too_big = size_problem(path.stat().st_size)
+    if too_big:
+        raise ImageInputError("max_size", too_big)
+    return from_bytes(path.read_bytes(), source=str(path))
+
+
+def from_stored(image: StoredImage) -> ImageRef:
+    """A result on disk: its bytes (to upload if need be) and its own result link.
+
+    The link is kept only when its expiry is known and the file still holds the bytes
+    it was downloaded as; a file that is gone can still go out by its live link.
+    """
+    path = Path(image.path)
+    link = image.source_url if image.expires_at is not None else None
+    if path.is_file():
+        ref = _from_path(path)
+        if ref.sha256 != image.sha256:  # the file was changed: its link shows something else
+            return ref
+    elif link:
+        ref = ImageRef(sha256=image.sha256, width=image.width, height=image.height, format=image.format,
+                       source=str(path))
+    else:
+        raise ImageInputError("file", f"no such file: {str(path)!r} (and the result has no link to use)")
+    return replace(ref, url=link, expires_at=image.expires_at if link else None)
+
+
 def to_image_ref(value: Any) -> ImageRef:
-    """Turn a URL / path / PIL image / bytes into an ImageRef, or raise ImageInputError."""
+    """Turn a URL / path / PIL image / bytes / result into an ImageRef, or raise ImageInputError."""
+    # imported here: _result imports _request, which imports this module
+    from ._result import Result
+
     if isinstance(value, ImageRef):
         return value
+    if isinstance(value, StoredImage):
+        return from_stored(value)
+    if isinstance(value, Result):
+        if len(value.images) != 1:
+            raise ImageInputError(
+                "type",
+                f"this Result has {len(value.images)} images: pass one of them (r.images[0]), "
+                "or the list r.images where several images are taken",
+            )
+        return from_stored(value.images[0])
     if isinstance(value, (bytes, bytearray, memoryview)):
         return from_bytes(bytes(value))
     if isinstance(value, str) and "://" in value:
@@ -120,14 +186,7 @@ def to_image_ref(value: Any) -> ImageRef:
             raise ImageInputError("url", f"{value!r} is not an http(s) URL")
         return ImageRef(url=value)
     if isinstance(value, (str, os.PathLike)):
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ImageInputError("file", f"no such file: {str(path)!r}")
-        # Do not read a huge file only to reject it: stat tells its size.
-        too_big = size_problem(path.stat().st_size)
-        if too_big:
-            raise ImageInputError("max_size", too_big)
-        return from_bytes(path.read_bytes(), source=str(path))
+        return _from_path(Path(value).expanduser())
     if hasattr(value, "save") and hasattr(value, "size") and hasattr(value, "mode"):
         buf = io.BytesIO()
         img = value if value.mode in ("RGB", "RGBA", "L", "LA", "P") else value.convert("RGB")
@@ -135,5 +194,5 @@ def to_image_ref(value: Any) -> ImageRef:
         return from_bytes(buf.getvalue(), source=f"PIL image {value.size[0]}x{value.size[1]}")
     raise ImageInputError(
         "type",
-        f"expected an http(s) URL, a file path, a PIL image or bytes, got {type(value).__name__}",
+        f"expected an http(s) URL, a file path, a PIL image, bytes or a result, got {type(value).__name__}",
     )

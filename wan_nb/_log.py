@@ -402,6 +402,26 @@ class Log:
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"images of run {run_id!r}: two images share one idx ({exc})") from exc
 
+    def add_inputs(self, run_id: str, images: Iterable[Any]) -> None:
+        """Record how each input image of a run went out (placed ``ImageRef``s: ``via``,
+        ``sha256``, ``url``, ``expires_at``), replacing any it had, in one transaction."""
+        rows = []
+        for idx, ref in enumerate(images):
+            via = getattr(ref, "via", None)
+            row = {"run_id": run_id, "idx": idx, "via": via, "sha256": getattr(ref, "sha256", None),
+                   "url": None if via == "upload" else getattr(ref, "url", None),
+                   "expires_at": getattr(ref, "expires_at", None) if via == "link" else None}
+            try:
+                rows.append([to_sql_value(schema.INPUTS[k], v) for k, v in row.items()])
+            except ValueError as exc:
+                raise ValueError(f"inputs[{idx}].{exc}") from None
+        cols = [c.name for c in schema.INPUT_COLUMNS]
+        with self._transaction(write=True) as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise KeyError(f"no run with run_id {run_id!r} in {self.path}; add_run first")
+            conn.execute("DELETE FROM inputs WHERE run_id = ?", (run_id,))
+            conn.executemany(f"INSERT INTO inputs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", rows)
+
     # -- reads as dicts --------------------------------------------------------------
     def _decode_run(self, row: sqlite3.Row) -> dict[str, Any]:
         return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row.keys()}
@@ -470,6 +490,81 @@ class Log:
             clauses.append(f"{name} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
         return self._select_runs(("WHERE " + " AND ".join(clauses)) if clauses else "", params)
+
+    def inputs(self, run_id: str) -> list[dict[str, Any]]:
+        """How each input image of a run went out (``via``: url / link / upload), by ``idx``."""
+        with self._transaction(write=False) as conn:
+            cur = conn.execute("SELECT * FROM inputs WHERE run_id = ? ORDER BY idx", (run_id,))
+            names, rows = [d[0] for d in cur.description], cur.fetchall()
+        return [{k: _from_sql(schema.INPUTS.get(k), v) for k, v in zip(names, row)} for row in rows]
+
+    def result_link(self, sha256: str) -> tuple[str, float] | None:
+        """(url, expires_at) of the result link that serves the image with this sha256
+        and lives longest, expired or not; links without a known expiry are not trusted."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT source_url, expires_at FROM images WHERE sha256 = ? AND source_url IS NOT NULL "
+                "AND expires_at IS NOT NULL ORDER BY expires_at DESC LIMIT 1", (sha256,),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def made_from(self) -> dict[str, list[str]]:
+        """run_id → the runs whose images it took as inputs, in input order.
+
+        An input is matched by its sha256 (however it was sent), or, for a URL given by
+        hand, by the result link it is; an image belongs to the first run that made it
+        (not to a later cache hit that shows the same file).
+        """
+        with self._transaction(write=False) as conn:
+            runs = conn.execute("SELECT run_id, images_in FROM runs ORDER BY created_at, rowid").fetchall()
+            images = conn.execute(
+                "SELECT i.run_id, i.sha256, i.source_url FROM images i JOIN runs r ON r.run_id = i.run_id "
+                "ORDER BY COALESCE(r.cache_hit, 0), r.created_at, r.rowid, i.idx"
+            ).fetchall()
+        maker: dict[str, str] = {}
+        by_link: dict[str, str] = {}
+        for run_id, sha, url in images:
+            maker.setdefault(sha, run_id)
+            if url:
+                by_link.setdefault(url, sha)
+        out: dict[str, list[str]] = {}
+        for run_id, images_in in runs:
+            parents: list[str] = []
+            for name in json.loads(images_in) if images_in else []:
+                sha = name[len("sha256:"):] if name.startswith("sha256:") else by_link.get(name)
+                parent = maker.get(sha) if sha else None
+                if parent and parent != run_id and parent not in parents:
+                    parents.append(parent)
+            out[run_id] = parents
+        return out
+
+    def lineage(self, run: Any) -> pd.DataFrame:
+        """The run and every run it was made from, back to the first: ``runs()`` rows,
+        oldest first (the first row is where the chain started, the last is ``run``).
+
+        ``run``: a run id or anything with ``.run_id`` (a ``Result``). Added columns:
+        ``made_from`` (run ids whose images this run took as inputs) and ``depth``
+        (steps back from ``run``: 0 is the run itself, 1 its sources, ...).
+        """
+        run_id = run if isinstance(run, str) else getattr(run, "run_id", None)
+        if not isinstance(run_id, str):
+            raise TypeError(f"lineage: expected a run id or an object with .run_id, got {run!r}")
+        parents = self.made_from()
+        if run_id not in parents:
+            raise KeyError(f"lineage: no run {run_id!r} in {self.path}")
+        depth = {run_id: 0}
+        queue = [run_id]
+        while queue:
+            current = queue.pop(0)
+            for parent in parents[current]:
+                if parent not in depth:
+                    depth[parent] = depth[current] + 1
+                    queue.append(parent)
+        df = self.runs()
+        df = df[df["run_id"].isin(list(depth))].reset_index(drop=True)
+        df["made_from"] = pd.Series([parents[r] for r in df["run_id"]], index=df.index, dtype=object)
+        df["depth"] = pd.Series([depth[r] for r in df["run_id"]], index=df.index, dtype="Int64")
+        return df
 
     # -- DataFrames ------------------------------------------------------------------
     def _read_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:

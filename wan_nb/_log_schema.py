@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import _spec
+from ._images import VIA
 
 SCHEMA_VERSION = 1
 
@@ -104,10 +105,23 @@ IMAGE_COLUMNS: tuple[Column, ...] = (
     C("source_url", "text"),
     C("expires_at", "time"),
 )
+
+# How each input image of a run went out (``_images.VIA``): the URL the user gave, a
+# result link reused (no upload), or an upload. ``url`` is kept for given URLs and
+# links, not for uploads (an uploader's URL may carry a signature).
+INPUT_COLUMNS: tuple[Column, ...] = (
+    C("run_id", "text"),
+    C("idx", "int"),
+    C("via", "category", VIA),
+    C("sha256", "text"),
+    C("url", "text"),
+    C("expires_at", "time"),
+)
 del C
 
 RUNS = {c.name: c for c in RUN_COLUMNS}
 IMAGES = {c.name: c for c in IMAGE_COLUMNS}
+INPUTS = {c.name: c for c in INPUT_COLUMNS}
 
 # Preferred order of category values (the document's order, not alphabetical).
 CATEGORY_ORDER: dict[str, tuple[str, ...]] = {
@@ -141,6 +155,11 @@ DDL = [
     + "\n)",
     "CREATE TABLE IF NOT EXISTS images (\n  "
     + _ddl_columns(IMAGE_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
+    + ",\n  PRIMARY KEY (run_id, idx)\n)",
+    # Added after version 1 without a version bump: a new table, created in old logs on
+    # open, that older wan_nb versions simply do not read.
+    "CREATE TABLE IF NOT EXISTS inputs (\n  "
+    + _ddl_columns(INPUT_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
     + ",\n  PRIMARY KEY (run_id, idx)\n)",
     "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id, cell_index)",
     "CREATE INDEX IF NOT EXISTS runs_idem ON runs (idempotency_key)",

@@ -368,12 +368,22 @@ def _sweep_axes(part: pd.DataFrame) -> list[str]:
     return [a for a in axes if len(_distinct(_plain(v) for v in part[a])) > 1]
 
 
-def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_base: Path) -> str:
+def _made_from_html(parents: list[str], shown: set[str]) -> str:
+    """The "made from" line: a link to each source run's row (plain text if it is not in the report)."""
+    if not parents:
+        return ""
+    links = [f'<a href="#run-{esc(p)}">{esc(p)}</a>' if p in shown else esc(p) for p in parents]
+    return f'<div class="wan-made-from" style="color:#555;margin-top:3px">made from {", ".join(links)}</div>'
+
+
+def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_base: Path,
+                made_from: dict[str, list[str]] | None = None) -> str:
     td = "border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left"
     head = ["created (UTC)", "status", "prompt", "parameters", "cost", "images"]
     out = ['<table style="border-collapse:collapse">', "<thead><tr>"]
     out += [f'<th style="{td};background:#fafafa">{esc(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
+    shown = set(df["run_id"])
     for rec in df.to_dict("records"):
         created = _plain(rec.get("created_at"))
         created_s = created.strftime("%Y-%m-%d %H:%M:%S") if isinstance(created, _dt.datetime) else format_value(created)
@@ -396,7 +406,8 @@ def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_
         out.append(
             f'<tr id="run-{esc(rec["run_id"])}"><td style="{td};white-space:nowrap" title="{esc(rec["run_id"])}">{esc(created_s)}</td>'
             f'<td style="{td}">{status_html}</td>'
-            f'<td style="{td};max-width:360px;overflow-wrap:anywhere">{label_html(_plain(rec.get("prompt")), 400)}</td>'
+            f'<td style="{td};max-width:360px;overflow-wrap:anywhere">{label_html(_plain(rec.get("prompt")), 400)}'
+            f'{_made_from_html((made_from or {}).get(rec["run_id"], []), shown)}</td>'
             f'<td style="{td};max-width:260px">{esc(params)}</td>'
             f'<td style="{td};white-space:nowrap">{esc(f"${cost:.5f}" if cost is not None else "—")}</td>'
             f'<td style="{td}">{thumbs}</td></tr>'
@@ -442,7 +453,7 @@ def report_html(log: Any, link_base: Path, where: Any = None, title: str | None 
             cells=grid.cells, legend=grid.legend, progress_line=grid.progress_line, link_base=link_base,
         ))
     parts.append("<h2>Runs</h2>")
-    parts.append(_runs_table(df, by_run, link_base) if len(df) else "<p>No runs.</p>")
+    parts.append(_runs_table(df, by_run, link_base, log.made_from()) if len(df) else "<p>No runs.</p>")
     return document(title, "\n".join(parts))
 
 
