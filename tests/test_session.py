@@ -40,8 +40,11 @@ def test_hosted_api_needs_an_uploader_for_local_images(tmp_path):
     buf = io.BytesIO()
     Image.new("RGB", (32, 32)).save(buf, "PNG")
     with wan.Client("k", "https://api.invalid/v1", store=wan.Store(tmp_path)) as client:
-        with pytest.raises(wan.ConfigError, match="uploader"):
+        with pytest.raises(wan.RequestError, match="uploader") as info:
             client.submit({"prompt": "x", "image_urls": [buf.getvalue()]})
+    (problem,) = info.value.problems
+    assert (problem.field, problem.rule) == ("image_urls[0]", "needs_url")
+    assert "connect(uploader=" in problem.message and "public http(s) URL" in problem.message
 
 
 def test_uploader_function_is_used_for_local_images(tmp_path):

@@ -13,6 +13,7 @@ surprising shapes become wan_nb exceptions (``raise ... from exc``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import json
@@ -33,7 +34,9 @@ from ._exceptions import (
     InvalidRequestError,
     LinkExpiredError,
     NetworkError,
+    Problem,
     RateLimitError,
+    RequestError,
     ServerError,
     TaskCancelled,
     TaskFailed,
@@ -41,7 +44,7 @@ from ._exceptions import (
     TaskTimeout,
     WanError,
 )
-from ._images import ImageRef
+from ._images import ImageInputError, ImageRef
 from ._portal import get_portal
 from ._request import Request, as_request
 from ._retry import DEFAULT_POLICY, RateGate, RetryPolicy, poll_delays
@@ -83,7 +86,8 @@ class AsyncClient:
     ``api_key``: argument, else ``WAVE_API_KEY``. ``base_url``: argument, else
     ``WAN_NB_BASE_URL``, else the hosted API. ``uploader(data, content_type) -> url``
     makes local images reachable for the hosted API (which only takes URLs); on a
-    loopback base URL the simulator's own upload endpoint is used.
+    loopback base URL the simulator's own upload endpoint is used. A result used as an
+    input goes out as its own result link while that lives ``link_margin`` seconds more.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class AsyncClient:
         timeout: float = _config.DEFAULT_TIMEOUT,
         prefer_wait: int = _config.PREFER_WAIT,
         http_timeout: float = _config.HTTP_TIMEOUT,
+        link_margin: float = _config.LINK_MARGIN,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key = _config.api_key(api_key)
@@ -116,6 +121,8 @@ class AsyncClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._uploaded: dict[str, str] = {}  # sha256 -> URL, so an image is uploaded once
+        self._sim_uploads = True  # until a loopback server says it has no /sim/uploads
+        self.link_margin = link_margin  # a result link is reused only while it lives this much longer
         self.rate_gate = RateGate()  # shared by all calls (and so all sweep cells) of this client
 
     def __repr__(self) -> str:
@@ -222,9 +229,43 @@ class AsyncClient:
 
     # -- inputs ------------------------------------------------------------------------
     async def upload(self, image: ImageRef) -> str:
-        """A URL for an input image: as given, or uploaded once (by sha256)."""
+        """A URL for one input image (see ``place``); RequestError when it cannot be sent."""
+        try:
+            return str((await self.place(image)).url)
+        except ImageInputError as exc:
+            raise RequestError([Problem("image_urls", exc.rule, f"{image.describe()}: {exc}")]) from None
+
+    async def prepare_inputs(self, request: Request) -> Request:
+        """The request with every input image placed (``place``); one RequestError names
+        every input that cannot be sent, before anything is sent or billed."""
+        placed, problems = [], []
+        for i, image in enumerate(request.images):
+            try:
+                placed.append(await self.place(image))
+            except ImageInputError as exc:
+                problems.append(Problem(f"image_urls[{i}]", exc.rule, f"{image.describe()}: {exc}"))
+        if problems:
+            raise RequestError(problems)
+        return dataclasses.replace(request, images=tuple(placed))
+
+    async def place(self, image: ImageRef) -> ImageRef:
+        """How one input image reaches the server, as an ImageRef with ``url`` and ``via``:
+
+        * ``url``: the URL the user gave, as is;
+        * ``link``: a result's own link, while it lives ``link_margin`` seconds more;
+        * ``upload``: the bytes uploaded once per sha256 (``uploader``, or the simulator's
+          ``/sim/uploads``). With neither, ImageInputError says what to do.
+        """
+        if image.live_url(self.link_margin) is not None:
+            via = image.via or ("url" if image.sha256 is None else "link")
+            return image if image.via == via else dataclasses.replace(image, via=via)
         if image.data is None:
-            return str(image.url)
+            raise _unsendable(image, self.link_margin, file_gone=True)
+        url = await self._upload_bytes(image)
+        return dataclasses.replace(image, url=url, expires_at=None, via="upload")
+
+    async def _upload_bytes(self, image: ImageRef) -> str:
+        assert image.data is not None and image.sha256 is not None
         if image.sha256 in self._uploaded:
             return self._uploaded[image.sha256]
         content_type = _CONTENT_TYPES.get(image.format or "", "application/octet-stream")
@@ -232,20 +273,23 @@ class AsyncClient:
             url = self._uploader(image.data, content_type)
             if inspect.isawaitable(url):
                 url = await url
-        elif self.is_loopback:
+        elif self.is_loopback and self._sim_uploads:
             origin = self.base_url.rsplit("/v1", 1)[0]
-            resp = await self._send(
-                "POST", origin + "/sim/uploads", content=image.data, headers={"Content-Type": content_type}
-            )
+            try:
+                resp = await self._send(
+                    "POST", origin + "/sim/uploads", content=image.data, headers={"Content-Type": content_type}
+                )
+            except ApiError as exc:
+                if exc.status not in (404, 405):
+                    raise
+                self._sim_uploads = False  # a urls_only simulator: no upload endpoint, like the hosted API
+                raise _unsendable(image, self.link_margin) from None
             url = resp.json()["url"]
         else:
-            raise ConfigError(
-                "the hosted API takes input images only as public URLs: pass an http(s) URL, or give "
-                "connect(uploader=fn) a function fn(data: bytes, content_type: str) -> public URL"
-            )
+            raise _unsendable(image, self.link_margin)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"the uploader returned {url!r}, not an http(s) URL")
-        self._uploaded[image.sha256] = url  # type: ignore[index]
+        self._uploaded[image.sha256] = url
         return url
 
     # -- the four task calls -----------------------------------------------------------
@@ -253,14 +297,13 @@ class AsyncClient:
         self, request: Request | dict, *, idempotency_key: str | None = None, wait: float | None = None
     ) -> Task:
         """Submit once (retries reuse the same Idempotency-Key, so one bill at most)."""
-        req = as_request(request)
-        urls = [await self.upload(img) for img in req.images]
+        req = await self.prepare_inputs(as_request(request))
         wait_s = self.prefer_wait if wait is None else wait
         headers = {"Idempotency-Key": idempotency_key or req.idempotency_key(), **_wire.wait_header(wait_s)}
         return await self._call(
             "POST",
             _wire.TASKS_PATH,
-            json_body=_wire.to_body(req, urls),
+            json_body=_wire.to_body(req),
             headers=headers,
             timeout=self.http_timeout + max(0.0, wait_s),
         )
@@ -476,11 +519,34 @@ def _raise_for_task(task: Task) -> Task:
 
 
 def _expired_message(task: Task, index: int, expires_at: float | None) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at)) if expires_at else "an unknown time"
+    when = _utc(expires_at) if expires_at else "an unknown time"
     return (
         f"the link to image {index + 1} of task {task.task_id} expired at {when} "
         f"(result links last {_spec.OUTPUT_LINK_HOURS} h); run the request again to get new images"
     )
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def _unsendable(image: ImageRef, margin: float, file_gone: bool = False) -> ImageInputError:
+    """Why an input cannot be sent, and the two ways out (rule ``link_expired`` or ``needs_url``)."""
+    if image.url and image.expires_at is not None:
+        rule = "link_expired"
+        if image.expires_at <= time.time():
+            why = f"its result link expired at {_utc(image.expires_at)}"
+        else:
+            why = (f"its result link expires at {_utc(image.expires_at)}, too soon to send it "
+                   f"(a link is reused only while it has {margin / 60:g} min left)")
+        why += (", and its file is gone, so it cannot be uploaded either" if file_gone
+                else ", and there is no uploader to send the file itself")
+    else:
+        rule, why = "needs_url", "it is a local image, and there is no uploader to send it"
+    return ImageInputError(rule, (
+        f"{why}; the API takes input images only as public URLs. Either connect(uploader=fn) with "
+        "fn(data: bytes, content_type: str) -> public URL, or pass a public http(s) URL of this image"
+    ))
 
 
 def _notify(on_update: OnUpdate | None, task: Task) -> None:

@@ -17,6 +17,7 @@ takes, whether it comes from ``wan.generate``, a sweep cell or a form:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import threading
 import time
@@ -136,6 +137,7 @@ class Session:
         if last and last["status"] in IN_FLIGHT:
             with self._budget_lock:  # already submitted once: its hold is owed, not a new spend
                 self.reserved_quota += request.cost_quota
+            request = self._as_sent_before(request, last["run_id"])
             return await self._execute(last["run_id"], request, last["idempotency_key"], last.get("task_id"),
                                        timeout, on_update)
         if last and last["status"] == "completed" and sweep_id is not None and self._files_ok(last):
@@ -148,6 +150,11 @@ class Session:
                 return self._record_cache_hit(request, done[-1], base)
 
         self._reserve(request.cost_quota)  # before the log row: a refused run leaves no trace
+        try:
+            request = await self._place_inputs(request)
+        except BaseException:
+            self._settle(request.cost_quota, 0)
+            raise
         spent = sum(1 for r in history if r["status"] in SPENT_KEY)
         salt = uuid.uuid4().hex if fresh else (f"attempt{spent}" if spent else "")
         key = request.idempotency_key(salt)
@@ -155,7 +162,40 @@ class Session:
         self.log.add_run({**base, **_request_columns(request), "run_id": run_id, "created_at": time.time(),
                           "backend": self.backend, "idempotency_key": key, "status": "planned",
                           "cache_hit": False})
+        if request.images:
+            self.log.add_inputs(run_id, request.images)
         return await self._execute(run_id, request, key, None, timeout, on_update)
+
+    # -- input images ----------------------------------------------------------------
+    async def _place_inputs(self, request: Request) -> Request:
+        """Each input image as it will be sent (``AsyncClient.place``), after looking in
+        the log for a result link of the same bytes: a file of the run folder, or any
+        image the API made, goes out as its link while it lives instead of being
+        uploaded. An input that cannot be sent is a RequestError here, before anything
+        is logged, sent or billed."""
+        if not request.images:
+            return request
+        client = self.client.aio
+        refs = []
+        for ref in request.images:
+            if ref.sha256 and ref.live_url(client.link_margin) is None:
+                link = self.log.result_link(ref.sha256)  # an expired one still tells when it ended
+                if link is not None and link[1] > (ref.expires_at or 0):
+                    ref = dataclasses.replace(ref, url=link[0], expires_at=link[1])
+            refs.append(ref)
+        return await client.prepare_inputs(dataclasses.replace(request, images=tuple(refs)))
+
+    def _as_sent_before(self, request: Request, run_id: str) -> Request:
+        """A resumed run sends the result links it sent the first time, so a re-submit
+        with the same Idempotency-Key carries the same body (placed again only if the
+        server no longer knows the task, and then only if those links have died)."""
+        sent = {row["idx"]: row for row in self.log.inputs(run_id) if row["via"] == "link"}
+        refs = tuple(
+            dataclasses.replace(ref, url=sent[i]["url"], expires_at=sent[i]["expires_at"], via="link")
+            if i in sent and sent[i]["sha256"] == ref.sha256 else ref
+            for i, ref in enumerate(request.images)
+        )
+        return dataclasses.replace(request, images=refs)
 
     async def _execute(
         self,

@@ -33,14 +33,14 @@ def cancel_path(task_id: str) -> str:
     return f"{TASKS_PATH}/{task_id}/cancel"
 
 
-def to_body(request: Request, image_urls: list[str] | None = None) -> dict[str, Any]:
-    """The JSON body of a submit. ``image_urls``: the URLs the inputs were uploaded to."""
+def to_body(request: Request) -> dict[str, Any]:
+    """The JSON body of a submit; every input image must be placed (have its URL) first."""
     body = request.canonical()
     if request.images:
-        urls = image_urls if image_urls is not None else [img.url for img in request.images]
+        urls = [img.url for img in request.images]
         if any(u is None for u in urls):
-            raise ValueError("local images must be uploaded before the request is sent")
-        body["image_urls"] = list(urls)
+            raise ValueError("local images must be placed (AsyncClient.prepare_inputs) before the request is sent")
+        body["image_urls"] = urls
     if request.color_palette is not None:
         body["color_palette"] = [{"hex": h, "ratio": r} for h, r in request.color_palette]
     return body

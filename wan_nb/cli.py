@@ -29,7 +29,6 @@ import difflib
 import json
 import sqlite3
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -162,15 +161,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for mode, prompt, kw in steps:
         results.append((mode, getattr(wan, mode)(prompt, **kw)))
     first = results[0][1]
-    source: Any = first.path
-    if sess.backend == "hosted":  # the hosted API takes only public URLs: use the result's own link
-        img = first.images[0]
-        fresh_link = img.source_url and (img.expires_at is None or img.expires_at > time.time() + 60)
-        source = img.source_url if fresh_link else None
-    if source is not None:
-        results.append(("edit", wan.edit("add a red sun above the peaks", source, resolution="1K", seed=7)))
-    else:
-        _out("edit: skipped (the first image's link has expired; the hosted API needs a public URL)")
+    try:  # the first result goes back in as its own result link (the hosted API takes URLs only)
+        results.append(("edit", wan.edit("add a red sun above the peaks", first, resolution="1K", seed=7)))
+    except wan.RequestError as exc:
+        unsendable = [p for p in exc.problems if p.rule in ("link_expired", "needs_url")]
+        if not unsendable:
+            raise
+        _out(f"edit: skipped ({unsendable[0].message})")
 
     spent = 0.0
     files = 0
