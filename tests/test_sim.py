@@ -530,6 +530,42 @@ def test_loopback_url_is_fetched(sim):
         server.server_close()
 
 
+def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_api(make_sim, monkeypatch):
+    """Hosted-like: no /sim/uploads; its own result links while they live, loopback URLs;
+    anything else is refused (no placeholder), and no network is touched."""
+    sim = make_sim(urls_only=True, link_ttl=1.0)
+    looked_up = []
+    real = socket.getaddrinfo
+
+    def guarded(host, *a, **kw):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            looked_up.append(host)
+            raise OSError("network use in a test")
+        return real(host, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    info = httpx.get(sim.url + "/sim").json()
+    assert info["urls_only"] is True and "POST /sim/uploads" not in info["endpoints"]
+    with client(sim) as c:
+        refused = c.post(sim.url + "/sim/uploads", content=png_bytes(pattern_image((64, 64))))
+        assert refused.status_code == 404 and "urls_only" in refused.json()["error"]["message"]
+
+        link = run(c)["result"]["images"][0]["url"][0]
+        done = run(c, action="edit", image_urls=[link], prompt="make it blue")
+        assert done["status"] == "completed" and done["sim"]["notes"] == []
+
+        away = c.post("/tasks", json=body(action="edit", image_urls=["https://cdn.example.com/cat.jpg"]))
+        problem = away.json()["error"]["problems"][0]
+        assert away.status_code == 400 and (problem["field"], problem["rule"]) == ("image_urls[0]", "fetchable")
+        assert "cdn.example.com" in problem["message"] and looked_up == []
+
+        time.sleep(1.1)
+        late = c.post("/tasks", json=body(action="edit", image_urls=[link]))
+        assert late.status_code == 400 and "expired" in late.json()["error"]["problems"][0]["message"]
+    ledger = sim.ledger()
+    assert ledger["submitted"] == 2 and ledger["billed_quota"] == 2 * UNIT
+
+
 # -- callbacks -----------------------------------------------------------------------------------
 def test_callbacks_on_listed_states_and_terminal(sim):
     with hook_server() as (url, got), client(sim) as c:
@@ -700,13 +736,15 @@ def test_ledger_over_http_counts_requests(sim):
 
 
 def test_cli_prints_the_base_url_and_serves():
-    cmd = [sys.executable, "-m", "wan_nb.sim", "--port", "0", "--latency", "0.05", "--seed", "1", "--rate-cap", "5"]
+    cmd = [sys.executable, "-m", "wan_nb.sim", "--port", "0", "--latency", "0.05", "--seed", "1", "--rate-cap", "5",
+           "--urls-only"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             line = proc.stdout.readline().strip()
             assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
             faults = httpx.get(line[: -len("/v1")] + "/sim/faults", timeout=5).json()
             assert faults["rate_cap"] == 5
+            assert httpx.get(line[: -len("/v1")] + "/sim", timeout=5).json()["urls_only"] is True
             r = httpx.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=10)
             assert r.json()["status"] == "completed"
         finally:

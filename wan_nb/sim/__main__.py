@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--balance-quota", type=int, default=None, help="account balance in quota (500000 = 1 USD)")
     p.add_argument("--max-result-mb", type=float, default=256,
                    help="memory for result images; past it the oldest links expire early (default 256)")
+    p.add_argument("--urls-only", action="store_true",
+                   help="hosted-like: no /sim/uploads; inputs must be its own result links or loopback URLs")
     p.add_argument("--error-rate", type=float, default=None, help="fraction of API requests answered 5xx")
     p.add_argument("--error-status", type=int, default=None, help="status of those answers (default 503)")
     p.add_argument("--rate-cap", type=int, default=None, help="at most this many submits per window")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     faults = {k: getattr(args, k) for k in FAULT_OPTIONS if getattr(args, k) is not None}
     try:
         sim = Simulator(latency=args.latency, concurrency=args.concurrency, link_ttl=args.link_ttl,
-                        max_result_mb=args.max_result_mb,
+                        max_result_mb=args.max_result_mb, urls_only=args.urls_only,
                         host=args.host, port=args.port, api_key=args.api_key, seed=args.seed,
                         balance_quota=args.balance_quota, faults=faults).start()
     except (ValueError, OSError) as exc:

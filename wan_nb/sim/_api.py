@@ -81,13 +81,14 @@ def fingerprint(body: Any) -> str:
 
 class Api:
     def __init__(self, *, book: TaskBook, files: FileStore, faults: Faults, ledger: Ledger,
-                 api_key: str | None, seed: int | None) -> None:
+                 api_key: str | None, seed: int | None, urls_only: bool = False) -> None:
         self.book, self.files, self.faults, self.ledger = book, files, faults, ledger
         self._api_key = api_key
         self._seeds = random.Random(None if seed is None else f"seeds:{seed}")
         self._seeds_lock = threading.Lock()
         self.host, self.port = "127.0.0.1", 0  # set by Simulator.start()
-        self.resolver = InputResolver(self.own_file)
+        self.urls_only = urls_only  # hosted-like: no /sim/uploads, no placeholders for other hosts
+        self.resolver = InputResolver(self.own_file, urls_only)
 
     # -- helpers ---------------------------------------------------------------------------
     def authorize(self, header: str | None) -> Response | None:

@@ -11,7 +11,8 @@ Where input bytes come from, in order:
 2. another loopback URL, fetched with a short timeout;
 3. anything else is never fetched (the simulator stays off the network): a
    deterministic placeholder made from the URL's hash stands in, and the task's
-   ``sim.notes`` says so.
+   ``sim.notes`` says so; a ``urls_only`` simulator (hosted-like) refuses it instead,
+   so a test cannot pass on an input the hosted API would not have been able to read.
 """
 
 from __future__ import annotations
@@ -103,9 +104,10 @@ def _placeholder_size(url: str, boxes: Any) -> tuple[int, int]:
 class InputResolver:
     """Finds the bytes behind each image URL of a request (see module docstring)."""
 
-    def __init__(self, own_file: Callable[[str], FileAnswer | None]) -> None:
+    def __init__(self, own_file: Callable[[str], FileAnswer | None], urls_only: bool = False) -> None:
         # own_file(url) -> FileAnswer when the URL names one of the simulator's files, else None
         self._own_file = own_file
+        self._urls_only = urls_only
 
     def resolve(self, index: int, url: str, boxes: Any) -> tuple[Image.Image, str, str | None]:
         """(image, format, note) for image_urls[index]."""
@@ -115,13 +117,17 @@ class InputResolver:
             if own.expired_at is not None:
                 raise RequestError([Problem(where, "fetchable", f"{url} has expired (link_expired)")])
             if not own.found:
-                raise RequestError([Problem(where, "fetchable", f"{url} is not a file of this simulator; "
-                                                                "upload it first (POST /sim/uploads)")])
+                hint = "" if self._urls_only else "; upload it first (POST /sim/uploads)"
+                raise RequestError([Problem(where, "fetchable", f"{url} is not a file of this simulator{hint}")])
             img, fmt = decode_image(own.data, where)  # type: ignore[arg-type]
             return img, fmt, None
         if is_loopback_url(url):
             img, fmt = decode_image(_fetch(url, where), where)
             return img, fmt, f"{where}: fetched from loopback"
+        if self._urls_only:
+            raise RequestError([Problem(where, "fetchable", (
+                f"{url} is not on loopback: this urls_only simulator reads only its own result links and "
+                "loopback URLs (it never reaches the network)"))])
         size = _placeholder_size(url, boxes)
         note = (f"{where}: {urlsplit(url).hostname or url} is not on loopback, so it was not fetched; "
                 f"a {size[0]}x{size[1]} placeholder made from the URL's hash stands in")

@@ -193,6 +193,10 @@ class Handler(BaseHTTPRequestHandler):
                 where = "image_urls" if endpoint == "upload" else "body"
                 self._send(invalid_one(where, "max_size", f"request body is over {MAX_BODY // 2**20} MB"))
                 return
+            if endpoint == "upload" and api.urls_only:
+                self._send(error(404, "not_found", f"no endpoint {path}: this simulator is urls_only, like the "
+                                                   "hosted API; send inputs as URLs"))
+                return
             if endpoint == "not_found":
                 self._send(error(404, "not_found", f"no endpoint {path}"))
                 return
@@ -243,7 +247,9 @@ class Handler(BaseHTTPRequestHandler):
         if endpoint == "faults":
             return api.set_faults(raw) if self.command == "POST" else api.faults_view()
         root = self.server.root_url
-        return Response(200, {"simulator": "wan_nb", "base_url": root + "/v1",
-                              "endpoints": ["POST /v1/tasks", "GET /v1/tasks/{id}", "POST /v1/tasks/{id}/cancel",
-                                            "POST /sim/uploads", "GET /sim/files/...", "GET /sim/ledger",
-                                            "GET|POST /sim/faults"]})
+        endpoints = ["POST /v1/tasks", "GET /v1/tasks/{id}", "POST /v1/tasks/{id}/cancel",
+                     "POST /sim/uploads", "GET /sim/files/...", "GET /sim/ledger", "GET|POST /sim/faults"]
+        if api.urls_only:
+            endpoints.remove("POST /sim/uploads")
+        return Response(200, {"simulator": "wan_nb", "base_url": root + "/v1", "urls_only": api.urls_only,
+                              "endpoints": endpoints})

@@ -30,19 +30,24 @@ class Simulator:
     seed: makes random seeds and random faults repeatable;
     balance_quota: the account's money in quota (None = unlimited; 500,000 = 1 USD);
     faults: initial fault settings, the keys of ``set_faults``;
-    max_result_mb: memory for result images; past it the oldest links expire early.
+    max_result_mb: memory for result images; past it the oldest links expire early;
+    urls_only: like the hosted API, no ``/sim/uploads``: inputs must be the simulator's
+    own result links (while they live) or loopback URLs.
     """
 
     def __init__(self, latency: float = 0.5, concurrency: int = 4, link_ttl: float = 86400,
                  host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
                  seed: int | None = None, balance_quota: int | None = None,
-                 faults: dict[str, Any] | None = None, max_result_mb: float = 256) -> None:
+                 faults: dict[str, Any] | None = None, max_result_mb: float = 256,
+                 urls_only: bool = False) -> None:
         if not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError(f"latency: must be 0 or more seconds (got {latency!r})")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency: must be a whole number, 1 or more (got {concurrency!r})")
         if not isinstance(link_ttl, (int, float)) or link_ttl <= 0:
             raise ValueError(f"link_ttl: must be a positive number of seconds (got {link_ttl!r})")
+        if not isinstance(urls_only, bool):
+            raise TypeError(f"urls_only: must be True or False (got {urls_only!r})")
         if balance_quota is not None and (isinstance(balance_quota, bool) or not isinstance(balance_quota, int)):
             raise ValueError(f"balance_quota: must be a whole number of quota or None (got {balance_quota!r})")
         self.host, self._port = host, port
@@ -55,7 +60,7 @@ class Simulator:
                               render=_render.render, concurrency=concurrency, latency=float(latency),
                               link_ttl=float(link_ttl))
         self._api = Api(book=self._book, files=self._files, faults=self._faults, ledger=self._ledger,
-                        api_key=api_key, seed=seed)
+                        api_key=api_key, seed=seed, urls_only=urls_only)
         self._server: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -128,6 +133,10 @@ class Simulator:
         """The fault settings in force, with the scripted faults still pending."""
         return self._faults.settings()
 
+    @property
+    def urls_only(self) -> bool:
+        return self._api.urls_only
+
     def __repr__(self) -> str:
         state = self.base_url if self.running else "stopped"
-        return f"<wan_nb Simulator {state}>"
+        return f"<wan_nb Simulator {state}{' urls_only' if self.urls_only else ''}>"
