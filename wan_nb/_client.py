@@ -509,6 +509,26 @@ class Client:
         self.close()
 
 
+def fetch_image(url: str, *, timeout: float = _config.HTTP_TIMEOUT) -> bytes:
+    """The bytes of an input image given by URL, for widgets that must show its pixels.
+
+    One plain GET, never with the API key; at most the document's 30 MB per image.
+    """
+    limit = _spec.MAX_IMAGE_BYTES
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+            if resp.status_code >= 400:
+                raise DownloadError(f"{url}: the server answered HTTP {resp.status_code}")
+            data = bytearray()
+            for chunk in resp.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise DownloadError(f"{url}: more than the {limit // 2**20} MB an input image may have")
+            return bytes(data)
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"{url}: could not fetch the image ({type(exc).__name__})") from exc
+
+
 def _raise_for_task(task: Task) -> Task:
     if task.status == "failed":
         code = task.error_code or "task_failed"

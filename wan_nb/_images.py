@@ -162,6 +162,21 @@ def from_stored(image: StoredImage) -> ImageRef:
     return replace(ref, url=link, expires_at=image.expires_at if link else None)
 
 
+def expand_inputs(values: Any) -> list[Any]:
+    """Single images, in order, from a list of inputs, for widgets that show each one.
+
+    An object that holds images (anything with an ``images`` list: a ``Result``, a
+    ``BBoxDrawer``) stands for all of them, so a drawer shows a group result as tabs.
+    (A request takes a ``Result`` of one image by ``to_image_ref``, and a drawer by
+    ``_request``'s holder protocol.)
+    """
+    out: list[Any] = []
+    for value in values:
+        held = None if isinstance(value, (str, bytes, os.PathLike)) else getattr(value, "images", None)
+        out.extend(held if isinstance(held, (list, tuple)) else [value])
+    return out
+
+
 def to_image_ref(value: Any) -> ImageRef:
     """Turn a URL / path / PIL image / bytes / result into an ImageRef, or raise ImageInputError."""
     # imported here: _result imports _request, which imports this module

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import _spec
-from ._request import Request, from_fields, nesting_depth
+from ._request import Request, boxes_for_one_image, from_fields
 from ._live import LiveStatus
 from ._result import Result
 from ._session import emit_warnings, session
@@ -64,21 +64,12 @@ def group(prompt: str, n: int = 4, **kw: Any) -> Result:
     return _run(_spec.GROUP, prompt, n=n, **kw)
 
 
-def interactive_edit(prompt: str, images: Any, bbox_list: Any, **kw: Any) -> Result:
+def interactive_edit(prompt: str, images: Any, bbox_list: Any = None, **kw: Any) -> Result:
     """Edit only inside boxes: one list of 1-2 boxes ``[x1, y1, x2, y2]`` per image.
 
     With one image, ``bbox_list`` may also be just its boxes (``[[x1, y1, x2, y2]]``)
-    or a single box.
+    or a single box. ``images`` may be a ``wan.BBoxDrawer``: its images and boxes.
     """
-    if not isinstance(images, (list, tuple)):
-        bbox_list = _boxes_for_one_image(bbox_list)
+    if not isinstance(images, (list, tuple)) and bbox_list is not None:
+        bbox_list = boxes_for_one_image(bbox_list)
     return _run(_spec.INTERACTIVE_EDIT, prompt, images, bbox_list=bbox_list, **kw)
-
-
-def _boxes_for_one_image(bbox_list: Any) -> Any:
-    depth = nesting_depth(bbox_list)
-    if depth == 1:  # one box
-        return [[bbox_list]]
-    if depth == 2:  # the image's boxes
-        return [bbox_list]
-    return bbox_list

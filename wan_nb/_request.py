@@ -193,6 +193,21 @@ def nesting_depth(value: Any) -> int:
     return depth
 
 
+def boxes_for_one_image(bbox_list: Any) -> Any:
+    """With one image, ``bbox_list`` may be just its boxes or a single box: the document's shape."""
+    depth = nesting_depth(bbox_list)
+    leaf = bbox_list
+    for _ in range(depth):
+        leaf = leaf[0]
+    if isinstance(leaf, (list, tuple)):  # an empty list somewhere: already per image, e.g. [[]]
+        return bbox_list
+    if depth == 1:  # one box
+        return [[bbox_list]]
+    if depth == 2:  # the image's boxes
+        return [bbox_list]
+    return bbox_list
+
+
 def _whole(value: Any) -> int | None:
     """An integral number as int (JSON may carry 50.0), else None."""
     if isinstance(value, bool):
@@ -258,7 +273,7 @@ def _check_palette(c: _Checker, value: Any) -> Palette | None:
     return tuple(items) if ok else None
 
 
-def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef]) -> BoxList | None:
+def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef], min_boxes: int = 1) -> BoxList | None:
     if not isinstance(value, (list, tuple)):
         c.add("bbox_list", "type", "must be a list with one list of boxes per image: [[[x1, y1, x2, y2], ...], ...]")
         return None
@@ -276,8 +291,9 @@ def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef]) -> BoxList | 
             c.add(name, "type", "must be a list of boxes [x1, y1, x2, y2]")
             ok = False
             continue
-        if not 1 <= len(boxes) <= _spec.MAX_BOXES_PER_IMAGE:
-            c.add(name, "max_boxes", f"needs 1 to {_spec.MAX_BOXES_PER_IMAGE} boxes per image (got {len(boxes)})")
+        if not min_boxes <= len(boxes) <= _spec.MAX_BOXES_PER_IMAGE:
+            c.add(name, "max_boxes",
+                  f"needs {min_boxes} to {_spec.MAX_BOXES_PER_IMAGE} boxes per image (got {len(boxes)})")
             ok = False
         size = images[i].size if i < len(images) else None
         these: list[Box] = []
@@ -301,6 +317,56 @@ def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef]) -> BoxList | 
             these.append((x1, y1, x2, y2))  # type: ignore[arg-type]
         out.append(tuple(these))
     return tuple(out) if ok else None
+
+
+def check_palette(value: Any) -> Palette:
+    """``color_palette`` checked by the request's rules (for editors); RequestError if broken."""
+    c = _Checker()
+    palette = _check_palette(c, value)
+    if c.problems or palette is None:
+        raise RequestError(c.problems)
+    return palette
+
+
+def check_bbox_list(value: Any, sizes: list[tuple[int, int]], *, min_boxes: int = 1) -> BoxList:
+    """``bbox_list`` for images of these (width, height), by the request's rules; RequestError if broken.
+
+    ``min_boxes=0`` lets a drawer hold an image with no box yet (the request still needs one).
+    """
+    c = _Checker()
+    boxes = _check_bboxes(c, value, [ImageRef(width=w, height=h) for w, h in sizes], min_boxes)
+    if c.problems or boxes is None:
+        raise RequestError(c.problems)
+    return boxes
+
+
+def _holds_boxes(value: Any) -> bool:
+    """A box drawer: it holds input images and their boxes."""
+    return isinstance(getattr(value, "images", None), (list, tuple)) and hasattr(value, "bbox_list")
+
+
+def _from_holders(c: _Checker, image_urls: Any, bbox_list: Any, color_palette: Any) -> tuple[Any, Any, Any]:
+    """Objects that hold field values stand for them; the one place that asks them.
+
+    The protocol: an object with ``.images`` and ``.bbox_list`` (a ``BBoxDrawer``)
+    gives its images, and its boxes when none are given; ``.color_palette`` (a
+    ``PaletteEditor``) gives the palette. (A ``Result`` is an image: ``to_image_ref``.)
+    """
+    if _holds_boxes(image_urls):
+        image_urls = [image_urls]
+    if isinstance(image_urls, (list, tuple)) and any(_holds_boxes(v) for v in image_urls):
+        if bbox_list is None and all(_holds_boxes(v) for v in image_urls):
+            bbox_list = [boxes for holder in image_urls for boxes in holder.bbox_list]
+        image_urls = [img for v in image_urls for img in (v.images if _holds_boxes(v) else [v])]
+    if color_palette is not None and not isinstance(color_palette, (list, tuple)) and hasattr(
+        color_palette, "color_palette"
+    ):
+        try:
+            color_palette = color_palette.color_palette
+        except RequestError as exc:
+            c.problems.extend(exc.problems)
+            color_palette = None
+    return image_urls, bbox_list, color_palette
 
 
 def _check_images(c: _Checker, value: Any) -> list[ImageRef]:
@@ -349,6 +415,7 @@ def build_request(
     c = _Checker()
     ignored: dict[str, str] = {}
     d = _spec.DEFAULTS
+    image_urls, bbox_list, color_palette = _from_holders(c, image_urls, bbox_list, color_palette)
 
     model = _spec.MODEL if model is None else model
     c.choice("model", model, _spec.MODELS)
