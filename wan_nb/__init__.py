@@ -10,7 +10,7 @@ The public names are listed in ``__all__``; modules starting with ``_`` are priv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _config
 from . import _session as _session_module
@@ -48,7 +48,24 @@ from ._sweep import Sweep, SweepCell, sweep
 from ._sweep_plan import random_seeds, vary
 from ._wire import Task
 
+if TYPE_CHECKING:
+    from ._bbox import BBoxDrawer
+    from ._palette import PaletteEditor, palette_from_image
+
 __version__ = "0.1.0"
+
+# The widgets load on first use: scripts, the CLI and the simulator never need ipycanvas.
+_LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def log(home: str | None = None) -> Log:
@@ -92,6 +109,7 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "AuthenticationError",
+    "BBoxDrawer",
     "BudgetError",
     "Client",
     "ConfigError",
@@ -101,6 +119,7 @@ __all__ = [
     "LinkExpiredError",
     "Log",
     "NetworkError",
+    "PaletteEditor",
     "Problem",
     "RateLimitError",
     "Request",
@@ -133,6 +152,7 @@ __all__ = [
     "interactive_edit",
     "log",
     "make_request",
+    "palette_from_image",
     "random_seeds",
     "reference",
     "run",

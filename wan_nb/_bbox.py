@@ -1,0 +1,359 @@
+"""``wan.BBoxDrawer``: draw the boxes of an interactive edit on the image itself.
+
+The state is in synced traits: ``bbox_list`` (the document's shape, in the original
+image's pixels), ``selected`` and ``message``. Each canvas (an ipycanvas ``MultiCanvas``:
+the image below, the boxes above) is a throwaway view redrawn from them inside
+``hold_canvas()``, and again whenever a front end says it is ready, so a second
+display or a reloaded page shows the image and the boxes (ipycanvas keeps no drawing
+as state). The geometry is in ``_box_geometry`` (pure, tested without a browser);
+field rules are the request model's (``check_bbox_list``).
+
+Traffic: ipycanvas sends every pointer move over a canvas to the kernel (about 100
+bytes each; that is its front end, not ours). The drawer ignores them unless a drag
+is under way, and then redraws only the boxes layer, at most ``DRAW_INTERVAL`` apart;
+``bbox_list`` (and so every observer) changes once per finished gesture.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import ipywidgets as widgets
+import traitlets
+from ipycanvas import MultiCanvas, hold_canvas
+from PIL import Image, ImageDraw
+
+from . import _box_geometry as geo
+from ._exceptions import Problem, RequestError
+from ._html_parts import FONT, esc
+from ._images import expand_inputs
+from ._pixels import open_rgb
+from ._request import boxes_for_one_image, check_bbox_list
+from ._store import StoredImage
+from ._trait_checks import by_request_rules
+
+COLOURS = ("#ff3b30", "#0a84ff")  # box 1, box 2
+FILLS = ("rgba(255,59,48,0.15)", "rgba(10,132,255,0.15)")
+DRAW_INTERVAL = 1 / 30  # s between redraws while dragging: bounds what goes back to the browser
+DISPLAY_QUALITY = 88  # JPEG quality of the picture sent to the canvas (once per image)
+FALLBACK_SIDE = 320  # px: the static picture for viewers without widgets
+CAP_MESSAGE = f"at most {geo.MAX_BOXES} boxes per image (the API's limit): delete or move one"
+
+DeleteKeys = ("Delete", "Backspace")
+
+
+def _name(value: Any, index: int) -> str:
+    """A short human name for an input image (tab titles, the static view)."""
+    if isinstance(value, StoredImage):
+        return value.path.name[:12]
+    if isinstance(value, str) and "://" in value:
+        return os.path.basename(urlsplit(value).path) or value
+    if isinstance(value, (str, os.PathLike)):
+        return os.path.basename(os.fspath(value))
+    return f"image {index + 1}"
+
+
+def _jpeg(im: Image.Image, quality: int = DISPLAY_QUALITY) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class BBoxDrawer(widgets.VBox):
+    """Draw up to 2 boxes per image with the mouse; ``bbox_list`` is what the API takes.
+
+    ``images``: one image or a list (paths, URLs, PIL images, bytes, a ``Result``, a
+    ``StoredImage``). Drag on empty space to draw, inside a box to move it, on a corner
+    to resize; click to select, Delete/Backspace or the button to remove; Clear empties
+    the image shown. ``wan.interactive_edit(prompt, drawer)`` takes images and boxes from it.
+    """
+
+    bbox_list = traitlets.List(help="one list of [x1, y1, x2, y2] boxes per image, in original pixels").tag(sync=True)
+    selected = traitlets.List(help="[image, box] of the selected box, or []").tag(sync=True)
+    message = traitlets.Unicode("", help="why the last gesture was refused, if it was").tag(sync=True)
+
+    def __init__(
+        self,
+        images: Any,
+        bbox_list: Any = None,
+        max_width: int = 800,
+        *,
+        max_height: int = 600,
+        **kwargs: Any,
+    ) -> None:
+        inputs = expand_inputs(images if isinstance(images, (list, tuple)) else [images])
+        if not inputs:
+            raise RequestError([Problem("images", "count", "needs at least one image to draw boxes on")])
+        pictures = [open_rgb(value, f"images[{i}]") for i, value in enumerate(inputs)]
+        self._inputs = inputs
+        self._names = [_name(value, i) for i, value in enumerate(inputs)]
+        self._sizes = [im.size for im in pictures]
+        self._views = [geo.View.fit(w, h, max_width, max_height) for w, h in self._sizes]
+        self._displayed = [  # the picture each canvas shows, sent once as an Image widget
+            _jpeg(im.resize((v.canvas_width, v.canvas_height), Image.Resampling.LANCZOS))
+            for im, v in zip(pictures, self._views)
+        ]
+        del pictures  # the originals can be large; only their display copies are kept
+        self._image_models = [widgets.Image(value=data, format="jpeg") for data in self._displayed]
+        self._drag: tuple[int, geo.Drag] | None = None
+        self._shape: geo.Box | None = None  # the dragged box as it is now
+        self._refused: tuple[int, float, float] | None = None  # a press that could not start a box
+        self._last_draw = 0.0
+        self.redraws = 0  # how many times a boxes layer was drawn (traffic back to the browser)
+
+        self._canvases = [
+            MultiCanvas(2, width=v.canvas_width, height=v.canvas_height,
+                        layout=widgets.Layout(width=f"{v.canvas_width}px", max_width="100%", height="auto"))
+            for v in self._views
+        ]  # shown at its pixel size (not stretched), smaller only if the output is narrower
+        for i, mc in enumerate(self._canvases):
+            mc.add_class("wan-bbox-canvas")
+            mc.on_mouse_down(functools.partial(self._on_down, i))
+            mc.on_mouse_move(functools.partial(self._on_move, i))
+            mc.on_mouse_up(functools.partial(self._on_up, i))
+            mc.on_mouse_out(functools.partial(self._on_out, i))
+            mc.on_key_down(functools.partial(self._on_key, i))
+            mc[0].on_client_ready(functools.partial(self._draw_image, i))
+            mc[1].on_client_ready(functools.partial(self._draw_boxes, i))
+        if len(self._canvases) > 1:
+            titles = [f"{i + 1}: {n} ({w}×{h})" for i, (n, (w, h)) in enumerate(zip(self._names, self._sizes))]
+            self._tab: widgets.Tab | None = widgets.Tab(children=self._canvases, titles=titles)
+            self._tab.observe(lambda _: self._show_status(), "selected_index")
+            pages: widgets.Widget = self._tab
+        else:
+            self._tab = None
+            pages = self._canvases[0]
+        self._delete_button = widgets.Button(description="Delete box", icon="trash", disabled=True,
+                                             tooltip="remove the selected box (or press Delete)")
+        self._clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="remove this image's boxes")
+        self._delete_button.on_click(lambda _: self._delete_selected())
+        self._clear_button.on_click(lambda _: self._clear())
+        self._status = widgets.HTML()
+        self._status.add_class("wan-bbox-status")
+        self._message = widgets.HTML()
+        self._message.add_class("wan-bbox-message")
+        super().__init__(
+            children=[pages, widgets.HBox([self._delete_button, self._clear_button, self._status]), self._message],
+            **kwargs,
+        )
+        self.add_class("wan-bbox")
+        self.observe(self._boxes_changed, "bbox_list")
+        self.observe(self._selection_changed, "selected")
+        self.observe(self._show_message, "message")
+        self.bbox_list = [[] for _ in inputs] if bbox_list is None else bbox_list
+        for i in range(len(self._canvases)):
+            self._draw_image(i)
+            self._draw_boxes(i)
+        self._show_status()
+
+    # -- the public face -------------------------------------------------------------
+    @property
+    def images(self) -> list[Any]:
+        """The input images as given (a ``Result`` stands for its images), in order."""
+        return list(self._inputs)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """(width, height) of each image in its original pixels."""
+        return list(self._sizes)
+
+    def __repr__(self) -> str:
+        parts = [f"{w}×{h}: {boxes}" for (w, h), boxes in zip(self._sizes, self.bbox_list)]
+        return f"<BBoxDrawer {len(self._sizes)} image(s); bbox_list {'; '.join(parts)}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = repr(self)
+        bundle["text/html"] = self._static_html()  # where widgets are off: a picture and the numbers
+        return bundle
+
+    # -- state ------------------------------------------------------------------------
+    @traitlets.validate("bbox_list")
+    def _valid_boxes(self, proposal: dict[str, Any]) -> list[list[list[int]]]:
+        value = proposal["value"]
+        if len(self._sizes) == 1:
+            value = boxes_for_one_image(value)
+        checked = by_request_rules(lambda: check_bbox_list(value, self._sizes, min_boxes=0))
+        return [[list(box) for box in boxes] for boxes in checked]
+
+    def _boxes(self, i: int) -> list[geo.Box]:
+        return [tuple(b) for b in self.bbox_list[i]]  # type: ignore[misc]
+
+    def _set_boxes(self, i: int, boxes: list[geo.Box]) -> None:
+        new = [list(map(list, bs)) for bs in self.bbox_list]
+        new[i] = [list(b) for b in boxes]
+        self.bbox_list = new
+
+    def _current(self) -> int:
+        return (self._tab.selected_index or 0) if self._tab is not None else 0
+
+    def _boxes_changed(self, change: dict[str, Any]) -> None:
+        old, new = change["old"] or [], change["new"]
+        if self.selected and (self.selected[0] >= len(new) or self.selected[1] >= len(new[self.selected[0]])):
+            self.selected = []
+        for i in range(len(new)):
+            if i >= len(old) or old[i] != new[i]:
+                self._draw_boxes(i)
+        self._show_status()
+
+    def _selection_changed(self, change: dict[str, Any]) -> None:
+        touched = {sel[0] for sel in (change["old"], change["new"]) if sel}
+        for i in touched:
+            self._draw_boxes(i)
+        self._delete_button.disabled = not self.selected
+
+    def _show_message(self, change: dict[str, Any]) -> None:
+        text = change["new"]
+        self._message.value = f"<span style='color:#b3261e'>⚠ {esc(text)}</span>" if text else ""
+
+    def _show_status(self) -> None:
+        i = self._current()
+        w, h = self._sizes[i]
+        boxes = self.bbox_list[i] if i < len(self.bbox_list) else []
+        listed = " · ".join(
+            f"<span style='color:{COLOURS[j % 2]}'>box {j + 1}</span> {esc(box)}" for j, box in enumerate(boxes)
+        ) or "drag on the image to draw a box"
+        scale = self._views[i].scale
+        self._status.value = (
+            f"<span style='{FONT}'>{w}×{h} px shown at {scale:.0%} · {listed} "
+            f"<span style='color:#777'>(at most {geo.MAX_BOXES})</span></span>"
+        )
+
+    # -- pointer and keys (ipycanvas calls these with canvas pixels) --------------------
+    def _on_down(self, i: int, x: float, y: float) -> None:
+        self._drag = None
+        self._refused = None
+        drag = geo.start_drag(self._views[i], self._boxes(i), x, y)
+        if drag is None:  # no room for a third box; said only if this becomes a real drag
+            self._refused = (i, x, y)
+            self.selected = []
+            return
+        self.message = ""
+        self._drag = (i, drag)
+        self._shape = drag.box
+        self.selected = [] if drag.kind == "new" else [i, drag.index]
+
+    def _on_move(self, i: int, x: float, y: float) -> None:
+        if self._refused is not None:
+            self._note_refusal(i, x, y)
+            return
+        if self._drag is None or self._drag[0] != i:
+            return  # pointer moves without a drag cost nothing
+        self._shape = geo.drag_to(self._views[i], self._drag[1], x, y)
+        if time.monotonic() - self._last_draw >= DRAW_INTERVAL:
+            self._draw_boxes(i)
+
+    def _on_up(self, i: int, x: float, y: float) -> None:
+        self._end(i, x, y)
+
+    def _on_out(self, i: int, x: float, y: float) -> None:
+        # ipycanvas does not see a button released outside its canvas: a drag ends
+        # where the pointer leaves (clamped to the image), so no box follows the mouse.
+        self._end(i, x, y)
+
+    def _end(self, i: int, x: float, y: float) -> None:
+        if self._refused is not None:
+            self._note_refusal(i, x, y)
+            self._refused = None
+            return
+        if self._drag is None or self._drag[0] != i:
+            return
+        drag = self._drag[1]
+        shape = geo.drag_to(self._views[i], drag, x, y)
+        self._drag, self._shape = None, None
+        boxes = geo.finish(self._boxes(i), drag, shape)
+        self._set_boxes(i, boxes)
+        if drag.kind == "new" and shape is not None:
+            self.selected = [i, len(boxes) - 1]
+        self._draw_boxes(i)  # the final shape, even when the boxes did not change
+
+    def _note_refusal(self, i: int, x: float, y: float) -> None:
+        assert self._refused is not None
+        ri, rx, ry = self._refused
+        if ri == i and max(abs(x - rx), abs(y - ry)) >= geo.MIN_BOX_PX:
+            self.message = CAP_MESSAGE
+
+    def _on_key(self, i: int, key: str, *modifiers: Any) -> None:
+        if key in DeleteKeys:
+            self._delete_selected()
+        elif key == "Escape":
+            self._drag = self._shape = self._refused = None
+            self.selected = []
+            self._draw_boxes(i)
+
+    def _delete_selected(self) -> None:
+        if not self.selected:
+            return
+        i, j = self.selected
+        boxes = self._boxes(i)
+        del boxes[j]
+        self.selected = []
+        self.message = ""
+        self._set_boxes(i, boxes)
+
+    def _clear(self) -> None:
+        i = self._current()
+        self.selected = []
+        self.message = ""
+        self._set_boxes(i, [])
+
+    # -- drawing: the canvases are views of the traits ---------------------------------
+    def _draw_image(self, i: int) -> None:
+        view, layer = self._views[i], self._canvases[i][0]
+        with hold_canvas():
+            layer.clear()
+            layer.draw_image(self._image_models[i], 0, 0, view.canvas_width, view.canvas_height)
+
+    def _draw_boxes(self, i: int) -> None:
+        view, layer = self._views[i], self._canvases[i][1]
+        boxes = self._boxes(i)
+        if self._drag is not None and self._drag[0] == i:
+            drag = self._drag[1]
+            boxes = geo.finish(boxes, drag, self._shape)
+        selected = self.selected[1] if self.selected and self.selected[0] == i else None
+        self._last_draw = time.monotonic()
+        self.redraws += 1
+        with hold_canvas():
+            layer.clear()
+            for j, box in enumerate(boxes):
+                x1, y1, x2, y2 = view.to_canvas(box)
+                colour = COLOURS[j % 2]
+                layer.fill_style = FILLS[j % 2]
+                layer.fill_rect(x1, y1, x2 - x1, y2 - y1)
+                layer.stroke_style = colour
+                layer.line_width = 3 if j == selected else 2
+                layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
+                side = 9 if j == selected else 6
+                layer.fill_style = colour
+                for hx, hy in ((x1, y1), (x2, y1), (x1, y2), (x2, y2)):
+                    layer.fill_rect(hx - side / 2, hy - side / 2, side, side)
+                layer.font = "bold 14px sans-serif"
+                layer.fill_text(str(j + 1), x1 + 6, y1 + 18)
+
+    def _static_html(self) -> str:
+        """A small picture per image with its boxes, and the numbers, for static viewers."""
+        parts = []
+        for i, (data, view) in enumerate(zip(self._displayed, self._views)):
+            im = Image.open(io.BytesIO(data))
+            im.thumbnail((FALLBACK_SIDE, FALLBACK_SIDE))
+            draw = ImageDraw.Draw(im)
+            sx, sy = im.width / view.width, im.height / view.height
+            boxes = self.bbox_list[i]
+            for j, (x1, y1, x2, y2) in enumerate(boxes):
+                draw.rectangle((x1 * sx, y1 * sy, x2 * sx, y2 * sy), outline=COLOURS[j % 2], width=2)
+            uri = "data:image/jpeg;base64," + base64.b64encode(_jpeg(im, 80)).decode("ascii")
+            listed = "<br>".join(f"box {j + 1}: {esc(box)}" for j, box in enumerate(boxes)) or "no box"
+            parts.append(
+                f"<figure style='margin:0 12px 8px 0'><img src='{uri}' width='{im.width}' height='{im.height}' "
+                f"alt='boxes on image {i + 1}'><figcaption>{esc(self._names[i])} "
+                f"({view.width}×{view.height})<br>{listed}</figcaption></figure>"
+            )
+        return (
+            f"<div class='wan-bbox-static' style=\"{FONT};display:flex;flex-wrap:wrap\">{''.join(parts)}</div>"
+        )
