@@ -1,4 +1,5 @@
 import pytest
+from browser_lab import browser, lab, page  # noqa: F401  (JupyterLab + Chromium fixtures for browser tests)
 
 from wan_nb.sim import Simulator
 

@@ -7,68 +7,21 @@ must go from placeholders to six thumbnails and "6/6 done", while the kernel sta
 free to run the next cell. A second notebook checks that a failed task shows its
 reason in its own cell.
 
-Without /usr/bin/chromium or the ``playwright`` package the tests are skipped,
-unless the environment variable CI is set: then they fail, so CI cannot skip them.
+The lab, browser and page fixtures are shared (``browser_lab``, via conftest); without
+/usr/bin/chromium or the ``playwright`` package the tests are skipped, unless CI is set.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
+from browser_lab import fail_info as _fail_info
+from browser_lab import open_notebook as _open_notebook
+from browser_lab import run_all as _run_all
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SERVER_START_TIMEOUT = 60  # s for /api/status to answer
-READY_TIMEOUT = 45_000  # ms from page load to a notebook with its cells and an idle kernel
 SWEEP_TIMEOUT = 30_000  # ms for the whole sweep to be drawn
-
-
-def _missing(reason: str) -> None:
-    """Skip on a developer machine; fail under CI so a missing browser is never silent."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip; run tests/browser_setup.sh "
-                    "and pip install playwright)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _require_browser() -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        _missing(f"{CHROMIUM} is missing (install it with tests/browser_setup.sh)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _missing("the playwright package is missing (pip install playwright; never `playwright install`)")
-
-
-# --------------------------------------------------------------------------- notebooks
-
-def _notebook(path: Path, sources: list[str]) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, str(path))
-
 
 SWEEP_CELLS = [
     "import wan_nb as wan\nwan.connect(latency=1.5)",
@@ -94,149 +47,12 @@ SLOW_CELLS = [
 ]
 
 
-# --------------------------------------------------------------------------- fixtures
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, n: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on loopback serving a temporary folder with the test notebooks."""
-    _require_browser()
-    try:
-        import jupyterlab  # noqa: F401
-        import nbformat  # noqa: F401
-    except ImportError as exc:
-        pytest.fail(f"JupyterLab and nbformat are needed for the browser test: {exc}", pytrace=False)
-
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    root.mkdir()
-    _notebook(root / "sweep.ipynb", SWEEP_CELLS)
-    _notebook(root / "errors.ipynb", ERROR_CELLS)
-    _notebook(root / "result.ipynb", RESULT_CELLS)
-    _notebook(root / "slow.ipynb", SLOW_CELLS)
-
-    env = dict(os.environ)
-    env.pop("WAVE_API_KEY", None)
-    env.pop("WAN_NB_BASE_URL", None)
-    env["WAN_NB_HOME"] = str(base / "wan_home")
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                "JUPYTERLAB_WORKSPACES_DIR", "IPYTHONDIR"):
-        d = base / var.lower()
-        d.mkdir()
-        env[var] = str(d)
-    # no "Would you like to get notified about official Jupyter news?" toast over the output
-    news = base / "jupyterlab_settings_dir" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    # the kernel must be this interpreter (the one wan_nb is installed in)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-
-    port = _free_port()
-    token = uuid.uuid4().hex
-    log_path = base / "jupyter.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-        "--ServerApp.password=", "--allow-root", "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_tail(log_path)}", pytrace=False)
-            try:
-                req = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(req, timeout=2) as resp:
-                    json.loads(resp.read())
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in {SERVER_START_TIMEOUT} s:\n{_tail(log_path)}",
-                                pytrace=False)
-                time.sleep(0.2)
-        yield {"url": url, "token": token, "root": root, "base": base, "log": log_path,
-               "start_s": time.monotonic() - started}
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-    finally:
-        pw.stop()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    pg = context.new_page()
-    pg.console_log = []  # type: ignore[attr-defined]
-    pg.on("console", lambda m: pg.console_log.append(f"{m.type}: {m.text}"))
-    pg.on("pageerror", lambda e: pg.console_log.append(f"pageerror: {e}"))
-    pg.set_default_timeout(30_000)
-    try:
-        yield pg
-    finally:
-        context.close()
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _open_notebook(page, lab, name: str, n_cells: int) -> float:
-    """Open a notebook and wait until it is really ready (recipe gotcha 1). Returns seconds."""
-    t = time.monotonic()
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}&reset")
-    page.wait_for_function(
-        """(n) => {
-            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-            if (!panel || panel.querySelectorAll('.jp-Notebook .jp-Cell').length !== n) return false;
-            const items = [...document.querySelectorAll('.jp-StatusBar-TextItem')];
-            return items.some(el => /\\|\\s*Idle\\s*$/.test(el.textContent));
-        }""",
-        arg=n_cells,
-        timeout=READY_TIMEOUT,
-    )
-    return time.monotonic() - t
-
-
-def _run_all(page) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+NOTEBOOKS = {
+    "sweep.ipynb": SWEEP_CELLS,
+    "errors.ipynb": ERROR_CELLS,
+    "result.ipynb": RESULT_CELLS,
+    "slow.ipynb": SLOW_CELLS,
+}
 
 
 # One function, in the page, that reports what the sweep output of cell `i` shows.
@@ -295,15 +111,6 @@ window.__watch = (i) => {
 
 def _state(page, i: int):
     return page.evaluate("(i) => window.__gridState(i)", i)
-
-
-def _fail_info(page, lab, shot: Path) -> str:
-    try:
-        page.screenshot(path=str(shot))
-    except Exception as exc:  # pragma: no cover - diagnostics only
-        return f"(no screenshot: {exc})"
-    console = "\n".join(page.console_log[-40:])
-    return f"screenshot: {shot}\nconsole:\n{console}\njupyter log tail:\n{_tail(lab['log'], 2500)}"
 
 
 # --------------------------------------------------------------------------- tests

@@ -1,0 +1,295 @@
+"""Issue 6 in a real browser: the bbox drawer and the palette editor, driven by the mouse.
+
+Headless JupyterLab + Debian Chromium + Playwright (fixtures in ``browser_lab``). A
+1600×900 image is shown at 800×450; boxes drawn with the mouse must come back in the
+original pixels, the 2-box cap must be visible, move / resize / click + Delete must
+work, a drag released outside the canvas must end cleanly, and the boxes must reach
+``wan.interactive_edit`` and the log unchanged. The kernel's view of the state is read
+by running a cell that prints it: mouse events travel on the same channel before the
+execute request, so the cell sees every event sent before it.
+
+Screenshots go to ``WAN_NB_SCREENSHOTS`` when set (to refresh docs/screenshots/),
+else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_lab import cell, fail_info, open_notebook, run_cell, screenshot_dir
+from PIL import Image, ImageDraw
+
+W, H = 1600, 900  # the image; shown at 800×450, so one screen pixel is 2 image pixels
+TOL = 2  # ± one display pixel, in image pixels
+
+SETUP = (
+    "import json\nimport wan_nb as wan\n"
+    "wan.connect(latency=0.1, home='wan_runs_widgets', quiet=True)\n"
+    "d = wan.BBoxDrawer('photo.png')"
+)
+STATE = ("print('STATE ' + json.dumps({'boxes': d.bbox_list, 'message': d.message, "
+         "'selected': d.selected, 'redraws': d.redraws}))")
+EDIT = (
+    "r = wan.interactive_edit('a red boat on the water', d, seed=3)\n"
+    "row = wan.log().runs().iloc[-1]\n"
+    "print('LOGGED ' + json.dumps({'action': str(row['action']), 'status': str(row['status']),\n"
+    "      'boxes': [[list(map(int, b)) for b in bs] for bs in row['bbox_list']],\n"
+    "      'sent': [[list(b) for b in bs] for bs in r.request.bbox_list]}))"
+)
+
+NOTEBOOKS = {
+    "draw.ipynb": [SETUP, "d", STATE],
+    "outside.ipynb": [SETUP, "d", STATE, "d", EDIT],
+    "palette.ipynb": [
+        "import json\nimport wan_nb as wan\np = wan.PaletteEditor()",
+        "p",
+        "print('PALETTE ' + json.dumps(p.color_palette))",
+    ],
+}
+
+
+def prepare_lab_root(root: Path) -> None:
+    """A 1600×900 picture with something to box: sky, sea, a sun, a boat."""
+    im = Image.new("RGB", (W, H), (120, 170, 220))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, 520, W, H), fill=(30, 80, 130))
+    draw.ellipse((1180, 120, 1380, 320), fill=(250, 210, 90))
+    draw.polygon([(420, 600), (760, 600), (700, 680), (480, 680)], fill=(90, 60, 40))
+    im.save(root / "photo.png")
+
+
+# --------------------------------------------------------------------------- page helpers
+
+# ipycanvas 0.14 composes a MultiCanvas's layers into one <canvas> element.
+CANVAS_JS = """(i) => {
+    const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
+    const canvas = c && c.querySelector('canvas.wan-bbox-canvas');
+    if (!canvas) return null;
+    const r = canvas.getBoundingClientRect();
+    return {left: r.left, top: r.top, width: r.width, height: r.height, cw: canvas.width, ch: canvas.height};
+}"""
+
+PIXEL_JS = """([i, x, y]) => {
+    const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
+    const canvas = c.querySelector('canvas.wan-bbox-canvas');
+    return [...canvas.getContext('2d').getImageData(x, y, 1, 1).data];
+}"""
+
+SNAPSHOT_JS = """(i) => {
+    const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
+    return c.querySelector('canvas.wan-bbox-canvas').toDataURL();
+}"""
+SKY_AT_50_50 = "(p => p[3] === 255 && p[0] < 140 && p[2] > 180)"  # the picture, not a blank canvas
+
+
+class Canvas:
+    """The drawer's canvas in cell ``i``: canvas pixels ↔ page coordinates."""
+
+    def __init__(self, page: Any, i: int) -> None:
+        cell(page, i).scroll_into_view_if_needed()
+        page.wait_for_function(f"() => ({CANVAS_JS})({i}) !== null")
+        self.page, self.i = page, i
+        self.rect = page.evaluate(CANVAS_JS, i)
+
+    def at(self, cx: float, cy: float) -> tuple[float, float]:
+        r = self.rect
+        return r["left"] + cx * r["width"] / r["cw"], r["top"] + cy * r["height"] / r["ch"]
+
+    def drag(self, a: tuple[float, float], b: tuple[float, float], *, page_b: tuple[float, float] | None = None) -> None:
+        m = self.page.mouse
+        m.move(*self.at(*a))
+        m.down()
+        m.move(*(page_b or self.at(*b)), steps=12)
+        m.up()
+
+    def click(self, cx: float, cy: float) -> None:
+        self.page.mouse.click(*self.at(cx, cy))
+
+    def pixel(self, cx: int, cy: int) -> list[int]:
+        return self.page.evaluate(PIXEL_JS, [self.i, cx, cy])
+
+    def is_box_colour(self, cx: int, cy: int) -> bool:
+        """Box 1 is outlined in red (#ff3b30); the picture has no red."""
+        r, g, b, _ = self.pixel(cx, cy)
+        return r > 200 and g < 120 and b < 120
+
+
+def state(page: Any, i: int) -> dict[str, Any]:
+    out = run_cell(page, i, wait_for="STATE ")
+    return json.loads(out.split("STATE ", 1)[1].strip().splitlines()[0])
+
+
+def near(actual: list[int], expected: list[int], tol: int = TOL) -> bool:
+    return len(actual) == len(expected) and all(abs(a - e) <= tol for a, e in zip(actual, expected))
+
+
+SKY, SEA = [120, 170, 220], [30, 80, 130]
+
+
+def looks(pixel: list[int], colour: list[int]) -> bool:
+    """The picture's colour at a canvas pixel (it is sent as a JPEG: a few levels off)."""
+    return near(pixel[:3], colour, 8)
+
+
+def shown(page: Any, lab: Any, name: str, n_cells: int, tmp_path: Path, *, display_cell: int = 1) -> Canvas:
+    """Open ``name``, run its set-up cell and the cell that shows the drawer; the canvas."""
+    open_notebook(page, lab, name, n_cells)
+    run_cell(page, 0)
+    run_cell(page, display_cell)
+    try:
+        canvas = Canvas(page, display_cell)
+        page.wait_for_function(f"() => {SKY_AT_50_50}(({PIXEL_JS})([{display_cell}, 50, 50]))")
+    except Exception as exc:
+        pytest.fail(f"the drawer did not show its image: {exc}\n{fail_info(page, lab, tmp_path / 'fail.png')}")
+    r = canvas.rect
+    assert (r["cw"], r["ch"]) == (800, 450), r
+    assert abs(r["width"] - 800) <= 1 and abs(r["height"] - 450) <= 1, f"the canvas is stretched on the page: {r}"
+    return canvas
+
+
+# --------------------------------------------------------------------------- tests
+
+@pytest.mark.timeout(180)
+def test_boxes_drawn_by_mouse_come_back_in_original_pixels(page: Any, lab: Any, tmp_path: Path) -> None:
+    c = shown(page, lab, "draw.ipynb", 3, tmp_path)
+
+    # Two boxes, drawn in display pixels; the kernel holds them in the image's pixels.
+    c.drag((100, 80), (300, 230))
+    c.drag((450, 100), (650, 300))
+    s = state(page, 2)
+    assert len(s["boxes"]) == 1 and len(s["boxes"][0]) == 2, s
+    a, b = s["boxes"][0]
+    assert near(a, [200, 160, 600, 460]) and near(b, [900, 200, 1300, 600]), s
+    assert s["message"] == "", s
+    # the canvas shows them: box 1's outline on its left edge, the bare picture between the boxes
+    assert c.is_box_colour(100, 150), c.pixel(100, 150)
+    assert looks(c.pixel(380, 350), SEA), c.pixel(380, 350)
+
+    # A third box is refused, visibly, and nothing changes.
+    c.drag((350, 330), (430, 420))
+    s3 = state(page, 2)
+    assert s3["boxes"] == s["boxes"], s3
+    assert "at most 2 boxes per image" in s3["message"], s3
+    message = cell(page, 1).locator(".wan-bbox-message")
+    assert "at most 2 boxes per image" in message.inner_text()
+    assert message.is_visible()
+
+    # A drag inside box 1 moves it (+50, +40 display px = +100, +80 image px), size kept.
+    c.drag((200, 150), (250, 190))
+    s = state(page, 2)
+    a2, b2 = s["boxes"][0]
+    assert near(a2, [a[0] + 100, a[1] + 80, a[2] + 100, a[3] + 80]) and b2 == b, s
+    assert a2[2] - a2[0] == a[2] - a[0] and a2[3] - a2[1] == a[3] - a[1], "a move changed the size"
+    assert s["message"] == "", "a successful gesture clears the refusal message"
+
+    # A drag on box 2's bottom-right corner resizes it; the top-left corner stays.
+    c.drag((650, 300), (700, 350))
+    s = state(page, 2)
+    a3, b3 = s["boxes"][0]
+    assert a3 == a2 and b3[:2] == b[:2] and near(b3[2:], [b[2] + 100, b[3] + 100]), s
+    assert s["selected"] == [0, 1], s
+
+    shots = screenshot_dir(tmp_path)
+    cell(page, 1).locator(".wan-bbox").screenshot(path=str(shots / "bbox_drawer.png"))
+
+    # Click box 1 (selects it), Delete removes it; box 2 is left as it was.
+    c.click(250, 200)
+    page.keyboard.press("Delete")
+    s = state(page, 2)
+    assert s["boxes"] == [[b3]], s
+    assert s["selected"] == [], s
+    assert not c.is_box_colour(150, 130) and looks(c.pixel(250, 200), SKY), "the deleted box is still drawn"
+    print(f"\nredraws of the boxes layer for 6 gestures: {s['redraws']}")
+
+
+@pytest.mark.timeout(180)
+def test_drag_released_outside_ends_cleanly_and_boxes_reach_the_log(page: Any, lab: Any, tmp_path: Path) -> None:
+    c = shown(page, lab, "outside.ipynb", 5, tmp_path)
+    r = c.rect
+
+    # Press inside, release beyond the bottom-right corner of the canvas.
+    c.drag((600, 300), (0, 0), page_b=(r["left"] + r["width"] + 60, r["top"] + r["height"] + 40))
+    s = state(page, 2)
+    assert len(s["boxes"][0]) == 1, s
+    (box,) = s["boxes"][0]
+    assert near(box, [1200, 600, W, H]) and box[2] == W and box[3] == H, f"not clamped to the image: {s}"
+
+    # The pointer comes back without a button: no box follows it, nothing is redrawn.
+    before = page.evaluate(SNAPSHOT_JS, 1)
+    m = page.mouse
+    m.move(*c.at(700, 400))
+    m.move(*c.at(150, 120), steps=15)
+    m.up()  # a late release over the canvas ends nothing
+    s2 = state(page, 2)
+    assert s2["boxes"] == s["boxes"], f"a box moved with the mouse after the release outside: {s2}"
+    assert page.evaluate(SNAPSHOT_JS, 1) == before, "the canvas changed after the drag ended"
+
+    # A second box, then the same drawer shown again: the new view draws image and boxes.
+    c.drag((80, 60), (260, 200))
+    s = state(page, 2)
+    assert len(s["boxes"][0]) == 2, s
+    run_cell(page, 3)
+    again = Canvas(page, 3)
+    x1, y1, x2, y2 = (round(v / 2) for v in s["boxes"][0][1])  # box 2 (blue), in canvas pixels
+    page.wait_for_function(f"""() => {SKY_AT_50_50}(({PIXEL_JS})([3, 50, 50])) &&
+                                    (p => p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 30}]))""")
+    assert looks(again.pixel(x2 + 40, y1 + 30), SKY), "the second view shows more than the boxes"
+
+    # The boxes drawn by mouse are what interactive_edit sends and the log records.
+    out = run_cell(page, 4, wait_for="LOGGED ", timeout=60_000)
+    logged = json.loads(out.split("LOGGED ", 1)[1].strip().splitlines()[0])
+    assert logged["action"] == "interactive_edit" and logged["status"] == "completed", logged
+    assert logged["boxes"] == s["boxes"] == logged["sent"], (logged, s)
+
+
+@pytest.mark.timeout(150)
+def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path) -> None:
+    open_notebook(page, lab, "palette.ipynb", 3)
+    run_cell(page, 0)
+    run_cell(page, 1)
+    editor = cell(page, 1).locator(".wan-palette")
+    editor.wait_for()
+    rows = editor.locator(".wan-palette-row")
+    assert rows.count() == 3
+
+    # Typing 70 into the first ratio rebalances the others (50/35/15 → 70/21/9).
+    ratio = rows.nth(0).locator(".wan-palette-ratio input")
+    ratio.fill("70")
+    ratio.press("Enter")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.wan-palette-ratio input')]
+                 .map(e => +e.value).join() === '70,21,9'"""
+    )
+    out = run_cell(page, 2, wait_for="PALETTE ")
+    palette = json.loads(out.split("PALETTE ", 1)[1].strip())
+    assert [p["ratio"] for p in palette] == [70, 21, 9] and sum(p["ratio"] for p in palette) == 100
+
+    # Add a colour: four rows, still 100, and the preview bar has four parts.
+    editor.get_by_role("button", name="Add colour").click()
+    page.wait_for_function("() => document.querySelectorAll('.wan-palette-row').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('.wan-palette-bar > div').length === 4")
+    out = run_cell(page, 2, wait_for="PALETTE ")
+    palette = json.loads(out.split("PALETTE ", 1)[1].strip())
+    assert len(palette) == 4 and sum(p["ratio"] for p in palette) == 100, palette
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('.wan-palette-bar > div')].map(d => d.getBoundingClientRect().width)"
+    )
+    total = sum(widths)
+    for w, p in zip(widths, palette):
+        assert abs(w / total * 100 - p["ratio"]) < 1.5, (widths, palette)
+
+    # A bad hex is shown next to its field and not taken.
+    hex_field = rows.nth(1).locator(".wan-palette-hex input")
+    hex_field.fill("#12345")
+    hex_field.press("Enter")
+    problem = rows.nth(1).locator(".wan-palette-problem")
+    problem.get_by_text("hex colour").wait_for()
+    assert problem.is_visible()
+    out = run_cell(page, 2, wait_for="PALETTE ")
+    assert json.loads(out.split("PALETTE ", 1)[1].strip()) == palette
+
+    shots = screenshot_dir(tmp_path)
+    editor.screenshot(path=str(shots / "palette_editor.png"))
