@@ -43,6 +43,7 @@ EDIT = (
 NOTEBOOKS = {
     "draw.ipynb": [SETUP, "d", STATE],
     "outside.ipynb": [SETUP, "d", STATE, "d", EDIT],
+    "reload.ipynb": [SETUP + "\nd.bbox_list = [[[160, 120, 520, 400]]]", "d"],
     "palette.ipynb": [
         "import json\nimport wan_nb as wan\np = wan.PaletteEditor()",
         "p",
@@ -74,15 +75,15 @@ CANVAS_JS = """(i) => {
 
 PIXEL_JS = """([i, x, y]) => {
     const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
-    const canvas = c.querySelector('canvas.wan-bbox-canvas');
-    return [...canvas.getContext('2d').getImageData(x, y, 1, 1).data];
+    const canvas = c && c.querySelector('canvas.wan-bbox-canvas');
+    return canvas ? [...canvas.getContext('2d').getImageData(x, y, 1, 1).data] : null;
 }"""
 
 SNAPSHOT_JS = """(i) => {
     const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
     return c.querySelector('canvas.wan-bbox-canvas').toDataURL();
 }"""
-SKY_AT_50_50 = "(p => p[3] === 255 && p[0] < 140 && p[2] > 180)"  # the picture, not a blank canvas
+SKY_AT_50_50 = "(p => !!p && p[3] === 255 && p[0] < 140 && p[2] > 180)"  # the picture, not a blank canvas
 
 
 class Canvas:
@@ -142,7 +143,7 @@ def shown(page: Any, lab: Any, name: str, n_cells: int, tmp_path: Path, *, displ
     try:
         canvas = Canvas(page, display_cell)
         page.wait_for_function(f"() => {SKY_AT_50_50}(({PIXEL_JS})([{display_cell}, 50, 50]))")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure: report it with a screenshot
         pytest.fail(f"the drawer did not show its image: {exc}\n{fail_info(page, lab, tmp_path / 'fail.png')}")
     r = canvas.rect
     assert (r["cw"], r["ch"]) == (800, 450), r
@@ -233,9 +234,9 @@ def test_drag_released_outside_ends_cleanly_and_boxes_reach_the_log(page: Any, l
     assert len(s["boxes"][0]) == 2, s
     run_cell(page, 3)
     again = Canvas(page, 3)
-    x1, y1, x2, y2 = (round(v / 2) for v in s["boxes"][0][1])  # box 2 (blue), in canvas pixels
+    x1, y1, x2, _ = (round(v / 2) for v in s["boxes"][0][1])  # box 2 (blue), in canvas pixels
     page.wait_for_function(f"""() => {SKY_AT_50_50}(({PIXEL_JS})([3, 50, 50])) &&
-                                    (p => p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 30}]))""")
+                                    (p => !!p && p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 30}]))""")
     assert looks(again.pixel(x2 + 40, y1 + 30), SKY), "the second view shows more than the boxes"
 
     # The boxes drawn by mouse are what interactive_edit sends and the log records.
@@ -243,6 +244,23 @@ def test_drag_released_outside_ends_cleanly_and_boxes_reach_the_log(page: Any, l
     logged = json.loads(out.split("LOGGED ", 1)[1].strip().splitlines()[0])
     assert logged["action"] == "interactive_edit" and logged["status"] == "completed", logged
     assert logged["boxes"] == s["boxes"] == logged["sent"], (logged, s)
+
+
+@pytest.mark.timeout(150)
+def test_a_reloaded_page_draws_the_image_and_boxes_again(page: Any, lab: Any, tmp_path: Path) -> None:
+    """ipycanvas keeps no drawing as state: after a reload the front end makes new canvas
+    models, and only the drawer's redraw on client_ready puts the picture back."""
+    c = shown(page, lab, "reload.ipynb", 2, tmp_path)
+    assert c.is_box_colour(80, 100)  # box 1's left edge, at (160 / 2, 200 / 2)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty')")
+    open_notebook(page, lab, "reload.ipynb", 2)
+    try:
+        page.wait_for_function(f"() => {SKY_AT_50_50}(({PIXEL_JS})([1, 50, 50]))", timeout=20_000)
+        page.wait_for_function(f"() => (p => !!p && p[0] > 200 && p[1] < 120)(({PIXEL_JS})([1, 80, 100]))")
+    except Exception as exc:  # noqa: BLE001 - any failure: report it with a screenshot
+        pytest.fail(f"the reloaded view is not redrawn: {exc}\n{fail_info(page, lab, tmp_path / 'reload.png')}")
+    assert looks(Canvas(page, 1).pixel(300, 200), SKY)
 
 
 @pytest.mark.timeout(150)
@@ -281,6 +299,8 @@ def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path)
     for w, p in zip(widths, palette):
         assert abs(w / total * 100 - p["ratio"]) < 1.5, (widths, palette)
 
+    editor.screenshot(path=str(screenshot_dir(tmp_path) / "palette_editor.png"))
+
     # A bad hex is shown next to its field and not taken.
     hex_field = rows.nth(1).locator(".wan-palette-hex input")
     hex_field.fill("#12345")
@@ -290,6 +310,3 @@ def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path)
     assert problem.is_visible()
     out = run_cell(page, 2, wait_for="PALETTE ")
     assert json.loads(out.split("PALETTE ", 1)[1].strip()) == palette
-
-    shots = screenshot_dir(tmp_path)
-    editor.screenshot(path=str(shots / "palette_editor.png"))

@@ -65,7 +65,7 @@ def _jpeg(im: Image.Image, quality: int = DISPLAY_QUALITY) -> bytes:
     return buf.getvalue()
 
 
-class BBoxDrawer(widgets.VBox):
+class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """Draw up to 2 boxes per image with the mouse; ``bbox_list`` is what the API takes.
 
     ``images``: one image or a list (paths, URLs, PIL images, bytes, a ``Result``, a
@@ -74,9 +74,9 @@ class BBoxDrawer(widgets.VBox):
     the image shown. ``wan.interactive_edit(prompt, drawer)`` takes images and boxes from it.
     """
 
-    bbox_list = traitlets.List(help="one list of [x1, y1, x2, y2] boxes per image, in original pixels").tag(sync=True)
-    selected = traitlets.List(help="[image, box] of the selected box, or []").tag(sync=True)
-    message = traitlets.Unicode("", help="why the last gesture was refused, if it was").tag(sync=True)
+    bbox_list: traitlets.List[Any] = traitlets.List(help="one list of [x1, y1, x2, y2] boxes per image, in original pixels").tag(sync=True)
+    selected: traitlets.List[int] = traitlets.List(help="[image, box] of the selected box, or []").tag(sync=True)
+    message: traitlets.Unicode[str, str | bytes] = traitlets.Unicode("", help="why the last gesture was refused, if it was").tag(sync=True)
 
     def __init__(
         self,
@@ -183,7 +183,7 @@ class BBoxDrawer(widgets.VBox):
         return [[list(box) for box in boxes] for boxes in checked]
 
     def _boxes(self, i: int) -> list[geo.Box]:
-        return [tuple(b) for b in self.bbox_list[i]]  # type: ignore[misc]
+        return [(b[0], b[1], b[2], b[3]) for b in self.bbox_list[i]]
 
     def _set_boxes(self, i: int, boxes: list[geo.Box]) -> None:
         new = [list(map(list, bs)) for bs in self.bbox_list]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as widgets
 import traitlets
@@ -119,7 +119,8 @@ def palette_from_image(img: Any, k: int = 5) -> list[dict[str, Any]]:
     flat = quantized.getpalette() or []
     counts: dict[str, int] = {}
     for count, index in quantized.getcolors(maxcolors=256) or []:
-        r, g, b = flat[3 * index: 3 * index + 3]
+        i = cast(int, index)  # mode "P": a palette index
+        r, g, b = flat[3 * i: 3 * i + 3]
         hex_ = f"#{r:02X}{g:02X}{b:02X}"
         counts[hex_] = counts.get(hex_, 0) + count
     if len(counts) < LO:
@@ -132,12 +133,12 @@ def palette_from_image(img: Any, k: int = 5) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ the editor
 
-class PaletteEditor(widgets.VBox):
+class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """3-10 colours, each a colour picker, a hex field and a ratio; a preview bar in the
     ratios. ``color_palette`` is the document's list of ``{hex, ratio}``, always valid;
     ``wan.generate(..., color_palette=editor)`` takes the editor itself."""
 
-    color_palette = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
+    color_palette: traitlets.List[dict[str, Any]] = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
 
     def __init__(self, color_palette: Any = None, **kwargs: Any) -> None:
         self._rows = widgets.VBox()

@@ -8,7 +8,8 @@ catch ``wan.RequestError`` as everywhere, and a refused value never stays set.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import traitlets
 
