@@ -216,3 +216,43 @@ def test_quickstart_kernel_had_no_key(quickstart: Executed) -> None:
     assert set(runs["backend"].astype(str)) == {"simulator"}
     dumped = json.dumps(quickstart.nb)
     assert "Bearer" not in dumped
+
+
+# ----------------------------------------------------------------- 04: the drawer and the palette editor
+
+INTERACTIVE = REPO / "notebooks" / "04_interactive_editing.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="module")
+def interactive(tmp_path_factory: pytest.TempPathFactory) -> Executed:
+    return execute(INTERACTIVE, tmp_path_factory)
+
+
+def test_interactive_notebook_says_what_it_teaches() -> None:
+    first = nbformat.read(INTERACTIVE, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and "draw boxes" in first.source.splitlines()[0].lower()
+
+
+def test_interactive_notebook_shows_the_drawer_with_a_static_fallback(interactive: Executed) -> None:
+    shown = interactive.cell("d = wan.BBoxDrawer(")
+    assert interactive.rich(shown, WIDGET_VIEW), "the drawer is a live widget"
+    (static,) = interactive.rich(shown, "text/html")
+    assert "wan-bbox-static" in static and "[420,300,900,620]" in static and "data:image/jpeg;base64," in static
+    (only_static,) = interactive.rich(interactive.cell('display(d, include=["text/html"])'), "text/html")
+    assert "[420,300,900,620]" in only_static
+    refused = interactive.stdout(interactive.cell("except wan.RequestError"))
+    assert "bbox_list[0][0]" in refused and "outside the image" in refused
+
+
+def test_interactive_notebook_edits_inside_the_drawn_box_and_uses_the_palette(interactive: Executed) -> None:
+    runs = Log(interactive.home / "log.sqlite").runs()
+    assert list(runs["action"].astype(str)) == ["generate", "interactive_edit", "generate"]
+    assert (runs["status"].astype(str) == "completed").all()
+    edit = runs.iloc[1]
+    assert [[list(map(int, b)) for b in bs] for bs in edit["bbox_list"]] == [[[420, 300, 900, 620]]]
+    assert (edit["width"], edit["height"]) == (1360, 768)  # the input's size
+    palette = runs.iloc[2]["color_palette"]
+    assert 3 <= len(palette) <= 5 and sum(int(ratio) for _, ratio in palette) == 100
+    editor = interactive.cell("p = wan.PaletteEditor(")
+    assert interactive.rich(editor, WIDGET_VIEW) and "wan-palette-static" in interactive.rich(editor, "text/html")[0]
