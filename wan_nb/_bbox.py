@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 from . import _box_geometry as geo
 from ._exceptions import Problem, RequestError
-from ._html_parts import FONT, esc
+from ._html_parts import FONT, esc, short
 from ._images import expand_inputs
 from ._pixels import open_rgb
 from ._request import boxes_for_one_image, check_bbox_list
@@ -122,7 +122,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             mc[0].on_client_ready(functools.partial(self._draw_image, i))
             mc[1].on_client_ready(functools.partial(self._draw_boxes, i))
         if len(self._canvases) > 1:
-            titles = [f"{i + 1}: {n} ({w}×{h})" for i, (n, (w, h)) in enumerate(zip(self._names, self._sizes))]
+            titles = [f"{i + 1}: {short(n, 16)}" for i, n in enumerate(self._names)]  # sizes are in the status
             self._tab: widgets.Tab | None = widgets.Tab(children=self._canvases, titles=titles)
             self._tab.observe(lambda _: self._show_status(), "selected_index")
             pages: widgets.Widget = self._tab
