@@ -302,6 +302,18 @@ def test_results_and_urls_as_images_and_interactive_edit_from_the_drawer(session
     assert edited.request.images[0].sha256 == base.images[0].sha256
 
 
+def test_a_group_result_is_one_tab_per_image_and_one_request(session: Any) -> None:
+    g = wan.group("a three-panel comic of a harbour", n=3, resolution="1K", seed=5)
+    d = wan.BBoxDrawer(g)
+    assert d._tab is not None and len(d._tab.children) == 3 and d.images == g.images
+    d.bbox_list = [[[10, 10, 200, 200]], [[20, 20, 300, 300]], [[30, 30, 400, 400], [500, 500, 600, 600]]]
+    r = wan.interactive_edit("add a lighthouse", d, seed=2)
+    assert len(r.request.images) == 3 and [len(b) for b in r.request.bbox_list] == [1, 1, 2]
+    with pytest.raises(wan.RequestError) as info:  # as an edit's one image, a 3-image result is ambiguous
+        wan.edit("make it night", g)
+    assert info.value.fields == ["image_urls[0]"]
+
+
 def test_palette_editor_feeds_generate(session: Any) -> None:
     p = wan.PaletteEditor()
     p._ratio_edited(2, {"new": 40})
