@@ -221,3 +221,17 @@ def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env)
             assert out.run_id == lost["run_id"] and out.status == "completed"
             assert ledger["submitted"] == 2 and ledger["idempotent_replays"] == 1
             assert ledger["billed_quota"] == 2 * _spec.UNIT_QUOTA
+
+
+def test_a_run_that_cannot_be_logged_holds_no_budget(tmp_path, no_env):
+    """A run refused by the log (here a cell value that is not JSON) is not sent, and the
+    money it held for the budget is released."""
+    from wan_nb._request import build_request
+
+    with Simulator(latency=0.05, urls_only=True) as sim, connected(sim, tmp_path) as sess:
+        r1 = wan.generate("a source", seed=24, resolution="1K")
+        request = build_request(action="edit", prompt="never logged", image_urls=[r1], seed=25, resolution="1K")
+        with pytest.raises(ValueError, match="cell"):
+            sess.run(request, cell={"odd": object()})
+        assert sess.reserved_quota == 0 and sim.ledger()["submitted"] == 1
+

@@ -150,20 +150,20 @@ class Session:
                 return self._record_cache_hit(request, done[-1], base)
 
         self._reserve(request.cost_quota)  # before the log row: a refused run leaves no trace
-        try:
-            request = await self._place_inputs(request)
-        except BaseException:
-            self._settle(request.cost_quota, 0)
-            raise
         spent = sum(1 for r in history if r["status"] in SPENT_KEY)
         salt = uuid.uuid4().hex if fresh else (f"attempt{spent}" if spent else "")
         key = request.idempotency_key(salt)
         run_id = _new_run_id()
-        self.log.add_run({**base, **_request_columns(request), "run_id": run_id, "created_at": time.time(),
-                          "backend": self.backend, "idempotency_key": key, "status": "planned",
-                          "cache_hit": False})
-        if request.images:
-            self.log.add_inputs(run_id, request.images)
+        try:  # nothing is sent yet: a refused input or log row gives back what was held
+            request = await self._place_inputs(request)
+            self.log.add_run({**base, **_request_columns(request), "run_id": run_id, "created_at": time.time(),
+                              "backend": self.backend, "idempotency_key": key, "status": "planned",
+                              "cache_hit": False})
+            if request.images:
+                self.log.add_inputs(run_id, request.images)
+        except BaseException:
+            self._settle(request.cost_quota, 0)
+            raise
         return await self._execute(run_id, request, key, None, timeout, on_update)
 
     # -- input images ----------------------------------------------------------------
