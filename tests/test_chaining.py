@@ -235,3 +235,18 @@ def test_a_run_that_cannot_be_logged_holds_no_budget(tmp_path, no_env):
             sess.run(request, cell={"odd": object()})
         assert sess.reserved_quota == 0 and sim.ledger()["submitted"] == 1
 
+def test_a_sweep_over_results_sends_each_as_its_link_and_logs_the_cell(tmp_path, no_env):
+    """A sweep whose image axis is a list of results: each cell's input goes as that
+    result's link, and the log stores the cell (a Result is not JSON: named by sha256)."""
+    with Simulator(latency=0.05, urls_only=True) as sim, connected(sim, tmp_path) as sess:
+        r1 = wan.generate("a red kite", seed=21, resolution="1K")
+        r2 = wan.generate("a blue kite", seed=22, resolution="1K")
+        sw = wan.sweep("the kite at dusk", action="edit", image_urls=[[r1], [r2.images[0]]], seed=23,
+                       resolution="1K", quiet=True).wait()
+        assert [c.status for c in sw.cells] == ["completed", "completed"], [c.error for c in sw.cells]
+        assert sess.reserved_quota == 0 and sim.ledger()["requests"].get("upload", 0) == 0
+        for cell, source in zip(sw.cells, (r1, r2)):
+            assert sent_urls(sess, cell.result) == [("link", source.images[0].source_url)]
+            assert sess.log.get_run(cell.run_id)["cell"] == {"image_urls": [f"sha256:{source.images[0].sha256}"]}
+            assert list(sess.log.lineage(cell.result)["run_id"]) == [source.run_id, cell.run_id]
+

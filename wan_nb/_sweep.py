@@ -200,7 +200,7 @@ class Sweep:
 
         try:
             result = await self.session.arun(
-                cell.request, fresh=self.fresh, timeout=self.timeout, sweep_id=self.id, cell=cell.coords,
+                cell.request, fresh=self.fresh, timeout=self.timeout, sweep_id=self.id, cell=_logged_cell(cell),
                 cell_index=cell.index, tags=self.tags, on_update=on_update,
             )
         except asyncio.CancelledError:
@@ -360,6 +360,19 @@ def _label_value(name: str, value: Any) -> Any:
         return value
     images = value if isinstance(value, (list, tuple)) else [value]
     return ", ".join(_image_label(x) for x in images)
+
+
+def _logged_cell(cell: SweepCell) -> dict[str, Any]:
+    """The cell's axis values as the log stores them (JSON): an input image given as a
+    path or URL as given, any other (a Result, a PIL image, bytes) by its sha256, the way
+    ``images_in`` names it."""
+    value = cell.coords.get("image_urls")
+    if value is None:
+        return cell.coords
+    given = value if isinstance(value, (list, tuple)) else [value]
+    names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else ref.canonical
+             for x, ref in zip(given, cell.request.images)]
+    return {**cell.coords, "image_urls": names if isinstance(value, (list, tuple)) else names[0]}
 
 
 def _image_label(image: Any) -> str:
