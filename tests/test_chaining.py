@@ -194,10 +194,13 @@ RESUMED = textwrap.dedent("""
 """)
 
 
-def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env):
+@pytest.mark.parametrize("link_at_resume", ["fresh", "inside_margin"])
+def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env, link_at_resume):
     """The kernel dies while the server holds the submit: the log has the run, planned,
     and the link it sent. Re-running the cell re-submits with the same key and the same
-    body (no upload endpoint to fall back on), so the server replays its task: one bill."""
+    body (no upload endpoint to fall back on), so the server replays its task: one bill.
+    Even when the link is by then inside the safety margin: a key goes with one body
+    (a new placement would be refused here, or change the body under that key)."""
     with Simulator(latency=2.0, urls_only=True) as sim:
         with connected(sim, tmp_path):
             r1 = wan.generate("the source", seed=15, resolution="1K")
@@ -212,6 +215,8 @@ def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env)
         assert sim.ledger()["submitted"] == 2, err[-2000:]
 
         with connected(sim, tmp_path) as sess:
+            if link_at_resume == "inside_margin":
+                sess.client.aio.link_margin = r1.images[0].expires_at - time.time() + 60
             (lost,) = [r for r in sess.log.find_runs() if r["prompt"] == "lost with the kernel"]
             assert lost["status"] == "planned" and lost["task_id"] is None
             assert [(i["via"], i["url"]) for i in sess.log.inputs(lost["run_id"])] == [

@@ -255,10 +255,15 @@ class AsyncClient:
         * ``link``: a result's own link, while it lives ``link_margin`` seconds more;
         * ``upload``: the bytes uploaded once per sha256 (``uploader``, or the simulator's
           ``/sim/uploads``). With neither, ImageInputError says what to do.
+
+        An image placed already (``via`` set) stays as placed: a run's Idempotency-Key
+        goes with one body, however often it is re-sent (retries, a resumed run, the
+        replay that cancels a held submit), even once its link is inside the margin.
         """
+        if image.via is not None:
+            return image
         if image.live_url(self.link_margin) is not None:
-            via = image.via or ("url" if image.sha256 is None else "link")
-            return image if image.via == via else dataclasses.replace(image, via=via)
+            return dataclasses.replace(image, via="url" if image.sha256 is None else "link")
         if image.data is None:
             raise _unsendable(image, self.link_margin, file_gone=True)
         url = await self._upload_bytes(image)

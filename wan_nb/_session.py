@@ -186,9 +186,9 @@ class Session:
         return await client.prepare_inputs(dataclasses.replace(request, images=tuple(refs)))
 
     def _as_sent_before(self, request: Request, run_id: str) -> Request:
-        """A resumed run sends the result links it sent the first time, so a re-submit
-        with the same Idempotency-Key carries the same body (placed again only if the
-        server no longer knows the task, and then only if those links have died)."""
+        """A resumed run sends the result links it sent the first time, placed as they
+        were (``AsyncClient.place`` keeps them), so a re-submit with the same
+        Idempotency-Key carries the same body and the server replays its task."""
         sent = {row["idx"]: row for row in self.log.inputs(run_id) if row["via"] == "link"}
         refs = tuple(
             dataclasses.replace(ref, url=sent[i]["url"], expires_at=sent[i]["expires_at"], via="link")
