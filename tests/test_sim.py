@@ -485,17 +485,23 @@ def test_local_paths_in_image_urls_are_refused(sim):
         assert r.status_code == 400 and r.json()["error"]["problems"][0]["field"] == "image_urls[0]"
 
 
-def test_non_loopback_url_becomes_a_placeholder_without_any_network_attempt(sim, monkeypatch):
-    looked_up = []
+@pytest.fixture
+def looked_up(monkeypatch):
+    """Host names looked up off loopback (each refused): a test asserts it stays empty."""
+    names = []
     real = socket.getaddrinfo
 
     def guarded(host, *a, **kw):
         if host not in ("127.0.0.1", "localhost", "::1"):
-            looked_up.append(host)
+            names.append(host)
             raise OSError("network use in a test")
         return real(host, *a, **kw)
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    return names
+
+
+def test_non_loopback_url_becomes_a_placeholder_without_any_network_attempt(sim, looked_up):
     with client(sim) as c:
         done = run(c, action="edit", image_urls=["https://cdn.example.com/cat.jpg"], prompt="make it blue")
     assert looked_up == []
@@ -530,20 +536,10 @@ def test_loopback_url_is_fetched(sim):
         server.server_close()
 
 
-def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_api(make_sim, monkeypatch):
+def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_api(make_sim, looked_up):
     """Hosted-like: no /sim/uploads; its own result links while they live, loopback URLs;
     anything else is refused (no placeholder), and no network is touched."""
     sim = make_sim(urls_only=True, link_ttl=1.0)
-    looked_up = []
-    real = socket.getaddrinfo
-
-    def guarded(host, *a, **kw):
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            looked_up.append(host)
-            raise OSError("network use in a test")
-        return real(host, *a, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
     info = httpx.get(sim.url + "/sim").json()
     assert info["urls_only"] is True and "POST /sim/uploads" not in info["endpoints"]
     with client(sim) as c:
