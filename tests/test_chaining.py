@@ -255,3 +255,40 @@ def test_a_sweep_over_results_sends_each_as_its_link_and_logs_the_cell(tmp_path,
             assert sess.log.get_run(cell.run_id)["cell"] == {"image_urls": [f"sha256:{source.images[0].sha256}"]}
             assert list(sess.log.lineage(cell.result)["run_id"]) == [source.run_id, cell.run_id]
 
+
+
+def test_a_result_with_several_images_names_the_one_to_pass(tmp_path, no_env):
+    with Simulator(latency=0.05, urls_only=True) as sim, connected(sim, tmp_path) as sess:
+        pair = wan.generate("two kites", n=2, seed=30, resolution="1K")
+        with pytest.raises(wan.RequestError) as info:
+            wan.edit("which one?", pair, seed=31, resolution="1K")
+        (problem,) = info.value.problems
+        assert (problem.field, problem.rule) == ("image_urls[0]", "type")
+        assert "has 2 images" in problem.message and "r.images[0]" in problem.message
+        assert sim.ledger()["submitted"] == 1
+        both = wan.reference("fuse the two", pair.images, seed=31, resolution="1K")
+        assert sent_urls(sess, both) == [("link", img.source_url) for img in pair.images]
+        assert list(sess.log.lineage(both)["made_from"]) == [[], [pair.run_id]]
+
+def test_a_result_file_changed_or_gone(tmp_path, no_env):
+    """A result whose file was changed is those new bytes, not its link (the link shows the
+    old image); one whose file is gone still goes by its live link, and says so once dead."""
+    from PIL import Image
+
+    with Simulator(latency=0.05, urls_only=True, link_ttl=3) as sim, connected(sim, tmp_path) as sess:
+        sess.client.aio.link_margin = 0.5
+        r1 = wan.generate("to be changed", seed=26, resolution="1K")
+        r2 = wan.generate("to be deleted", seed=27, resolution="1K")
+        Image.new("RGB", (64, 64), "red").save(r1.path, "JPEG")
+        with pytest.raises(wan.RequestError) as info:
+            wan.edit("changed", r1, seed=28, resolution="1K")
+        assert info.value.problems[0].rule == "needs_url"
+
+        r2.path.unlink()
+        gone = wan.edit("gone but linked", r2, seed=28, resolution="1K")
+        assert sent_urls(sess, gone) == [("link", r2.images[0].source_url)]
+        wait_until_expired(r2.images[0].expires_at)
+        with pytest.raises(wan.RequestError, match="its file is gone") as info:
+            wan.edit("gone for good", r2, seed=29, resolution="1K")
+        assert info.value.problems[0].rule == "link_expired"
+        assert sim.ledger()["submitted"] == 3
