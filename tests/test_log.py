@@ -26,6 +26,7 @@ from wan_nb import _spec
 from wan_nb._exceptions import ConfigError
 from wan_nb._grid import Cell, CellItem, Grid, render_grid_html
 from wan_nb._log import Log
+from wan_nb._log_schema import SCHEMA_VERSION
 from wan_nb._store import Store
 
 EVIL = '<script>alert(1)</script> & "x"'
@@ -130,7 +131,7 @@ def test_log_creates_wal_database_with_versioned_schema(log: Log, root: Path) ->
     assert log.root == root and (root / "log.sqlite").exists()
     conn = sqlite3.connect(root / "log.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     run_cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
     assert run_cols == DOCUMENTED_RUN_COLUMNS
     img_cols = [r[1] for r in conn.execute("PRAGMA table_info(images)")]
@@ -579,3 +580,30 @@ def test_report_says_what_each_run_was_made_from(log: Log, store: Store, tmp_pat
     assert re.search(r'made from <a href="#run-src">src</a>', html)
     sliced = log.export_html(tmp_path / "s.html", run_id="edit-1").read_text()
     assert "made from src" in sliced  # the source is not in this report: named, not linked
+
+
+def test_a_tampered_log_cannot_point_outside_its_folder(log: Log, store: Store, root: Path, tmp_path: Path) -> None:
+    """A received run folder whose log names ../x.jpg (or a symlink out) must not show,
+    embed or link that file."""
+    for run_id in ("ok", "dotdot", "absolute", "linked"):
+        record(log, store, run_id)
+    secret = tmp_path / "outside.jpg"  # beside the run folder, not in it
+    Image.new("RGB", (40, 40), (201, 13, 77)).save(secret, "JPEG")
+    link = root / "images" / "zz" / "link.jpg"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    with sqlite3.connect(root / "log.sqlite") as conn:
+        for run_id, path in (("dotdot", "../outside.jpg"), ("absolute", str(secret)), ("linked", "images/zz/link.jpg")):
+            conn.execute("UPDATE images SET path = ?, thumb_path = ? WHERE run_id = ?", (path, path, run_id))
+    images = log.images().set_index("run_id")
+    assert Path(images.loc["ok", "path"]).is_file()
+    for run_id in ("dotdot", "absolute", "linked"):
+        assert images.loc[run_id, ["path", "thumb_path"]].isna().all(), run_id
+        assert log.run_images(run_id) == [] and log.get_run(run_id)["images"][0]["path"] is None
+    out = log.export_html(tmp_path / "report" / "index.html")
+    html = out.read_text(encoding="utf-8")
+    assert base64.b64encode(secret.read_bytes()).decode()[:80] not in html
+    assert "outside" not in html and "link.jpg" not in html
+    assert len(data_uris(html)) == 1 and "image file missing" in html  # only the good run shows an image
+    with pytest.raises(ValueError, match="outside the run folder"):
+        log.add_images("ok", [{"path": "../outside.jpg"}])

@@ -8,6 +8,7 @@ over HTTP must get a 400 from the simulator naming the same field.
 from __future__ import annotations
 
 import io
+import json
 
 import httpx
 import pytest
@@ -29,6 +30,10 @@ CASES = [
     ("prompt missing", {"prompt": None}, "prompt", "required"),
     ("prompt blank", {"prompt": "   "}, "prompt", "required"),
     ("prompt not text", {"prompt": 5}, "prompt", "type"),
+    ("prompt lone surrogate", {"prompt": "a fox \ud83e in snow"}, "prompt", "unicode"),
+    ("image url lone surrogate", {"action": "edit", "image_urls": ["https://cdn.example.com/\udc00.jpg"]},
+     "image_urls[0]", "unicode"),
+    ("callback lone surrogate", {"callback_url": "https://hooks.example.com/\ud800"}, "callback_url", "unicode"),
     ("n zero", {"n": 0}, "n", "min"),
     ("n above standard cap", {"n": 5}, "n", "max_standard"),
     ("n above group cap", {"action": "group", "enable_sequential": True, "n": 13}, "n", "max_group"),
@@ -124,12 +129,15 @@ def test_client_rejects_before_sending(case, sim, client):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_simulator_answers_400_naming_the_field(case, sim):
     _, fields, field, _rule = case
-    r = httpx.post(sim.base_url + "/tasks", json=_body(fields), headers={"Authorization": "Bearer k"})
+    # ASCII-escaped JSON, as most clients send it: a lone surrogate arrives as "\\ud800"
+    r = httpx.post(sim.base_url + "/tasks", content=json.dumps(_body(fields)).encode(),
+                   headers={"Authorization": "Bearer k", "Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_parameter"
     assert field in err["message"]
-    assert sim.ledger()["submitted"] == 0
+    ledger = sim.ledger()
+    assert ledger["submitted"] == 0 and ledger["held_quota"] == 0 and ledger["by_status"]["processing"] == 0
 
 
 def test_all_problems_reported_at_once():

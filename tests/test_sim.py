@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import io
 import json
 import re
@@ -445,12 +446,13 @@ def test_random_faults_repeat_with_the_seed(make_sim):
 
 # -- files ---------------------------------------------------------------------------------------
 def test_result_link_expires_with_410(make_sim):
-    sim = make_sim(link_ttl=0.4)
+    sim = make_sim(link_ttl=1.5)  # long enough for the first GET on a loaded machine
     with client(sim) as c:
         data = run(c)
         url = data["result"]["images"][0]["url"][0]
         assert httpx.get(url).status_code == 200
-        time.sleep(0.5)
+        expires_at = data["result"]["images"][0]["expires_at"]  # whole seconds, rounded down
+        time.sleep(max(0.0, expires_at + 1.05 - time.time()))
         r = httpx.get(url)
         assert r.status_code == 410 and r.json()["error"]["code"] == "link_expired"
 
@@ -771,3 +773,101 @@ def test_simulator_memory_bound_is_a_knob(tmp_path):
             client.run({"prompt": "second", "seed": 2, "resolution": "1K"})  # downloads at once: fine
             with pytest.raises(wan.LinkExpiredError):
                 client.download(first)  # evicted: the client must download at once, and does
+
+
+# -- malformed bodies, broken downloads, honest messages (issue 8) ---------------------------------
+def _raw_exchange(sim, request: bytes) -> tuple[int, bytes]:
+    """Send raw bytes on a fresh connection; the status code and the body of the answer."""
+    with socket.create_connection((sim.host, sim.port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(rest) < length:
+            rest += s.recv(65536)
+    return int(head.split(b" ")[1]), rest[:length]
+
+
+def test_an_escaped_lone_surrogate_is_a_400_and_nothing_is_held(sim):
+    with client(sim) as c:
+        r = c.post("/tasks", content=b'{"model": "wan2.7-image", "prompt": "fox \\ud800"}',
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["problems"][0]["field"] == "prompt"
+    led = sim.ledger()
+    assert led["submitted"] == 0 and led["held_quota"] == 0 and led["by_status"]["processing"] == 0
+
+
+def test_json_nested_100k_deep_is_a_400(sim):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with client(sim) as c:
+        r = c.post("/tasks", content=deep, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
+        assert "nested" in r.json()["error"]["message"]
+        assert c.post("/tasks", json=body()).status_code == 200  # the server is fine afterwards
+        f = httpx.post(sim.url + "/sim/faults", content=b'{"next": ' + deep + b"}")
+        assert f.status_code == 400
+
+
+def test_a_bad_chunk_size_is_a_400(sim):
+    status, answer = _raw_exchange(sim, (
+        b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"))
+    assert status == 400 and json.loads(answer)["error"]["problems"][0]["field"] == "body"
+    assert sim.ledger()["submitted"] == 0
+
+
+def test_corrupt_fault_truncates_a_download_scripted_and_by_rate(make_sim):
+    sim = make_sim()
+    with client(sim) as c:
+        task = wait_for(c, c.post("/tasks", json=body()).json()["task_id"])
+        url = task["result"]["images"][0]["url"][0]
+        whole = httpx.get(url).content
+        sim.set_faults(next=[{"endpoint": "file", "fault": "corrupt"}])
+        cut = httpx.get(url)
+        assert cut.status_code == 200 and int(cut.headers["Content-Length"]) == len(cut.content) < len(whole)
+        assert whole.startswith(cut.content)
+        with pytest.raises(Exception):
+            Image.open(io.BytesIO(cut.content)).load()
+        assert httpx.get(url).content == whole  # one-shot
+        sim.set_faults(corrupt_rate=1.0)
+        assert len(httpx.get(url).content) < len(whole)
+        assert sim.ledger()["faults"]["corrupt"] == 2
+    with pytest.raises(Exception, match="endpoint must be file"):
+        sim.set_faults(next=[{"endpoint": "submit", "fault": "corrupt"}])
+
+
+def test_the_corrupt_rate_is_a_command_line_flag():
+    from wan_nb.sim.__main__ import FAULT_OPTIONS, parse_args
+
+    assert "corrupt_rate" in FAULT_OPTIONS and parse_args(["--corrupt-rate", "0.5"]).corrupt_rate == 0.5
+
+
+def test_402_says_insufficient_balance_once(make_sim, tmp_path):
+    import wan_nb as wan
+
+    sim = make_sim(balance_quota=UNIT // 2)
+    with wan.Client("k", sim.base_url, store=wan.Store(tmp_path)) as c:
+        with pytest.raises(wan.InsufficientBalanceError) as info:
+            c.submit({"prompt": "no money", "resolution": "1K"})
+    assert str(info.value).lower().count("insufficient balance") == 1, str(info.value)
+    assert str(UNIT) in str(info.value)
+
+
+def test_an_evicted_link_says_when_it_really_ended(tmp_path):
+    import wan_nb as wan
+
+    with Simulator(latency=0.01, max_result_mb=0.05) as sim:  # about one 1K image
+        with wan.Client("k", sim.base_url, store=wan.Store(tmp_path)) as c:
+            first = c.wait(c.submit({"prompt": "first", "seed": 1, "resolution": "1K"}))
+            c.run({"prompt": "second", "seed": 2, "resolution": "1K"})  # evicts the first
+            now = time.time()
+            again = c.get(first.task_id)
+            assert again.images[0].expires_at <= now + 1, "the status must not promise an evicted link"
+            with pytest.raises(wan.LinkExpiredError) as info:
+                c.download(first)  # with the expiry it announced before the eviction
+    message = str(info.value)
+    years = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", message)
+    assert years and all(calendar.timegm(time.strptime(y, "%Y-%m-%d %H:%M:%S UTC")) <= now + 1 for y in years)
+    assert "410" in message and "billed" in message

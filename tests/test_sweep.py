@@ -341,3 +341,37 @@ def test_image_sets_and_box_lists_are_axes_labelled_readably(sim, sess, tmp_path
                       bbox_list=[[[[10, 10, 200, 200]]], [[[300, 300, 600, 400]]]], resolution="1K").wait()
     assert boxes.counts()["completed"] == 2 and len(boxes.grid().col_values) == 2
     assert sim.ledger()["submitted"] == 6
+
+
+def test_bad_run_options_are_request_errors_naming_the_argument_and_nothing_is_sent(sim, sess):
+    bad_calls = [
+        ("concurrency", lambda: wan.sweep("p {i}", i=[1, 2, 3], resolution="1K", concurrency=1.5)),
+        ("concurrency", lambda: wan.sweep("p {i}", i=[1, 2], resolution="1K", concurrency=True)),
+        ("concurrency", lambda: wan.sweep("p {i}", i=[1, 2], resolution="1K", concurrency=0)),
+        ("budget_usd", lambda: wan.sweep("p {i}", i=[1, 2], resolution="1K", budget_usd=float("nan"))),
+        ("budget_usd", lambda: wan.sweep("p {i}", i=[1, 2], resolution="1K", budget_usd=-1)),
+        ("timeout", lambda: wan.sweep("p {i}", i=[1, 2], resolution="1K", timeout=float("nan"))),
+        ("usd", lambda: wan.set_budget(float("nan"))),
+        ("usd", lambda: wan.set_budget(float("inf"))),
+        ("usd", lambda: wan.set_budget("5")),
+        ("per_sweep", lambda: wan.set_budget(per_sweep=float("nan"))),
+        ("prompt", lambda: wan.generate("a fox \ud800", resolution="1K")),
+        ("timeout", lambda: wan.generate("fox", resolution="1K", timeout=0)),
+        ("tags", lambda: wan.generate("fox", resolution="1K", tags="portrait")),
+        ("note", lambda: wan.generate("fox", resolution="1K", note="\udcff")),
+    ]
+    for name, call in bad_calls:
+        with pytest.raises(wan.RequestError) as info:
+            call()
+        assert info.value.problems[0].field == name, (name, info.value)
+    assert sess.budget_usd is None and sess.sweep_budget_usd == 2.00  # the bad values were not kept
+    assert sim.ledger()["requests"].get("submit", 0) == 0
+    sw = wan.sweep("after {i}", i=[1, 2], resolution="1K").wait()  # later runs still work
+    assert sw.counts()["completed"] == 2
+
+
+def test_connect_checks_its_timeouts(tmp_path):
+    for kw in ({"http_timeout": 0}, {"http_timeout": float("nan")}, {"timeout": -1}):
+        with pytest.raises(wan.RequestError) as info:
+            wan.connect(base_url="http://127.0.0.1:9/v1", home=tmp_path, quiet=True, **kw)
+        assert info.value.problems[0].field == next(iter(kw))

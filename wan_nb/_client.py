@@ -68,7 +68,10 @@ _CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What ``run`` returns: the final task, its images on disk, and how it got there."""
+    """What ``run`` returns: the final task, its images on disk, and how it got there.
+
+    ``complete`` returns one before the download: ``images`` empty, ``downloaded_at`` None.
+    """
 
     request: Request
     task: Task
@@ -76,7 +79,7 @@ class RunOutcome:
     idempotency_key: str
     submitted_at: float
     finished_at: float
-    downloaded_at: float
+    downloaded_at: float | None
     attempts: int = 1
 
 
@@ -213,7 +216,7 @@ class AsyncClient:
         message = self._scrub(err.message)
         if status == 401:
             message = f"the API key was refused ({message}); check {_config.ENV_API_KEY}"
-        elif status == 402:
+        elif status == 402 and "insufficient balance" not in message.lower():
             message = f"insufficient balance: {message}"
         kw: dict[str, Any] = {"status": status, "code": err.code, "task_id": task_id, "body": data}
         if cls is RateLimitError:
@@ -304,14 +307,32 @@ class AsyncClient:
         """Submit once (retries reuse the same Idempotency-Key, so one bill at most)."""
         req = await self.prepare_inputs(as_request(request))
         wait_s = self.prefer_wait if wait is None else wait
-        headers = {"Idempotency-Key": idempotency_key or req.idempotency_key(), **_wire.wait_header(wait_s)}
-        return await self._call(
-            "POST",
-            _wire.TASKS_PATH,
-            json_body=_wire.to_body(req),
-            headers=headers,
-            timeout=self.http_timeout + max(0.0, wait_s),
-        )
+        key = idempotency_key or req.idempotency_key()
+        headers = {"Idempotency-Key": key, **_wire.wait_header(wait_s)}
+        try:
+            return await self._call(
+                "POST",
+                _wire.TASKS_PATH,
+                json_body=_wire.to_body(req),
+                headers=headers,
+                timeout=self.http_timeout + max(0.0, wait_s),
+            )
+        except (NetworkError, ServerError) as exc:
+            if not self.may_have_created(exc):
+                raise
+            raise _maybe_billed(exc, "the submit may have reached the server, so the task may exist and be "
+                                     "billed; submitting again with the same Idempotency-Key returns it "
+                                     "without a second charge") from exc
+
+    def may_have_created(self, exc: BaseException) -> bool:
+        """Could the submit that raised ``exc`` have created (and so billed) a task?
+
+        No answer at all, or a server error the policy would retry: yes. A refusal
+        (400, 401, 402, 429, ``price_not_configured``): no, nothing was made.
+        """
+        if isinstance(exc, NetworkError):
+            return True
+        return isinstance(exc, ServerError) and self.retry.should_retry_status(exc.status or 500, exc.code)
 
     async def get(self, task_id: str) -> Task:
         return await self._call("GET", _wire.task_path(task_id), task_id=task_id)
@@ -332,8 +353,9 @@ class AsyncClient:
         waiting code itself is cancelled (Ctrl-C, sweep cancel), so is the task.
         """
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        if isinstance(task, str):
-            task = await self.get(task)
+        if isinstance(task, str) or (task.status == "completed" and not task.images):
+            # a submit answer (e.g. a replayed key) may say completed without the result and cost
+            task = await self.get(task if isinstance(task, str) else task.task_id)
         delays = poll_delays()
         try:
             while not task.terminal:
@@ -350,7 +372,12 @@ class AsyncClient:
                         cancelled=cancelled,
                     )
                 await asyncio.sleep(min(next(delays), remaining))
-                task = await self.get(task.task_id)
+                try:
+                    task = await self.get(task.task_id)
+                except (NetworkError, ServerError) as exc:
+                    raise _maybe_billed(
+                        exc, f"task {task.task_id} was {task.status} and may still finish and be billed; "
+                             f"wan.fetch({task.task_id!r}) or running the same request again picks it up") from exc
         except asyncio.CancelledError:
             after = await self._cancel_quietly(task)
             if after is not None:
@@ -393,9 +420,9 @@ class AsyncClient:
                     resp = await self._send("GET", url, auth=False, task_id=task.task_id)
                 except ApiError as exc:
                     if exc.status in (403, 404, 410):
-                        raise LinkExpiredError(
-                            _expired_message(task, i, img.expires_at) + f" (the server answered {exc.status})"
-                        ) from exc
+                        raise LinkExpiredError(_gone_message(task, i, exc)) from exc
+                    raise DownloadError(f"image {i + 1} of task {task.task_id}: {exc}") from exc
+                except NetworkError as exc:
                     raise DownloadError(f"image {i + 1} of task {task.task_id}: {exc}") from exc
                 stored.append(
                     await asyncio.to_thread(self.store.put, resp.content, source_url=url, expires_at=img.expires_at)
@@ -404,7 +431,7 @@ class AsyncClient:
             raise DownloadError(f"task {task.task_id} completed without any image link")
         return stored
 
-    async def run(
+    async def complete(
         self,
         request: Request | dict,
         *,
@@ -413,7 +440,11 @@ class AsyncClient:
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
     ) -> RunOutcome:
-        """Submit (or resume ``task_id``), wait, download. Retryable task failures get a new task."""
+        """Submit (or resume ``task_id``) and wait until the task completed; no download.
+
+        Retryable task failures get a new task. What ``run`` does before the download:
+        the moment a caller knows the task is billed, whatever the download does next.
+        """
         req = as_request(request)
         key = idempotency_key or req.idempotency_key()
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -447,9 +478,22 @@ class AsyncClient:
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
                 raise
-            finished_at = time.time()
-            images = await self.download(task)
-            return RunOutcome(req, task, images, key, submitted_at, finished_at, time.time(), attempt)
+            return RunOutcome(req, task, [], key, submitted_at, time.time(), None, attempt)
+
+    async def run(
+        self,
+        request: Request | dict,
+        *,
+        idempotency_key: str | None = None,
+        task_id: str | None = None,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> RunOutcome:
+        """Submit (or resume ``task_id``), wait, download. Retryable task failures get a new task."""
+        done = await self.complete(request, idempotency_key=idempotency_key, task_id=task_id, timeout=timeout,
+                                   on_update=on_update)
+        images = await self.download(done.task)
+        return dataclasses.replace(done, images=images, downloaded_at=time.time())
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -485,6 +529,13 @@ class Client:
         self.aio = AsyncClient(*args, **kwargs)
         self._portal = get_portal()
 
+    @classmethod
+    def of(cls, aio: AsyncClient) -> Client:
+        """The sync face of an existing AsyncClient (same connection, same settings)."""
+        self = cls.__new__(cls)
+        self.aio, self._portal = aio, get_portal()
+        return self
+
     def __repr__(self) -> str:
         return f"<Client base_url={self.aio.base_url!r} api_key=***>"
 
@@ -502,6 +553,7 @@ class Client:
     cancel = _blocking("cancel")
     wait = _blocking("wait")
     download = _blocking("download")
+    complete = _blocking("complete")
     run = _blocking("run")
 
     def close(self) -> None:
@@ -543,12 +595,29 @@ def _raise_for_task(task: Task) -> Task:
     return task
 
 
+_LOST = ("its images cannot be downloaded any more; the task was billed. New images need a new task "
+         "(a new Idempotency-Key), which is billed again")
+
+
 def _expired_message(task: Task, index: int, expires_at: float | None) -> str:
     when = _utc(expires_at) if expires_at else "an unknown time"
-    return (
-        f"the link to image {index + 1} of task {task.task_id} expired at {when} "
-        f"(result links last {_spec.OUTPUT_LINK_HOURS} h); run the request again to get new images"
-    )
+    return (f"the link to image {index + 1} of task {task.task_id} expired at {when} "
+            f"(result links last {_spec.OUTPUT_LINK_HOURS} h): {_LOST}")
+
+
+def _gone_message(task: Task, index: int, exc: ApiError) -> str:
+    """A link the server refused: its own word, not the expiry the task once announced
+    (a server may evict a result early)."""
+    return (f"the link to image {index + 1} of task {task.task_id} is gone (the server answered "
+            f"{exc.status}: {exc.message}): {_LOST}")
+
+
+def _maybe_billed(exc: NetworkError | ServerError, what: str) -> WanError:
+    """``exc`` again, its message saying what may have been billed and how to settle it."""
+    if isinstance(exc, ApiError):
+        return type(exc)(f"{exc.message}; {what}", status=exc.status, code=exc.code, task_id=exc.task_id,
+                         body=exc.body)
+    return type(exc)(f"{exc}; {what}")
 
 
 def _utc(ts: float) -> str:

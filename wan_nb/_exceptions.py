@@ -30,7 +30,15 @@ from typing import Any
 
 
 class WanError(Exception):
-    """Base class of all wan_nb errors."""
+    """Base class of all wan_nb errors.
+
+    ``run_id`` and ``run_state`` are set when a logged run stopped with this error:
+    its row in the log, and the state it was left in (``"unconfirmed"``: it may have
+    been billed; ``"images_lost"``: billed, links expired; see ``wan_nb._states``).
+    """
+
+    run_id: str | None = None
+    run_state: str | None = None
 
 
 class WanWarning(UserWarning):

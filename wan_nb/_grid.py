@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from . import _states as S
 from ._atomic import atomic_write_bytes, atomic_write_text
 from ._html_parts import EMBED_SIDE, FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
 from ._store import THUMB_SIDE
@@ -30,9 +31,9 @@ BOX = 160  # CSS px of the square each thumbnail is fitted into
 PNG_BOX = 200  # px of the same square in PNG output
 
 # Item states: DONE shows the image, FAILED the reason; any other status is a placeholder
-# (planned / submitted / queued / processing — cells of a sweep that is still running).
-DONE = frozenset({"completed", "cached"})
-FAILED = frozenset({"failed", "error", "cancelled"})
+# (planned / submitted / queued / processing / downloading — a run still on its way).
+DONE = frozenset({S.COMPLETED})
+FAILED = frozenset(S.ENDED_WITHOUT_IMAGES)
 
 
 @dataclass

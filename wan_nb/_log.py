@@ -9,11 +9,19 @@ never holds half a run. Each call opens its own connection: safe across threads,
 forked workers and kernels, and cheap next to an image request.
 
 Image paths are stored relative to the log's folder so a project folder can be
-moved, zipped or published on Binder and still find its images.
+moved, zipped or published on Binder and still find its images; a path read back
+that leads out of the folder (a tampered or received log) is refused, not followed.
+
+The run pipeline writes through ``claim_run`` (one row per idempotency key: two
+processes running the same cell share one row and so one bill) and ``transition``
+(the moves of ``_states``, guarded in SQL; the final state, its cost and its images
+in one transaction), on the log's own writer thread (``submit``) so that async code
+never waits on SQLite's lock in the event loop.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as _dt
 import difflib
 import io
@@ -21,23 +29,29 @@ import json
 import numbers
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import pandas as pd
 
 from . import _log_schema as schema
+from . import _spec, _states
 from ._atomic import atomic_write_bytes
 from ._exceptions import ConfigError
 from ._html_parts import is_missing
+from ._request import unicode_problem
 
 BUSY_TIMEOUT_S = 60.0
 DERIVED_COLUMNS = ("n_images", "paths", "duration_s")
 IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
 
 Where = str | Callable[[pd.DataFrame], Any] | None
+T = TypeVar("T")
+NO_SWEEP = "(single runs)"  # spend(): the row of runs made outside any sweep
+ALL = "all"  # spend(): the total row
 
 
 # ----------------------------------------------------------------- value checks
@@ -86,6 +100,9 @@ def to_sql_value(col: schema.Column, value: Any) -> Any:
             return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected text, {got}")
+        bad = unicode_problem(value)
+        if bad:
+            raise ValueError(f"{name}: {bad}")
         if col.choices and value not in col.choices:
             raise ValueError(f"{name}: {value!r} is not one of {', '.join(col.choices)}")
         return value
@@ -253,6 +270,10 @@ class Log:
         self.path = path.absolute()
         self.root = self.path.parent
         self.root.mkdir(parents=True, exist_ok=True)
+        self._real_root = self.root.resolve()
+        self._folders: dict[Path, bool] = {}  # folder → inside the run folder (resolved)
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writer_lock = threading.Lock()
         self._init_schema()
 
     def __repr__(self) -> str:
@@ -326,13 +347,53 @@ class Log:
             return p.as_posix()
 
     def _absolute(self, stored: str | None) -> str | None:
+        """The file a stored path names, or None when it leads out of the run folder
+        (``../x.jpg``, an absolute path, a symlink elsewhere): never followed."""
         if stored is None:
             return None
-        return str(Path(os.path.normpath(self.root / stored)))
+        path = Path(os.path.normpath(self.root / stored))
+        if not self.contains(path):
+            return None
+        return str(path)
+
+    def contains(self, path: str | Path) -> bool:
+        """Is ``path`` inside this log's run folder, with ``..`` and symlinks resolved?
+
+        Lexical check first (``../x.jpg``, absolute paths); then the file itself if it
+        is a symlink, and its folder (resolved once per folder: a log lists thousands
+        of images in a few hundred folders).
+        """
+        p = Path(os.path.normpath(self.root / path))
+        if not p.is_relative_to(self.root):
+            return False
+        try:
+            if p.is_symlink():
+                return p.resolve().is_relative_to(self._real_root)
+            folder = p.parent
+            inside = self._folders.get(folder)
+            if inside is None:
+                inside = self._folders[folder] = folder.resolve().is_relative_to(self._real_root)
+            return inside
+        except (OSError, RuntimeError):  # unreadable, or a symlink loop
+            return False
+
+    # -- the writer thread -------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Run ``fn(*args, **kwargs)`` on this log's one writer thread and return its future.
+
+        Why: SQLite waits up to ``BUSY_TIMEOUT_S`` for a lock another process holds;
+        async code must not wait in the event loop. One thread keeps writes in order
+        (a progress write is never committed after the final one).
+        """
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wan_nb-log")
+            return self._writer.submit(fn, *args, **kwargs)
 
     # -- writes ----------------------------------------------------------------------
-    def add_run(self, run: Mapping[str, Any]) -> None:
-        """Insert one run (keys = column names). ``created_at`` defaults to now."""
+    def add_run(self, run: Mapping[str, Any], images: Iterable[Any] | None = None) -> None:
+        """Insert one run (keys = column names), with its ``images``, in one transaction.
+        ``created_at`` defaults to now."""
         if not isinstance(run, Mapping):
             raise TypeError(f"add_run expects a dict of column values, got {type(run).__name__}")
         _check_known(run, schema.RUNS, "run")
@@ -344,11 +405,27 @@ class Log:
             values["created_at"] = time.time()
         cols = list(values)
         sql = f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        rows = None if images is None else [self._image_row(run_id, i, im) for i, im in enumerate(images)]
         try:
             with self._transaction(write=True) as conn:
                 conn.execute(sql, [values[c] for c in cols])
+                if rows is not None:
+                    self._put_images(conn, run_id, rows)
         except sqlite3.IntegrityError as exc:
+            if "idempotency_key" in str(exc):
+                raise ValueError(f"idempotency_key {values.get('idempotency_key')!r} is already held by another "
+                                 f"run in the log ({self.path}); one run per key") from exc
             raise ValueError(f"run_id {run_id!r} is already in the log ({self.path})") from exc
+
+    def _put_images(self, conn: sqlite3.Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Replace a run's image rows (inside the caller's transaction)."""
+        cols = ["run_id", "idx", *IMAGE_FIELDS]
+        conn.execute("DELETE FROM images WHERE run_id = ?", (run_id,))
+        try:
+            conn.executemany(f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                             [[r.get(c) for c in cols] for r in rows])
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"images of run {run_id!r}: two images share one idx ({exc})") from exc
 
     def update_run(self, run_id: str, **cols: Any) -> None:
         """Change some columns of one run (one transaction). Unknown run → KeyError."""
@@ -366,6 +443,58 @@ class Log:
             if not found:
                 raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
 
+    def claim_run(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert ``run`` unless a run already holds its ``idempotency_key``; return the
+        row that holds the key (``run`` as written, or the other one).
+
+        The key is the claim on one server task: two processes sweeping the same cells
+        end up writing one row, so the task is counted once.
+        """
+        key = run.get("idempotency_key")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"idempotency_key: claim_run needs one (got {key!r})")
+        _check_known(run, schema.RUNS, "run")
+        values = {k: to_sql_value(schema.RUNS[k], v) for k, v in run.items()}
+        if values.get("created_at") is None:
+            values["created_at"] = time.time()
+        cols = list(values)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+                "ON CONFLICT (idempotency_key) DO NOTHING",
+                [values[c] for c in cols],
+            )
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM runs WHERE idempotency_key = ?", (key,)).fetchone()
+        return self._decode_run(row)
+
+    def transition(self, run_id: str, status: str, *, images: Iterable[Any] | None = None,
+                   **cols: Any) -> str | None:
+        """Move a run to ``status`` with ``cols`` (and its ``images``, replaced) in one
+        transaction, if the state machine allows the move from where the row is now.
+
+        Returns the run's status after the call: ``status`` when the move was made,
+        the row's own state when it was refused (e.g. another process completed it),
+        None when there is no such run.
+        """
+        if "run_id" in cols or "status" in cols:
+            raise ValueError("transition: run_id and status are not columns to set here")
+        _check_known(cols, schema.RUNS, "run")
+        values = {k: to_sql_value(schema.RUNS[k], v) for k, v in {**cols, "status": status}.items()}
+        rows = None if images is None else [self._image_row(run_id, i, im) for i, im in enumerate(images)]
+        allowed = _states.sources(status)
+        sets = ", ".join(f"{c} = ?" for c in values)
+        marks = ", ".join("?" for _ in allowed)
+        with self._transaction(write=True) as conn:
+            cur = conn.execute(f"UPDATE runs SET {sets} WHERE run_id = ? AND (status IN ({marks}) OR status IS NULL)",
+                               [*values.values(), run_id, *allowed])
+            if cur.rowcount == 0:
+                found = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                return None if found is None else found[0]
+            if rows is not None:
+                self._put_images(conn, run_id, rows)
+        return status
+
     def _image_row(self, run_id: str, idx: int, image: Any) -> dict[str, Any]:
         if isinstance(image, Mapping):
             data = dict(image)
@@ -380,6 +509,8 @@ class Log:
         for key in ("path", "thumb_path"):
             if not is_missing(data.get(key)):
                 data[key] = self._relative(data[key])
+                if not self.contains(self.root / data[key]):
+                    raise ValueError(f"images[{idx}].{key}: {data[key]!r} is outside the run folder {self.root}")
         row = {"run_id": run_id}
         for name, value in data.items():
             try:
@@ -391,16 +522,10 @@ class Log:
     def add_images(self, run_id: str, images: Iterable[Any]) -> None:
         """Record a run's images (StoredImage or dicts), replacing any it had, in one transaction."""
         rows = [self._image_row(run_id, i, im) for i, im in enumerate(images)]
-        cols = ["run_id", "idx", *IMAGE_FIELDS]
-        sql = f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        try:
-            with self._transaction(write=True) as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-                    raise KeyError(f"no run with run_id {run_id!r} in {self.path}; add_run first")
-                conn.execute("DELETE FROM images WHERE run_id = ?", (run_id,))
-                conn.executemany(sql, [[r.get(c) for c in cols] for r in rows])
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(f"images of run {run_id!r}: two images share one idx ({exc})") from exc
+        with self._transaction(write=True) as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise KeyError(f"no run with run_id {run_id!r} in {self.path}; add_run first")
+            self._put_images(conn, run_id, rows)
 
     def add_inputs(self, run_id: str, images: Iterable[Any]) -> None:
         """Record how each input image of a run went out (placed ``ImageRef``s: ``via``,
@@ -430,7 +555,8 @@ class Log:
         out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row.keys()}
         for key in ("path", "thumb_path"):
             if out.get(key) is not None:
-                out[key] = Path(self._absolute(out[key]))
+                inside = self._absolute(out[key])
+                out[key] = None if inside is None else Path(inside)
         return out
 
     def _select_runs(self, where_sql: str = "", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -463,7 +589,7 @@ class Log:
         run = self.get_run(run_id)
         if run is None:
             raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
-        return [StoredImage(**{k: im[k] for k in IMAGE_FIELDS}) for im in run["images"]]
+        return [StoredImage(**{k: im[k] for k in IMAGE_FIELDS}) for im in run["images"] if im["path"] is not None]
 
     def find_runs(
         self,
@@ -629,6 +755,43 @@ class Log:
         merged["_order"] = [order.get(r, len(order)) for r in merged["run_id"]]
         merged = merged.sort_values(["_order", "idx"], kind="stable").drop(columns="_order")
         return apply_filters(merged.reset_index(drop=True), where, **filters)
+
+    # -- money -----------------------------------------------------------------------
+    def spend(self) -> pd.DataFrame:
+        """What the server billed, per sweep and in all: the figures to reconcile with
+        the account.
+
+        One row per sweep (runs outside a sweep under ``"(single runs)"``) and a last
+        row ``"all"``. ``billed_*``: runs the server said completed, at the cost it
+        reported, whether or not their images were downloaded (``images_lost`` counts
+        those whose links expired first). ``unconfirmed_*``: runs with no answer yet (in
+        flight, or the answer was lost), at their price: they may have been billed;
+        running them again settles them (same Idempotency-Key, billed once). Quota is
+        exact (500,000 = $1); ``*_usd`` are the same figures in dollars.
+        """
+        billed = ", ".join(f"'{s}'" for s in _states.BILLED)
+        maybe = ", ".join(f"'{s}'" for s in _states.MAYBE_BILLED)
+        sql = (
+            "SELECT sweep_id, COUNT(*), "
+            f"SUM(status IN ({billed})), "
+            f"SUM(CASE WHEN status IN ({billed}) THEN COALESCE(cost_quota, est_quota, 0) ELSE 0 END), "
+            f"SUM(status IN ({maybe})), "
+            f"SUM(CASE WHEN status IN ({maybe}) THEN COALESCE(est_quota, 0) ELSE 0 END), "
+            f"SUM(status = '{_states.IMAGES_LOST}') "
+            "FROM runs GROUP BY sweep_id ORDER BY MIN(created_at)"
+        )
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(sql).fetchall()
+        names = ["runs", "billed_runs", "billed_quota", "unconfirmed_runs", "unconfirmed_quota", "images_lost"]
+        labels = [NO_SWEEP if r[0] is None else r[0] for r in rows]
+        df = pd.DataFrame([[int(v or 0) for v in r[1:]] for r in rows], columns=names, index=labels, dtype="int64")
+        df.loc[ALL] = df.sum() if len(df) else 0
+        df.index.name = "sweep_id"
+        df["billed_usd"] = df["billed_quota"].map(_spec.quota_to_usd).astype("float64")
+        df["unconfirmed_usd"] = df["unconfirmed_quota"].map(_spec.quota_to_usd).astype("float64")
+        return df[["runs", "billed_runs", "billed_quota", "billed_usd", "images_lost",
+                   "unconfirmed_runs", "unconfirmed_quota", "unconfirmed_usd"]].astype(
+            {c: "int64" for c in names})
 
     # -- views -----------------------------------------------------------------------
     def grid(self, rows: str, cols: str, where: Where = None, **filters: Any):

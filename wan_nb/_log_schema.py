@@ -9,18 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import _spec
+from . import _spec, _states
 from ._images import VIA
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# The run that keeps an idempotency key when a version-1 log holds several (two processes
+# ran the same cell): a completed one first, then the oldest.
+_KEEPER = ("(SELECT k.run_id FROM runs k WHERE k.idempotency_key = runs.idempotency_key "
+           "ORDER BY k.status = 'completed' DESC, k.created_at, k.rowid LIMIT 1)")
 
 # Steps that bring a log from version N-1 to N (SQL run inside one transaction).
-# Version 1 is the first; later versions append here, e.g. {2: ["ALTER TABLE runs ADD COLUMN x TEXT"]}.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # 2: one run per idempotency key (the key is the claim on a server task, so two rows
+    # with one key counted one bill twice). Cache hits never sent anything: no key. Older
+    # duplicates become what they were, views of the kept run's task at no cost.
+    2: [
+        "UPDATE runs SET idempotency_key = NULL WHERE cache_hit = 1",
+        f"UPDATE runs SET cache_hit = 1, cost_quota = 0, cost_usd = 0.0, cached_from = {_KEEPER} "
+        f"WHERE idempotency_key IS NOT NULL AND run_id != {_KEEPER}",
+        "UPDATE runs SET idempotency_key = NULL WHERE cache_hit = 1",
+        "DROP INDEX IF EXISTS runs_idem",
+    ],
+}
 
-STATUSES = (
-    "planned", "submitted", "queued", "processing", "completed", "failed", "cancelled", "error", "cached",
-)
+STATUSES = _states.STATES
 BACKENDS = ("simulator", "hosted")
 
 
@@ -162,7 +175,8 @@ DDL = [
     + _ddl_columns(INPUT_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
     + ",\n  PRIMARY KEY (run_id, idx)\n)",
     "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id, cell_index)",
-    "CREATE INDEX IF NOT EXISTS runs_idem ON runs (idempotency_key)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem_key ON runs (idempotency_key)",  # the claim on a task
+    "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
     "CREATE INDEX IF NOT EXISTS runs_hash ON runs (request_hash)",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",

@@ -10,7 +10,6 @@ captions; everything else is in the row/column labels.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from . import _log_schema as schema
+from . import _spec
+from . import _states as S
 from ._atomic import atomic_write_text
 from ._grid import Cell, CellItem, Grid, _key, cell_key, render_grid_html, render_item_html
 from ._html_parts import document, esc, format_value, is_missing, label_html, short
@@ -115,14 +116,14 @@ def _run_items(run: dict[str, Any], images: list[dict[str, Any]], caption: str) 
             CellItem(
                 thumb=Path(im["thumb_path"]) if im.get("thumb_path") else None,
                 full=Path(im["path"]) if im.get("path") else None,
-                status=status if status in ("completed", "cached") else "completed",
+                status=S.COMPLETED,
                 caption=" · ".join(x for x in (caption, f"#{int(im['idx']) + 1}" if many else "") if x),
                 width=_plain(im.get("width")),
                 height=_plain(im.get("height")),
             )
             for im in images
         ]
-    if status in ("completed", "cached") and not error:
+    if status == S.COMPLETED and not error:
         error = None  # renderer shows "image file missing"
     return [CellItem(thumb=None, full=None, status=status, error=error, caption=caption)]
 
@@ -145,8 +146,12 @@ def _with_cache_source(run: dict[str, Any], by_run: dict[str, list[dict[str, Any
 def _status_line(df: pd.DataFrame) -> str:
     counts = df["status"].value_counts(dropna=True)
     parts = [f"{int(n)} {s}" for s, n in counts.items() if n]
-    cost = df["cost_usd"].sum(skipna=True) if len(df) else 0
-    money = f" · ${float(cost):.4f} spent" if cost and not math.isnan(float(cost)) else ""
+    billed = df[df["status"].isin(S.BILLED)]
+    cost = billed["cost_quota"].fillna(billed["est_quota"]).sum(skipna=True) if len(billed) else 0
+    money = f" · ${_spec.quota_to_usd(int(cost)):.4f} billed" if cost else ""
+    maybe = df.loc[df["status"].isin(S.MAYBE_BILLED), "est_quota"].sum(skipna=True) if len(df) else 0
+    if maybe:
+        money += f" · up to ${_spec.quota_to_usd(int(maybe)):.4f} unconfirmed"
     return f"{len(df)} run{'s' if len(df) != 1 else ''}: " + ", ".join(parts) + money
 
 

@@ -183,6 +183,25 @@ class _Checker:
             return False
         return True
 
+    def sendable(self, name: str, value: str) -> bool:
+        """Text that can go on the wire: a lone surrogate ('\\ud800', e.g. from a broken
+        emoji) is not Unicode text and cannot be encoded as UTF-8."""
+        bad = unicode_problem(value)
+        if bad:
+            self.add(name, "unicode", bad)
+            return False
+        return True
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as UTF-8 (a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
+                "text, it cannot be sent (remove it or re-type the character)")
+    return None
+
 
 def nesting_depth(value: Any) -> int:
     """How deeply lists nest at their first items: a box is 1, an image's boxes 2, a bbox_list 3."""
@@ -377,6 +396,8 @@ def _check_images(c: _Checker, value: Any) -> list[ImageRef]:
         return []
     refs = []
     for i, item in enumerate(value):
+        if isinstance(item, str) and not c.sendable(f"image_urls[{i}]", item):
+            continue
         try:
             ref = to_image_ref(item)
         except ImageInputError as exc:
@@ -424,6 +445,8 @@ def build_request(
         c.add("prompt", "required", "is required: describe the image (or the edit) in words")
     elif not isinstance(prompt, str):
         c.add("prompt", "type", f"must be text (got {type(prompt).__name__})")
+    else:
+        c.sendable("prompt", prompt)
 
     images = _check_images(c, image_urls)
     n_images = len(image_urls) if isinstance(image_urls, (list, tuple)) else len(images)
@@ -523,13 +546,15 @@ def build_request(
 
     if callback_url is not None and (not isinstance(callback_url, str) or not is_url(callback_url)):
         c.add("callback_url", "url", f"must be an http(s) URL with a host (got {callback_url!r})")
+    elif callback_url is not None:
+        c.sendable("callback_url", callback_url)
     events: tuple[str, ...] = ()
     if callback_events is not None:
         if isinstance(callback_events, str) or not isinstance(callback_events, (list, tuple)):
             c.add("callback_events", "type", "must be a list of event names")
         elif not all(isinstance(e, str) and e.strip() for e in callback_events):
             c.add("callback_events", "type", "event names must be non-empty text")
-        else:
+        elif all(c.sendable(f"callback_events[{i}]", e) for i, e in enumerate(callback_events)):
             events = tuple(callback_events)
             if callback_url is None:
                 c.warnings.append("callback_events has no effect without callback_url")

@@ -4,14 +4,22 @@
 without one) and says so in one line. ``Session.arun`` is the one path every run
 takes, whether it comes from ``wan.generate``, a sweep cell or a form:
 
-1. the same run seen before (same request, same sweep) is resumed, not re-sent:
-   a completed one is returned from the log, one still in flight is waited for with
-   its task id, and one the kernel lost before its answer is re-submitted with the
-   same Idempotency-Key, so the server returns the task it already created;
+1. the same run seen before (same request, same sweep) is taken up, not re-sent: a
+   completed one is returned from the log, one in flight (or unconfirmed) is driven
+   on with its task id or its Idempotency-Key, so the server returns the task it
+   already made; one whose images were lost says so and sends nothing;
 2. a fixed-seed request identical to a completed one is a cache hit: served from
    the files on disk at zero cost and logged as such (``fresh=True`` skips this);
-3. otherwise the log row is written BEFORE the submit, then updated as the task
-   moves, and the images are on disk before the result is reported.
+3. otherwise the run claims its Idempotency-Key in the log BEFORE the submit (one
+   row per key, so two processes running the same cell share one row and one
+   bill), and moves through the states of ``_states``: the cost is written the
+   moment the server says the task completed, and the final state, the cost and the
+   images are committed in one transaction.
+
+The log is written on its own thread and read through ``asyncio.to_thread``: a log
+locked by another process never stalls the event loop (polls, Ctrl-C cancels).
+The session holds the ``AsyncClient``; the sync faces (``run``, ``fetch``) are
+only at the top edge.
 """
 
 from __future__ import annotations
@@ -19,84 +27,166 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import getpass
+import math
+import numbers
 import threading
 import time
 import uuid
 import warnings
 import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from . import _config, _spec
-from ._client import Client
-from ._exceptions import BudgetError, ConfigError, TaskError, TaskTimeout, WanError, WanWarning
+from . import _states as S
+from ._client import AsyncClient, Client
+from ._exceptions import (
+    BudgetError,
+    ConfigError,
+    DownloadError,
+    LinkExpiredError,
+    Problem,
+    RequestError,
+    TaskError,
+    TaskTimeout,
+    WanError,
+    WanWarning,
+)
 from ._log import IMAGE_FIELDS, Log
 from ._portal import get_portal
-from ._request import Request
+from ._request import Request, unicode_problem
 from ._result import Result
 from ._store import Store, StoredImage
 from ._wire import Task
 
-IN_FLIGHT = ("planned", "submitted", "queued", "processing")
-SPENT_KEY = ("failed", "cancelled")  # the server ended that key's task: a retry needs a new key
-SIM_KEY = "sim-local"
-DEFAULT_SWEEP_BUDGET_USD = 2.00  # a sweep costing more asks for confirm=True first  # what the client sends to the simulator; not a secret
+SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
+DEFAULT_SWEEP_BUDGET_USD = 2.00  # a sweep costing more asks for confirm=True first
+INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the server was told first)
 
 RunUpdate = Callable[[str, Task], Any]
+T = TypeVar("T")
+
+
+def check_usd(name: str, value: Any) -> float | None:
+    """A budget in dollars: None (no limit) or a finite number ≥ 0; else RequestError naming ``name``."""
+    if value is None:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or float(value) < 0:
+        raise RequestError([Problem(name, "usd", "must be a finite number of dollars, 0 or more, or None for "
+                                                  f"no limit (got {value!r})")])
+    return float(value)
+
+
+def check_seconds(name: str, value: Any) -> float | None:
+    """A duration: None (the default) or a positive finite number of seconds; else RequestError."""
+    if value is None:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
+        raise RequestError([Problem(name, "seconds", f"must be a positive number of seconds (got {value!r})")])
+    return float(value)
 
 
 class Session:
     """A connection (client + run folder + log) and the run pipeline on top of it."""
 
-    def __init__(self, client: Client, *, backend: str, simulator: Any = None) -> None:
-        self.client = client
+    def __init__(self, client: AsyncClient | Client, *, backend: str, simulator: Any = None) -> None:
+        self.aio: AsyncClient = client.aio if isinstance(client, Client) else client
+        self.client = Client.of(self.aio)  # the sync face, for top-edge calls (wan.cancel)
         self.backend = backend
         self.simulator = simulator
-        self.store: Store = client.store
+        self.store: Store = self.aio.store
         self.home = Path(self.store.root)
         self.log = Log(self.home / "log.sqlite")
-        self.spent_quota = 0  # billed through this session
+        self.spent_quota = 0  # billed through this session (the server's word)
+        self.unconfirmed: dict[str, int] = {}  # run_id → price of runs that may have been billed
         self.reserved_quota = 0  # held for runs in flight, so concurrent runs cannot overshoot
-        self.budget_usd: float | None = None  # session-wide cap, never exceeded
-        self.sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD  # above it a sweep needs confirm=True
+        self._budget_usd: float | None = None
+        self._sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD
         self._budget_lock = threading.Lock()
         self.sweeps: "weakref.WeakSet[Any]" = weakref.WeakSet()  # running sweeps, cancelled on close
 
     def __repr__(self) -> str:
-        return f"<wan_nb Session {self.backend} {self.client.base_url} home={str(self.home)!r}>"
+        return f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}>"
+
+    # -- money ---------------------------------------------------------------------
+    @property
+    def budget_usd(self) -> float | None:
+        """Session-wide cap, never exceeded (None: no cap)."""
+        return self._budget_usd
+
+    @budget_usd.setter
+    def budget_usd(self, value: Any) -> None:
+        self._budget_usd = check_usd("usd", value)
+
+    @property
+    def sweep_budget_usd(self) -> float | None:
+        """Above it a sweep needs ``confirm=True`` (None: never ask)."""
+        return self._sweep_budget_usd
+
+    @sweep_budget_usd.setter
+    def sweep_budget_usd(self, value: Any) -> None:
+        self._sweep_budget_usd = check_usd("per_sweep", value)
+
+    @property
+    def unconfirmed_quota(self) -> int:
+        return sum(self.unconfirmed.values())
+
+    @property
+    def billed_usd(self) -> float:
+        """What the server said it billed through this session."""
+        return _spec.quota_to_usd(self.spent_quota)
+
+    @property
+    def unconfirmed_usd(self) -> float:
+        """Runs with no answer that may have been billed (settled by running them again)."""
+        return _spec.quota_to_usd(self.unconfirmed_quota)
 
     @property
     def spent_usd(self) -> float:
-        return _spec.quota_to_usd(self.spent_quota)
+        """Billed plus unconfirmed: what the budget counts."""
+        return _spec.quota_to_usd(self.spent_quota + self.unconfirmed_quota)
 
     def check_budget(self, quota: int, what: str = "this request") -> None:
         """Raise BudgetError if ``quota`` more would take the session past its budget."""
         if self.budget_usd is None:
             return
         limit = round(self.budget_usd * _spec.QUOTA_PER_USD)
-        if self.spent_quota + self.reserved_quota + quota > limit:
+        spent = self.spent_quota + self.unconfirmed_quota
+        if spent + self.reserved_quota + quota > limit:
             usd = _spec.quota_to_usd
+            maybe = f", ${usd(self.unconfirmed_quota):.5f} of it unconfirmed" if self.unconfirmed_quota else ""
             raise BudgetError(
                 f"{what} would cost ${usd(quota):.5f}, but the session budget is ${self.budget_usd:.2f} "
-                f"(${usd(self.spent_quota):.5f} spent, ${usd(self.reserved_quota):.5f} held by runs in flight); "
+                f"(${usd(spent):.5f} spent{maybe}, ${usd(self.reserved_quota):.5f} held by runs in flight); "
                 "nothing was sent. Raise it with wan.set_budget(usd).",
                 cost_usd=usd(quota), limit_usd=self.budget_usd,
             )
 
-    def _reserve(self, quota: int) -> None:
+    def _hold(self, run_id: str | None, quota: int, *, checked: bool) -> None:
+        """Reserve a run's price before it is sent (``checked``: against the budget).
+        A run taken up again moves from unconfirmed to held."""
         with self._budget_lock:
-            self.check_budget(quota)
+            if run_id is not None:
+                self.unconfirmed.pop(run_id, None)
+            if checked:
+                self.check_budget(quota)
             self.reserved_quota += quota
 
-    def _settle(self, reserved: int, billed: int) -> None:
+    def _settle(self, run_id: str, held: int, state: str, billed: int) -> None:
+        """A run stopped in ``state``: its hold becomes billed, unconfirmed, or nothing."""
         with self._budget_lock:
-            self.reserved_quota -= reserved
-            self.spent_quota += billed
+            self.reserved_quota -= held
+            if state in S.BILLED:
+                self.spent_quota += billed
+            elif state in S.MAYBE_BILLED and held:
+                self.unconfirmed[run_id] = held
 
     def completed_hashes(self) -> dict[str, set]:
         """request_hash → sweep ids of completed runs whose files are on disk."""
         out: dict[str, set] = {}
-        for row in self.log.find_runs(status="completed"):
+        for row in self.log.find_runs(status=S.COMPLETED):
             if row.get("request_hash") and self._files_ok(row):
                 out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
         return out
@@ -111,6 +201,38 @@ class Session:
         finally:
             if self.simulator is not None:
                 self.simulator.stop()
+
+    # -- the log, off the event loop -----------------------------------------------
+    async def _write(self, fn: Callable[..., T], *args: Any, within: float | None = None, **kw: Any) -> T | None:
+        """``fn(*args, **kw)`` on the log's writer thread, awaited without blocking the loop.
+
+        Shielded: once submitted, a write is never cancelled half-way by the caller's
+        cancellation. ``within``: wait at most that long (the write still happens).
+        """
+        fut = asyncio.shield(asyncio.wrap_future(self.log.submit(fn, *args, **kw)))
+        if within is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(fut, within)
+        except TimeoutError:
+            return None
+
+    def _write_later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Queue a write in order, not waited for (progress: the next write lands after it)."""
+        self.log.submit(fn, *args, **kw)
+
+    def _history(self, request_hash: str) -> list[dict[str, Any]]:
+        """Runs of this request, oldest first, each with ``files_ok`` (runs in a worker thread)."""
+        rows = self.log.find_runs(request_hash=request_hash)
+        for row in rows:
+            row["files_ok"] = self._files_ok(row)
+        return rows
+
+    def _run_row(self, run_id: str) -> dict[str, Any] | None:
+        row = self.log.get_run(run_id)
+        if row is not None:
+            row["files_ok"] = self._files_ok(row)
+        return row
 
     # -- the run pipeline ----------------------------------------------------------
     def run(self, request: Request, *, tick: Callable[[], None] | None = None, **kw: Any) -> Result:
@@ -130,41 +252,74 @@ class Session:
         note: str | None = None,
         on_update: RunUpdate | None = None,
     ) -> Result:
-        history = [] if fresh else self.log.find_runs(request_hash=request.request_hash)
-        mine = [r for r in history if r.get("sweep_id") == sweep_id]
-        last = mine[-1] if mine else None
+        check_seconds("timeout", timeout)
+        _check_labels(tags, note)
+        base = {"sweep_id": sweep_id, "cell": cell, "cell_index": cell_index, "tags": tags or [], "note": note}
+        for _ in range(3):  # a claim lost to another process is looked at again
+            history = [] if fresh else await asyncio.to_thread(self._history, request.request_hash)
+            mine = [r for r in history if r.get("sweep_id") == sweep_id]
+            if mine:
+                taken = await self._take_up(mine[-1], request, timeout, on_update, own_sweep=sweep_id is not None)
+                if taken is not None:
+                    return taken
+            if not request.seed_random and not fresh:
+                done = [r for r in history if r["status"] == S.COMPLETED and r["files_ok"]]
+                if done:
+                    return await self._record_cache_hit(request, done[-1], base)
 
-        if last and last["status"] in IN_FLIGHT:
-            with self._budget_lock:  # already submitted once: its hold is owed, not a new spend
-                self.reserved_quota += request.cost_quota
-            request = self._as_sent_before(request, last["run_id"])
-            return await self._execute(last["run_id"], request, last["idempotency_key"], last.get("task_id"),
-                                       timeout, on_update)
-        if last and last["status"] == "completed" and sweep_id is not None and self._files_ok(last):
-            return self._result_from_row(last, request)
+            spent = sum(1 for r in history if r["status"] in S.SPENT_KEY)
+            salt = uuid.uuid4().hex if fresh else (f"attempt{spent}" if spent else "")
+            run_id = _new_run_id()
+            self._hold(None, request.cost_quota, checked=True)  # before the claim: a refused run leaves no trace
+            try:
+                placed = await self._place_inputs(request)
+                key = placed.idempotency_key(salt)
+                row = await self._write(self.log.claim_run, {
+                    **base, **_request_columns(placed), "run_id": run_id, "created_at": time.time(),
+                    "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
+                won = row is not None and row["run_id"] == run_id
+                if won and placed.images:
+                    await self._write(self.log.add_inputs, run_id, placed.images)
+            except BaseException:
+                self._settle(run_id, request.cost_quota, S.ERROR, 0)
+                raise
+            if won:
+                return await self._execute(run_id, placed, key, None, timeout, on_update,
+                                           held=request.cost_quota, billed_before=False)
+            self._settle(run_id, request.cost_quota, S.ERROR, 0)  # another run holds the key
+            if row is not None and row.get("sweep_id") != sweep_id:
+                # the same request in another sweep (or outside one), claimed first: share its task
+                other = await asyncio.to_thread(self._run_row, row["run_id"])
+                if other is not None:
+                    shared = await self._take_up(other, request, timeout, on_update, own_sweep=True)
+                    if shared is not None:
+                        return await self._record_cache_hit(request, None, base, result=shared)
+        raise RuntimeError(f"the log keeps changing under this run ({self.log.path}); run it again")
 
-        base = dict(sweep_id=sweep_id, cell=cell, cell_index=cell_index, tags=tags or [], note=note)
-        if not request.seed_random and not fresh:
-            done = [r for r in history if r["status"] == "completed" and self._files_ok(r)]
-            if done:
-                return self._record_cache_hit(request, done[-1], base)
-
-        self._reserve(request.cost_quota)  # before the log row: a refused run leaves no trace
-        spent = sum(1 for r in history if r["status"] in SPENT_KEY)
-        salt = uuid.uuid4().hex if fresh else (f"attempt{spent}" if spent else "")
-        key = request.idempotency_key(salt)
-        run_id = _new_run_id()
-        try:  # nothing is sent yet: a refused input or log row gives back what was held
-            request = await self._place_inputs(request)
-            self.log.add_run({**base, **_request_columns(request), "run_id": run_id, "created_at": time.time(),
-                              "backend": self.backend, "idempotency_key": key, "status": "planned",
-                              "cache_hit": False})
-            if request.images:
-                self.log.add_inputs(run_id, request.images)
-        except BaseException:
-            self._settle(request.cost_quota, 0)
-            raise
-        return await self._execute(run_id, request, key, None, timeout, on_update)
+    async def _take_up(self, row: dict[str, Any], request: Request, timeout: float | None,
+                       on_update: RunUpdate | None, *, own_sweep: bool) -> Result | None:
+        """This request's earlier run: its result, driven on, or an error; None = run anew."""
+        status = row["status"]
+        if row.get("cache_hit") or row.get("idempotency_key") is None:
+            return self._result_from_row(row, request) if own_sweep and row["files_ok"] else None
+        if status == S.COMPLETED and row["files_ok"]:
+            return self._result_from_row(row, request) if own_sweep else None
+        if status == S.IMAGES_LOST:
+            err = LinkExpiredError(_lost_message(row))
+            err.run_id, err.run_state = row["run_id"], status
+            raise err
+        if status in S.RESUMABLE or status == S.COMPLETED:  # completed, files deleted: fetch again
+            billed_before = status in S.BILLED
+            held = 0 if billed_before else request.cost_quota
+            self._hold(row["run_id"], held, checked=status == S.ERROR)  # in flight: owed, not a new spend
+            try:
+                request = await asyncio.to_thread(self._as_sent_before, request, row["run_id"])
+            except BaseException:
+                self._settle(row["run_id"], held, S.ERROR, 0)
+                raise
+            return await self._execute(row["run_id"], request, row["idempotency_key"], row.get("task_id"),
+                                       timeout, on_update, held=held, billed_before=billed_before)
+        return None  # failed or cancelled (refunded): a new attempt with a new key
 
     # -- input images ----------------------------------------------------------------
     async def _place_inputs(self, request: Request) -> Request:
@@ -175,20 +330,21 @@ class Session:
         is logged, sent or billed."""
         if not request.images:
             return request
-        client = self.client.aio
         refs = []
         for ref in request.images:
-            if ref.sha256 and ref.live_url(client.link_margin) is None:
-                link = self.log.result_link(ref.sha256)  # an expired one still tells when it ended
+            if ref.sha256 and ref.live_url(self.aio.link_margin) is None:
+                # an expired one still tells when it ended
+                link = await asyncio.to_thread(self.log.result_link, ref.sha256)
                 if link is not None and link[1] > (ref.expires_at or 0):
                     ref = dataclasses.replace(ref, url=link[0], expires_at=link[1])
             refs.append(ref)
-        return await client.prepare_inputs(dataclasses.replace(request, images=tuple(refs)))
+        return await self.aio.prepare_inputs(dataclasses.replace(request, images=tuple(refs)))
 
     def _as_sent_before(self, request: Request, run_id: str) -> Request:
         """A resumed run sends the result links it sent the first time, placed as they
         were (``AsyncClient.place`` keeps them), so a re-submit with the same
-        Idempotency-Key carries the same body and the server replays its task."""
+        Idempotency-Key carries the same body and the server replays its task.
+        Reads the log: call it off the event loop."""
         sent = {row["idx"]: row for row in self.log.inputs(run_id) if row["via"] == "link"}
         refs = tuple(
             dataclasses.replace(ref, url=sent[i]["url"], expires_at=sent[i]["expires_at"], via="link")
@@ -197,81 +353,115 @@ class Session:
         )
         return dataclasses.replace(request, images=refs)
 
-    async def _execute(
-        self,
-        run_id: str,
-        request: Request,
-        key: str,
-        task_id: str | None,
-        timeout: float | None,
-        on_update: RunUpdate | None,
-    ) -> Result:
-        seen: dict[str, Any] = {"status": None, "task": None}
+    async def _execute(self, run_id: str, request: Request, key: str, task_id: str | None,
+                       timeout: float | None, on_update: RunUpdate | None, *, held: int,
+                       billed_before: bool) -> Result:
+        """Drive one claimed run to its end, writing each state it passes."""
+        last: list[Task] = []
 
-        def update(task: Task) -> None:
-            seen["task"] = task
-            if task.status != seen["status"]:
-                cols: dict[str, Any] = {"status": task.status, "task_id": task.task_id}
-                if seen["status"] is None:
-                    cols["submitted_at"] = time.time()
-                if task.status == "processing":
+        def update(task: Task) -> None:  # on the loop: never waits for the log
+            before = last[0].status if last else None
+            last[:] = [task]
+            if task.status in (S.QUEUED, S.PROCESSING) and task.status != before:
+                cols: dict[str, Any] = {"task_id": task.task_id}
+                if task.status == S.PROCESSING:
                     cols["started_at"] = time.time()
-                self.log.update_run(run_id, **cols)
-                seen["status"] = task.status
+                self._write_later(self.log.transition, run_id, task.status, **cols)
             if on_update is not None:
                 on_update(run_id, task)
 
-        billed = 0
         try:
-            outcome = await self.client.aio.run(
-                request, idempotency_key=key, task_id=task_id, timeout=timeout, on_update=update
-            )
-            billed = outcome.task.cost if outcome.task.cost is not None else request.cost_quota
-        except TaskError as exc:
-            status = exc.task.status if exc.task is not None else "error"
-            if isinstance(exc, TaskTimeout) and not exc.cancelled:
-                status = getattr(exc.task, "status", "processing")
-            self.log.update_run(run_id, status=status, error_code=getattr(exc, "code", None) or type(exc).__name__,
-                                error_message=str(exc), cost_quota=0, cost_usd=0.0, finished_at=time.time())
+            done = await self.aio.complete(request, idempotency_key=key, task_id=task_id, timeout=timeout,
+                                           on_update=update)
+        except asyncio.CancelledError:
+            task = last[0] if last else None
+            state, cols = _interrupted(task, request)
+            await self._write(self.log.transition, run_id, state, **cols, within=INTERRUPTED_WRITE_S)
+            self._settle(run_id, held, state, 0 if billed_before else (cols.get("cost_quota") or 0))
             raise
         except WanError as exc:
-            self.log.update_run(run_id, status="error", error_code=getattr(exc, "code", None) or type(exc).__name__,
-                                error_message=str(exc), finished_at=time.time())
+            task = last[0] if last else None
+            state, cols = self._stopped_by(exc, task)
+            final = await self._write(self.log.transition, run_id, state, **cols)
+            self._settle(run_id, held, state, 0)
+            exc.run_id, exc.run_state = run_id, final or state
             raise
-        except asyncio.CancelledError:
-            # Record only what the server confirmed: "cancelled" if it said so; a task
-            # still running (or one whose submit got no answer) stays in flight, so the
-            # next run of this cell resumes it with the same key instead of paying again.
-            task = seen["task"]
-            self.log.update_run(run_id, status=task.status if task is not None else "planned",
-                                error_message="interrupted")
+        except BaseException:
+            self._settle(run_id, held, S.UNCONFIRMED, 0)
             raise
-        finally:
-            self._settle(request.cost_quota, billed)
-        cost = billed
-        self.log.add_images(run_id, outcome.images)
-        self.log.update_run(
-            run_id, status="completed", task_id=outcome.task.task_id, cost_quota=cost,
-            cost_usd=_spec.quota_to_usd(cost), submitted_at=outcome.submitted_at,
-            finished_at=outcome.finished_at, downloaded_at=outcome.downloaded_at,
-        )
-        return Result(run_id, request, outcome.task.task_id, "completed", outcome.images, cost,
-                      warnings=request.warnings,
-                      timings={"submitted_at": outcome.submitted_at, "finished_at": outcome.finished_at,
-                               "downloaded_at": outcome.downloaded_at})
+        return await self._deliver(run_id, request, done.task, held=held, billed_before=billed_before,
+                                   submitted_at=done.submitted_at, finished_at=done.finished_at)
 
-    def _record_cache_hit(self, request: Request, source: dict, base: dict) -> Result:
+    async def _deliver(self, run_id: str, request: Request | None, task: Task, *, held: int, billed_before: bool,
+                       submitted_at: float | None, finished_at: float) -> Result:
+        """A completed task: its cost is the server's word, written now; then its images,
+        committed with the final state and the cost in one transaction."""
+        price = request.cost_quota if request is not None else 0
+        cost = task.cost if task.cost is not None else price
+        money: dict[str, Any] = {"task_id": task.task_id, "cost_quota": cost, "cost_usd": _spec.quota_to_usd(cost),
+                                 "finished_at": finished_at}
+        if submitted_at is not None:
+            money["submitted_at"] = submitted_at
+        self._settle(run_id, held, S.DOWNLOADING, 0 if billed_before else cost)
+        # committed before the download starts: a kernel that dies while fetching leaves
+        # the run billed at the server's cost, and the next run fetches its images
+        await self._write(self.log.transition, run_id, S.DOWNLOADING, **money)
+        try:
+            images = await self.aio.download(task)
+        except LinkExpiredError as exc:
+            cause: DownloadError = exc
+            err: DownloadError = LinkExpiredError(
+                f"{exc} — task {task.task_id} was billed ${_spec.quota_to_usd(cost):.5f} and its images are "
+                "lost; the log records it as billed (images_lost). Running the same request again does not pay "
+                "again (it sends nothing); fresh=True pays for a new run")
+            state, code = S.IMAGES_LOST, "link_expired"
+        except DownloadError as exc:
+            cause = exc
+            err = DownloadError(
+                f"{exc} — task {task.task_id} was billed ${_spec.quota_to_usd(cost):.5f}; its images are not on "
+                "disk yet. Running the same request again downloads them at no extra cost while the links last "
+                f"({_spec.OUTPUT_LINK_HOURS} h)")
+            state, code = S.DOWNLOADING, "download_failed"
+        else:
+            final = await self._write(self.log.transition, run_id, S.COMPLETED, images=images, **money,
+                                      downloaded_at=time.time(), error_code=None, error_message=None)
+            return Result(run_id, request, task.task_id, final or S.COMPLETED, images,
+                          0 if billed_before else cost, warnings=request.warnings if request else (),
+                          timings={"submitted_at": submitted_at, "finished_at": finished_at,
+                                   "downloaded_at": time.time()})
+        final = await self._write(self.log.transition, run_id, state, **money, error_code=code,
+                                  error_message=str(err))
+        err.run_id, err.run_state = run_id, final or state
+        raise err from cause
+
+    def _stopped_by(self, exc: WanError, task: Task | None) -> tuple[str, dict[str, Any]]:
+        """The state (and columns) a run is left in when ``exc`` stopped it before completion."""
+        cols: dict[str, Any] = {"error_code": getattr(exc, "code", None) or type(exc).__name__,
+                                "error_message": str(exc), "finished_at": time.time()}
+        if task is not None:
+            cols["task_id"] = task.task_id
+        if isinstance(exc, TaskError) and exc.task is not None and exc.task.status in S.REFUNDED:
+            return exc.task.status, {**cols, "cost_quota": 0, "cost_usd": 0.0}
+        if isinstance(exc, TaskTimeout):  # still on the server: it may finish and be billed
+            return getattr(exc.task, "status", None) or S.UNCONFIRMED, cols
+        if task is not None or self.aio.may_have_created(exc):
+            return S.UNCONFIRMED, {**cols, "cost_quota": None, "cost_usd": None}
+        return S.ERROR, {**cols, "cost_quota": 0, "cost_usd": 0.0}  # refused: no task was made
+
+    async def _record_cache_hit(self, request: Request, source: dict | None, base: dict,
+                                result: Result | None = None) -> Result:
+        """A zero-cost row for this request, showing the images of ``source`` (or of ``result``)."""
         run_id = _new_run_id()
         now = time.time()
-        images = self._images_of(source)
-        self.log.add_run({**base, **_request_columns(request), "run_id": run_id, "created_at": now,
-                          "backend": self.backend, "idempotency_key": source.get("idempotency_key"),
-                          "task_id": source.get("task_id"), "status": "completed", "cost_quota": 0,
-                          "cost_usd": 0.0, "cache_hit": True, "cached_from": source["run_id"],
-                          "submitted_at": now, "finished_at": now, "downloaded_at": now})
-        self.log.add_images(run_id, images)
-        return Result(run_id, request, source.get("task_id"), "completed", images, 0, cache_hit=True,
-                      cached_from=source["run_id"], warnings=request.warnings)
+        images = self._images_of(source) if source is not None else list(result.images if result else [])
+        from_run = source["run_id"] if source is not None else (result.run_id if result else None)
+        task_id = source.get("task_id") if source is not None else (result.task_id if result else None)
+        await self._write(self.log.add_run, {
+            **base, **_request_columns(request), "run_id": run_id, "created_at": now, "backend": self.backend,
+            "task_id": task_id, "status": S.COMPLETED, "cost_quota": 0, "cost_usd": 0.0, "cache_hit": True,
+            "cached_from": from_run, "submitted_at": now, "finished_at": now, "downloaded_at": now}, images)
+        return Result(run_id, request, task_id, S.COMPLETED, images, 0, cache_hit=True,
+                      cached_from=from_run, warnings=request.warnings)
 
     def _result_from_row(self, row: dict, request: Request | None) -> Result:
         return Result(row["run_id"], request, row.get("task_id"), row["status"], self._images_of(row),
@@ -279,30 +469,88 @@ class Session:
                       warnings=request.warnings if request else ())
 
     def _images_of(self, row: dict) -> list[StoredImage]:
-        """A logged run's images (the log gives absolute paths)."""
-        return [StoredImage(**{f: img.get(f) for f in IMAGE_FIELDS}) for img in row.get("images") or []]
+        """A logged run's images (the log gives absolute paths; ones outside the folder are refused)."""
+        return [StoredImage(**{f: img.get(f) for f in IMAGE_FIELDS}) for img in row.get("images") or []
+                if img.get("path") is not None]
 
     def _files_ok(self, row: dict) -> bool:
         images = row.get("images") or []
-        return bool(images) and all((self.home / img["path"]).is_file() for img in images)
+        return bool(images) and all(img.get("path") is not None and Path(img["path"]).is_file() for img in images)
 
     # -- tasks by id ---------------------------------------------------------------
     def fetch(self, task_id: str) -> Result:
         """Images of a task by id (e.g. one that outlived a deadline), stored and logged."""
-        rows = self.log.find_runs(task_id=task_id)
-        task = self.client.wait(task_id)
-        images = self.client.download(task)
-        run_id = rows[-1]["run_id"] if rows else _new_run_id()
-        if not rows:
-            self.log.add_run({"run_id": run_id, "created_at": time.time(), "backend": self.backend,
-                              "task_id": task_id, "action": task.action, "model": task.model,
-                              "status": "completed", "cost_quota": task.cost,
-                              "cost_usd": _spec.quota_to_usd(task.cost or 0)})
+        return get_portal().run(self.afetch(task_id))
+
+    async def afetch(self, task_id: str) -> Result:
+        rows = await asyncio.to_thread(self.log.find_runs, task_id=task_id)
+        if rows:
+            row = rows[-1]
+            run_id, price = row["run_id"], int(row.get("est_quota") or 0)
+            billed_before = row["status"] in S.BILLED
         else:
-            self.log.update_run(run_id, status="completed", cost_quota=task.cost,
-                                cost_usd=_spec.quota_to_usd(task.cost or 0), finished_at=time.time())
-        self.log.add_images(run_id, images)
-        return Result(run_id, None, task_id, "completed", images, task.cost or 0)
+            run_id, price, billed_before = _new_run_id(), 0, False
+        held = 0 if billed_before else price
+        self._hold(run_id, held, checked=False)  # already sent: owed
+        try:
+            task = await self.aio.wait(task_id)
+            if not rows:
+                await self._write(self.log.add_run, {
+                    "run_id": run_id, "created_at": time.time(), "backend": self.backend, "task_id": task_id,
+                    "action": task.action, "model": task.model, "status": S.PLANNED})
+        except WanError as exc:
+            if rows:
+                state, cols = self._stopped_by(exc, None)
+                state = S.UNCONFIRMED if state == S.ERROR else state  # the task was made: it may be billed
+                final = await self._write(self.log.transition, run_id, state, **cols)
+                exc.run_id, exc.run_state = run_id, final or state
+            self._settle(run_id, held, S.ERROR, 0)
+            raise
+        except BaseException:
+            self._settle(run_id, held, S.UNCONFIRMED, 0)
+            raise
+        return await self._deliver(run_id, None, task, held=held, billed_before=billed_before,
+                                   submitted_at=None, finished_at=time.time())
+
+
+def _check_labels(tags: Any, note: Any) -> None:
+    """``tags`` (a list of text) and ``note`` (text) as the log stores them; RequestError otherwise."""
+    problems = []
+    if tags is not None and (isinstance(tags, str) or not isinstance(tags, (list, tuple))):
+        problems.append(Problem("tags", "type", f"must be a list of text labels (got {tags!r})"))
+    for i, tag in enumerate(tags if isinstance(tags, (list, tuple)) else []):
+        bad = "must be text" if not isinstance(tag, str) else unicode_problem(tag)
+        if bad:
+            problems.append(Problem(f"tags[{i}]", "text", f"{bad} (got {tag!r})"))
+    if note is not None:
+        bad = "must be text" if not isinstance(note, str) else unicode_problem(note)
+        if bad:
+            problems.append(Problem("note", "text", bad))
+    if problems:
+        raise RequestError(problems)
+
+
+def _interrupted(task: Task | None, request: Request) -> tuple[str, dict[str, Any]]:
+    """Where Ctrl-C leaves a run: only what the server confirmed. A task it cancelled
+    is refunded; one still running, or a submit with no answer, may be billed: the
+    next run of the cell takes it up with the same key instead of paying again."""
+    cols: dict[str, Any] = {"error_message": "interrupted"}
+    if task is None:
+        return S.UNCONFIRMED, cols
+    cols["task_id"] = task.task_id
+    if task.status in S.REFUNDED:
+        return task.status, {**cols, "cost_quota": 0, "cost_usd": 0.0, "finished_at": time.time()}
+    if task.status == S.COMPLETED:  # the cancel came too late: billed, images still to fetch
+        cost = task.cost if task.cost is not None else request.cost_quota
+        return S.DOWNLOADING, {**cols, "cost_quota": cost, "cost_usd": _spec.quota_to_usd(cost)}
+    return task.status, cols
+
+
+def _lost_message(row: dict[str, Any]) -> str:
+    cost = _spec.quota_to_usd(int(row.get("cost_quota") or 0))
+    return (f"task {row.get('task_id')} of this request was billed ${cost:.5f}, but its result links expired "
+            f"before the images were downloaded (run {row['run_id']} is images_lost in the log); nothing was "
+            "sent now. Pass fresh=True to pay for a new run of it")
 
 
 def _new_run_id() -> str:
@@ -338,16 +586,20 @@ def connect(
     uploader: Any = None,
     ask: bool = False,
     timeout: float = _config.DEFAULT_TIMEOUT,
+    http_timeout: float = _config.HTTP_TIMEOUT,
     latency: float = 1.5,
     concurrency: int = 4,
     quiet: bool = False,
 ) -> Session:
     """Connect to the hosted API (key given or in WAVE_API_KEY) or start the simulator.
 
-    ``ask=True`` prompts for the key (getpass) when none is set. ``latency`` and
-    ``concurrency`` tune the built-in simulator. Prints one line saying which.
+    ``ask=True`` prompts for the key (getpass) when none is set. ``timeout``: one
+    run's deadline; ``http_timeout``: one HTTP exchange (raise it on a slow network).
+    ``latency`` and ``concurrency`` tune the built-in simulator. Prints one line saying which.
     """
     global _current
+    check_seconds("timeout", timeout)
+    check_seconds("http_timeout", http_timeout)
     if _current is not None:
         _current.close()
         _current = None
@@ -373,7 +625,7 @@ def connect(
         key, url, backend = SIM_KEY, simulator.base_url, "simulator"
         line = (f"wan_nb: no {_config.ENV_API_KEY} set; using the built-in simulator at {url} "
                 "(images are drawn locally, nothing is billed)")
-    client = Client(key, url, store=store, uploader=uploader, timeout=timeout)
+    client = AsyncClient(key, url, store=store, uploader=uploader, timeout=timeout, http_timeout=http_timeout)
     _current = Session(client, backend=backend, simulator=simulator)
     if not quiet:
         print(f"{line}; runs are saved in {store.root}")

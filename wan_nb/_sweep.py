@@ -5,12 +5,15 @@ start above a budget without ``confirm=True`` (and never past the session's budg
 then runs the cells on the portal loop in the background, each through the same
 ``Session.arun`` path as a single call: logged before it is sent, resumed rather than
 re-sent after a kernel restart, served from the cache when identical to a finished
-fixed-seed run. The notebook keeps working while the grid fills in.
+fixed-seed run. The notebook keeps working while the grid fills in; the grid is
+rendered on a thread of its own, never on the event loop that polls the tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import numbers
 import os
 import threading
 import time
@@ -18,13 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import _spec
-from ._exceptions import BudgetError, InsufficientBalanceError, WanError
+from . import _states as S
+from ._exceptions import (
+    BudgetError,
+    InsufficientBalanceError,
+    Problem,
+    RequestError,
+    WanError,
+)
 from ._grid import Cell, CellItem, Grid, cell_key
 from ._html_parts import short
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, emit_warnings, session
+from ._session import Session, check_seconds, check_usd, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
@@ -42,7 +52,7 @@ class SweepCell:
     index: int
     coords: dict[str, Any]
     request: Request
-    status: str = "pending"  # pending, submitted, queued, processing, completed, failed, cancelled, error
+    status: str = "pending"  # "pending" (not started), then the states of wan_nb._states
     progress: int | None = None
     result: Result | None = None
     error: str | None = None
@@ -50,10 +60,11 @@ class SweepCell:
     task_id: str | None = None
     started: float | None = None
     ended: float | None = None
+    billed_quota: int = 0  # what the server said it billed for this cell in this sweep run
 
     @property
     def done(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled", "error")
+        return self.status in S.TERMINAL or self.status in S.ENDED_WITHOUT_IMAGES
 
 
 @dataclass(eq=False)  # a running object: identity, not value, equality
@@ -78,7 +89,9 @@ class Sweep:
         self._widget: Any = None
         self._last_draw = 0.0
         self._draw_interval = REFRESH_SECONDS
-        self._draw_pending = False
+        self._dirty = False  # a change not drawn yet
+        self._drawing = False  # a drawer thread is running
+        self._urgent = threading.Event()  # draw now (the end of a run), no pacing
         self._lock = threading.Lock()
         self.started_at: float | None = None
 
@@ -98,7 +111,13 @@ class Sweep:
 
     @property
     def spent_usd(self) -> float:
-        return _spec.quota_to_usd(sum(c.result.cost_quota for c in self.cells if c.result))
+        """Billed by the server for this sweep's cells in this run (images downloaded or not)."""
+        return _spec.quota_to_usd(sum(c.billed_quota for c in self.cells))
+
+    @property
+    def unconfirmed_usd(self) -> float:
+        """Cells with no answer that may have been billed; running the sweep again settles them."""
+        return _spec.quota_to_usd(sum(c.request.cost_quota for c in self.cells if c.status == S.UNCONFIRMED))
 
     @property
     def done(self) -> bool:
@@ -107,13 +126,13 @@ class Sweep:
     def counts(self) -> dict[str, int]:
         out = {"completed": 0, "failed": 0, "running": 0, "queued": 0, "pending": 0}
         for c in self.cells:
-            if c.status == "completed":
+            if c.status == S.COMPLETED:
                 out["completed"] += 1
-            elif c.status in ("failed", "error", "cancelled"):
+            elif c.status in S.ENDED_WITHOUT_IMAGES:
                 out["failed"] += 1
-            elif c.status in ("submitted", "processing", "downloading", "finishing"):
+            elif c.status in (S.SUBMITTED, S.PROCESSING, S.DOWNLOADING, "finishing"):
                 out["running"] += 1  # "submitted": on the server, held by Prefer: wait
-            elif c.status == "queued":
+            elif c.status == S.QUEUED:
                 out["queued"] += 1
             else:
                 out["pending"] += 1
@@ -127,6 +146,8 @@ class Sweep:
             parts.append(f"{n['failed']} failed")
         parts += [f"{n['running']} running", f"{n['queued'] + n['pending']} queued"]
         parts.append(f"spent ${self.spent_usd:.5f} of ${_spec.quota_to_usd(self.plan.cost_quota):.5f}")
+        if self.unconfirmed_usd:
+            parts.append(f"up to ${self.unconfirmed_usd:.5f} unconfirmed")
         left = self._time_left()
         if left is not None and not self.done:
             parts.append(f"~{left:.0f} s left")
@@ -135,7 +156,7 @@ class Sweep:
         return " · ".join(parts)
 
     def _time_left(self) -> float | None:
-        took = [c.ended - c.started for c in self.cells if c.status == "completed" and c.started and c.ended
+        took = [c.ended - c.started for c in self.cells if c.status == S.COMPLETED and c.started and c.ended
                 and c.result and not c.result.cache_hit]
         if not took:
             return None
@@ -168,7 +189,7 @@ class Sweep:
         async def one(cell: SweepCell) -> None:
             async with gate:
                 if self._cancelled or self._stop_reason:
-                    cell.status, cell.error = "cancelled", self._stop_reason or "sweep cancelled"
+                    cell.status, cell.error = S.CANCELLED, self._stop_reason or "sweep cancelled"
                     self._changed()
                     return
                 await self._run_cell(cell)
@@ -182,19 +203,24 @@ class Sweep:
             await asyncio.gather(*tasks, return_exceptions=True)
             for c in todo:
                 if not c.done:
-                    c.status, c.error = "cancelled", "sweep cancelled"
+                    c.status, c.error = S.CANCELLED, "sweep cancelled"
             raise
         finally:
             self._changed(force=True)
 
     async def _run_cell(self, cell: SweepCell) -> None:
-        cell.status, cell.error, cell.started = "submitted", None, time.time()
+        cell.status, cell.error, cell.started, cell.billed_quota = S.SUBMITTED, None, time.time(), 0
         self._changed()
 
         def on_update(run_id: str, task: Task) -> None:
             # A cell is "completed" only once its images are on disk (set below); until
-            # then a finished task is still being fetched, or about to be retried.
-            status = task.status if not task.terminal else ("downloading" if task.status == "completed" else "finishing")
+            # then a finished task is still being fetched, or about to be retried. It is
+            # billed the moment the server says so, whatever the download does.
+            if task.status == S.COMPLETED:
+                status = S.DOWNLOADING
+                cell.billed_quota = task.cost if task.cost is not None else cell.request.cost_quota
+            else:
+                status = "finishing" if task.terminal else task.status
             cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, status, task.progress
             self._changed()
 
@@ -204,23 +230,22 @@ class Sweep:
                 cell_index=cell.index, tags=self.tags, on_update=on_update,
             )
         except asyncio.CancelledError:
-            if cell.status == "processing":  # the server's answer to our cancel: too late
+            if cell.status == S.PROCESSING:  # the server's answer to our cancel: too late
                 cell.error = ("sweep cancelled, but the task was already processing: it will be billed; "
                               "run the same sweep again to fetch its images at no extra cost")
             else:
                 cell.error = "sweep cancelled"
-            cell.status = "cancelled"
+            cell.status = S.CANCELLED
             raise
         except _STOPPING as exc:
-            cell.status, cell.error = "error", str(exc)
+            cell.status, cell.error = S.ended_as(exc.run_state), str(exc)
             self._stop_reason = f"{type(exc).__name__}: no new cells are sent"
         except WanError as exc:
-            cell.status = getattr(getattr(exc, "task", None), "status", None) or "error"
-            if cell.status not in ("failed", "cancelled"):
-                cell.status = "error"
-            cell.error = str(exc)
+            cell.status, cell.error = S.ended_as(exc.run_state), str(exc)
+            cell.run_id = exc.run_id or cell.run_id
         else:
-            cell.result, cell.run_id, cell.task_id, cell.status = result, result.run_id, result.task_id, "completed"
+            cell.result, cell.run_id, cell.task_id, cell.status = result, result.run_id, result.task_id, S.COMPLETED
+            cell.billed_quota = result.cost_quota
         finally:
             cell.ended = time.time()
             self._changed()
@@ -259,7 +284,7 @@ class Sweep:
         """Run again only the cells that failed, errored or were cancelled."""
         if self.running:
             raise RuntimeError("the sweep is still running; wait() or cancel() it first")
-        again = [c for c in self.cells if c.status in ("failed", "error", "cancelled")]
+        again = [c for c in self.cells if c.status in S.RETRYABLE]
         for c in again:
             c.status, c.error, c.result = "pending", None, None
         return self.start(again)
@@ -308,25 +333,41 @@ class Sweep:
         return self.grid()._repr_html_()
 
     def _changed(self, force: bool = False) -> None:
-        """Redraw the live view: at most every REFRESH_SECONDS, less often as the grid grows
-        (each redraw resends it whole), and always at the end."""
+        """Note a change for the live view; a drawer thread redraws it (never the event
+        loop: a big grid takes a while to render). At most every REFRESH_SECONDS, less
+        often as the grid grows (each redraw resends it whole), and at once on ``force``."""
         if self._widget is None:
             return
-        now = time.monotonic()
-        if force or now - self._last_draw >= self._draw_interval:
-            self._last_draw = now
-            html = self._html()
-            self._widget.value = html
+        with self._lock:
+            self._dirty = True
+            if force:
+                self._urgent.set()
+            if self._drawing:
+                return
+            self._drawing = True
+        threading.Thread(target=self._draw_loop, name=f"wan_nb-view-{self.id}", daemon=True).start()
+
+    def _draw_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._dirty:
+                    self._drawing = False
+                    return
+            wait = self._draw_interval - (time.monotonic() - self._last_draw)
+            if wait > 0:
+                self._urgent.wait(wait)
+            with self._lock:
+                self._dirty = False
+                self._urgent.clear()
+            try:
+                html = self._html()
+                self._widget.value = html
+            except Exception:  # a view must never take the sweep down; the next change redraws
+                logging.getLogger("wan_nb").exception("redrawing the live view of sweep %s failed", self.id)
+                continue
+            finally:
+                self._last_draw = time.monotonic()
             self._draw_interval = max(REFRESH_SECONDS, len(html) / VIEW_BYTES_PER_SECOND)
-        elif not self._draw_pending:
-            self._draw_pending = True
-
-            def later() -> None:
-                self._draw_pending = False
-                self._changed(force=True)
-
-            wait = self._draw_interval - (now - self._last_draw)
-            get_portal().loop.call_soon_threadsafe(get_portal().loop.call_later, wait, later)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         html = self._html()
@@ -434,8 +475,11 @@ def sweep(
     """
     if "mode" in fields:
         fields["action"] = fields.pop("mode")
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, numbers.Integral) or concurrency < 1:
+        raise RequestError([Problem("concurrency", "whole_number",
+                                    f"must be a whole number of cells at once, 1 or more (got {concurrency!r})")])
+    budget_usd = check_usd("budget_usd", budget_usd)
+    check_seconds("timeout", timeout)
     sess = session()
     plan = plan_sweep(prompts, dict(fields), salt=_fresh_salt() if fresh else "")
     for cell in plan.cells[:1]:
@@ -453,7 +497,7 @@ def sweep(
                           "Pass confirm=True to run it anyway, or make the sweep smaller.",
                           cost_usd=usd, limit_usd=limit, confirmable=True)
     sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
-    sw = Sweep(plan, sess, concurrency=concurrency, fresh=fresh, timeout=timeout, tags=list(tags or []))
+    sw = Sweep(plan, sess, concurrency=int(concurrency), fresh=fresh, timeout=timeout, tags=list(tags or []))
     return sw.start() if start else sw
 
 

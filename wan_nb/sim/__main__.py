@@ -35,11 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slow", type=float, default=None, help="seconds added before every API answer")
     p.add_argument("--task-fail-rate", type=float, default=None, help="fraction of tasks that end failed")
     p.add_argument("--task-fail-code", default=None, help="error code of those tasks (default task_failed)")
+    p.add_argument("--corrupt-rate", type=float, default=None,
+                   help="fraction of image downloads sent truncated (they do not decode)")
     return p.parse_args(argv)
 
 
 FAULT_OPTIONS = ("error_rate", "error_status", "rate_cap", "rate_window", "drop_rate", "slow",
-                 "task_fail_rate", "task_fail_code")
+                 "task_fail_rate", "task_fail_code", "corrupt_rate")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import json
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,6 +127,9 @@ class Api:
             body = json.loads(raw.decode("utf-8")) if raw.strip() else None
         except (UnicodeDecodeError, ValueError):
             return invalid_one("body", "json", "must be a JSON object (it is not valid JSON)")
+        except RecursionError:
+            return invalid_one("body", "json_depth", "is nested too deeply to be a request (arrays or objects "
+                                                     "inside each other thousands of levels down)")
         key = (headers.get("Idempotency-Key") or "").strip() or None
         fp = fingerprint(body)
         try:
@@ -141,7 +145,7 @@ class Api:
                                "was already used with a different request body; use a new key for a new request")
         except InsufficientBalance as exc:
             return error(402, "insufficient_balance",
-                         f"insufficient balance: this request holds {exc.need} quota, {max(0, exc.left)} left")
+                         f"this request needs {exc.need} quota held and the account has {max(0, exc.left)} left")
         out_headers = {"Idempotent-Replayed": "true"} if replayed else {}
         wait = prefer_wait(headers.get("Prefer"))
         if wait > 0:
@@ -180,8 +184,10 @@ class Api:
             return Response(200, found.data, content_type=found.content_type,
                             headers={"Cache-Control": "no-store"})
         if found.expired_at is not None:
-            return error(410, "link_expired", f"this result link expired at {found.expired_at} "
-                                              "(unix seconds); results must be downloaded when the task ends")
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found.expired_at))
+            return error(410, "link_expired", f"this result link expired at {when} ({found.expired_at}, unix "
+                                              "seconds); results must be downloaded when the task ends",
+                         expired_at=found.expired_at)
         return error(404, "not_found", "no such file")
 
     def ledger_view(self) -> Response:
@@ -193,6 +199,8 @@ class Api:
             if not isinstance(settings, dict):
                 raise FaultConfigError("body: must be a JSON object of fault settings")
             return Response(200, self.faults.update(**settings))
+        except RecursionError:
+            return error(400, "invalid_parameter", "body: nested too deeply")
         except (UnicodeDecodeError, ValueError) as exc:
             message = str(exc) if isinstance(exc, FaultConfigError) else "body: must be a JSON object"
             return error(400, "invalid_parameter", message)

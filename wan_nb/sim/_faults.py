@@ -8,6 +8,11 @@ that die without an answer, slow answers and tasks that fail. Two kinds of fault
 * scripted one-shot ones (``next``), consumed in order, which is what tests use to be
   deterministic: ``{"endpoint": "submit", "fault": "drop"}``.
 
+``corrupt`` (scripted on the ``file`` endpoint, or ``corrupt_rate`` for every download)
+sends a result image truncated, with a matching Content-Length: the HTTP exchange is
+fine, the bytes do not decode. That is what a broken CDN or proxy does, and what a
+client must not store as an image nor forget it was billed for.
+
 ``rate_cap`` / ``rate_window`` is a real rolling-window limit on submits, not a
 coin flip. Random faults apply to the three task endpoints only; scripted ones may
 also target ``upload`` and ``file`` (downloads). Control endpoints (``/sim/...``
@@ -36,6 +41,7 @@ KEYS = (
     "slow",
     "task_fail_rate",
     "task_fail_code",
+    "corrupt_rate",
     "next",
     "reset",
 )
@@ -67,6 +73,7 @@ class Decision:
     status: int | None = None
     rate: RateLimit | None = None
     drop: bool = False
+    corrupt: bool = False  # answer with the body truncated (file downloads)
     delay: float = 0.0
     kinds: list[str] = field(default_factory=list)
 
@@ -108,6 +115,9 @@ def _parse_scripted(i: int, item) -> Scripted:
         pass
     elif fault == "drop":
         pass
+    elif fault == "corrupt":
+        if endpoint != "file":
+            raise FaultConfigError(f'{where}: "corrupt" truncates an image download, so endpoint must be file')
     elif fault.startswith("slow:"):
         _seconds(f"{where}.fault", _number(fault[5:]))
     elif fault.startswith("fail_task:") and fault[10:].strip():
@@ -115,8 +125,8 @@ def _parse_scripted(i: int, item) -> Scripted:
             raise FaultConfigError(f"{where}: fail_task applies to the next task created, so endpoint must be submit or any")
     else:
         raise FaultConfigError(
-            f'{where}.fault: must be "500", "503" (any 5xx), "429", "drop", "slow:<seconds>" '
-            f'or "fail_task:<code>" (got {fault!r})'
+            f'{where}.fault: must be "500", "503" (any 5xx), "429", "drop", "slow:<seconds>", '
+            f'"corrupt" (file) or "fail_task:<code>" (got {fault!r})'
         )
     return Scripted(endpoint, fault)
 
@@ -149,6 +159,7 @@ class Faults:
         self.slow = 0.0
         self.task_fail_rate = 0.0
         self.task_fail_code = DEFAULT_TASK_FAIL_CODE
+        self.corrupt_rate = 0.0
         self.scripted: list[Scripted] = []
 
     # -- settings ----------------------------------------------------------------------
@@ -159,7 +170,7 @@ class Faults:
         if unknown:
             raise FaultConfigError(f"unknown fault setting(s) {', '.join(unknown)}; settings are {', '.join(KEYS)}")
         new: dict = {}
-        for key in ("error_rate", "drop_rate", "task_fail_rate"):
+        for key in ("error_rate", "drop_rate", "task_fail_rate", "corrupt_rate"):
             if key in kw:
                 new[key] = _fraction(key, kw[key])
         if "error_status" in kw:
@@ -205,6 +216,7 @@ class Faults:
                 "slow": self.slow,
                 "task_fail_rate": self.task_fail_rate,
                 "task_fail_code": self.task_fail_code,
+                "corrupt_rate": self.corrupt_rate,
                 "next": [s.as_dict() for s in self.scripted],
             }
 
@@ -227,6 +239,8 @@ class Faults:
             if s is not None:
                 if s.fault == "drop":
                     d.drop = True
+                elif s.fault == "corrupt":
+                    d.corrupt = True
                 elif s.fault.startswith("slow:"):
                     d.delay += float(s.fault[5:])
                 elif s.fault == "429":
@@ -235,6 +249,8 @@ class Faults:
                     d.rate = RateLimit(self.rate_window, self.rate_cap or 1, self.rate_cap or 1, math.ceil(now + 1), 1)
                 else:
                     d.status = int(s.fault)
+            elif endpoint == "file" and self.corrupt_rate and self._rng.random() < self.corrupt_rate:
+                d.corrupt = True
             elif endpoint in TASK_ENDPOINTS:
                 if self.error_rate and self._rng.random() < self.error_rate:
                     d.status = self.error_status
@@ -246,6 +262,8 @@ class Faults:
             d.kinds.append("error_5xx")
         if d.drop:
             d.kinds.append("drop")
+        if d.corrupt:
+            d.kinds.append("corrupt")
         if d.delay:
             d.kinds.append("slow")
         for kind in d.kinds:

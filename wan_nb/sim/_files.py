@@ -84,6 +84,12 @@ class FileStore:
         self.held_bytes -= self._live.pop(task_id, 0)
         self._results[task_id] = ([], when)
 
+    def expires_at(self, task_id: str) -> float | None:
+        """When a result's links stop working (earlier than announced if it was evicted)."""
+        with self._lock:
+            entry = self._results.get(task_id)
+        return None if entry is None else entry[1]
+
     def get(self, path: str) -> FileAnswer:
         """``path`` relative to ``/sim/files/``."""
         m = _UPLOAD.match(path)

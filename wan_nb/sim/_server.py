@@ -46,6 +46,10 @@ ENDPOINTS = {route[2] for route in ROUTES}
 FAULTABLE = ("submit", "get", "cancel", "upload", "file")
 
 
+class BadBody(ValueError):
+    """A request body that cannot be read (a 400, and the connection is closed)."""
+
+
 class SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -127,7 +131,14 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks, total = [], 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                try:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                except ValueError:  # not a hex chunk size: the rest of the stream is unreadable
+                    self.close_connection = True
+                    raise BadBody("a chunk size is not a hexadecimal number") from None
+                if size < 0:
+                    self.close_connection = True
+                    raise BadBody("a chunk size is negative")
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
@@ -188,7 +199,11 @@ class Handler(BaseHTTPRequestHandler):
             path = path.rstrip("/") or "/"
             endpoint, needs_auth, args = self._route(method, path)
             api.ledger.count("requests", endpoint if endpoint in ENDPOINTS else "other")
-            raw = self._read_body()
+            try:
+                raw = self._read_body()
+            except BadBody as exc:
+                self._send(invalid_one("body", "chunked", f"malformed chunked body: {exc}"))
+                return
             if raw is None:
                 where = "image_urls" if endpoint == "upload" else "body"
                 self._send(invalid_one(where, "max_size", f"request body is over {MAX_BODY // 2**20} MB"))
@@ -219,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
             if decision.drop:
                 self._drop()
                 return
+            if decision.corrupt and resp.status == 200 and isinstance(resp.payload, (bytes, bytearray)):
+                resp.payload = bytes(resp.payload[: len(resp.payload) // 2])  # truncated, Content-Length to match
             self._send(resp)
         except (ConnectionError, socket.timeout):
             self.close_connection = True

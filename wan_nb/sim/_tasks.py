@@ -142,9 +142,16 @@ class TaskBook:
         """Start queued tasks, oldest first, while a processing slot is free."""
         while self._queue and self._running < self.concurrency and not self._stopped:
             task = self._queue.popleft()
+            try:
+                jitter = 0.5 + rng_for("latency", task.request.seed, task.request.prompt).random()
+            except Exception as exc:  # a task that cannot start must end (refunded), not hold its quota
+                task.status, task.cost, task.completed_at = "failed", 0, time.time()
+                task.error = ("task_failed", f"the task could not start: {type(exc).__name__}")
+                self.ledger.refund(task.held)
+                self._changed(task)
+                continue
             task.status = "processing"
             task.started = time.monotonic()
-            jitter = 0.5 + rng_for("latency", task.request.seed, task.request.prompt).random()
             task.duration = self.latency * jitter
             self._running += 1
             self._changed(task)
@@ -263,8 +270,9 @@ class TaskBook:
             body["completed_at"] = int(task.completed_at or task.created)
             body["cost"] = task.cost or 0
         if task.status == "completed":
+            expires = self.files.expires_at(task.id) or task.expires_at or 0  # earlier if evicted
             body["result"] = {"images": [
-                {"url": [f"{self.root_url}/sim/files/results/{task.id}/{i}.jpg"], "expires_at": int(task.expires_at or 0)}
+                {"url": [f"{self.root_url}/sim/files/results/{task.id}/{i}.jpg"], "expires_at": int(expires)}
                 for i in range(task.request.n)
             ]}
         if task.status == "failed" and task.error:
