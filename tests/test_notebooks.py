@@ -2,9 +2,13 @@
 
 Each notebook is executed once (nbclient, a new ipykernel) with its working folder and
 ``WAN_NB_HOME`` in a temporary folder and no API key in the kernel's environment, so
-nothing is billed and nothing is written into the repository. The quickstart's outputs
-are then checked for what it promises to show: the cost line before a sweep, $0 for
-the re-run, the field named by a refused request, images on disk, an escaped report.
+nothing is billed and nothing is written into the repository. Every notebook must be
+stored without outputs, say at the top what it teaches and what it costs with a real
+key (checked against what the simulator billed), and, saved after running, show every
+result, grid and widget to a reader without a kernel (nbviewer, GitHub): each widget
+output carries a static fallback. The quickstart's outputs are then checked for what it
+promises to show: the cost line before a sweep, $0 for the re-run, the field named by
+a refused request, images on disk, an escaped report.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+import wan_nb
 from wan_nb import Log
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +31,12 @@ NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if ".ipynb_ch
 QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
 CELL_TIMEOUT = 120  # seconds; the whole quickstart takes ~10 s on the simulator
 ENV_DROP = ("WAVE_API_KEY", "WAN_NB_BASE_URL")  # no key: the built-in simulator, on loopback
+# What a notebook's first cell says it costs on the real API: "makes 17 images, about $0.39".
+COST_CLAIM = re.compile(r"makes\s+(\d+)\s+images,\s+about\s+\$(\d+\.\d\d)")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+STATIC_MIMES = ("text/html", "image/png")  # what a viewer without a kernel can show
+WRITES = ("wan_runs", "report.html", "exports")  # what the notebooks write in their working folder
 
 
 class Executed:
@@ -92,6 +103,12 @@ def test_there_are_notebooks() -> None:
     assert QUICKSTART in NOTEBOOKS, "notebooks/quickstart.ipynb is the main job and must exist"
 
 
+def test_readme_lists_every_notebook() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\(notebooks/([\w.-]+\.ipynb)\)", readme))
+    assert linked == {p.name for p in NOTEBOOKS}, "README's table of notebooks and notebooks/ differ"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_is_stored_without_outputs(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
@@ -114,8 +131,75 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path_factory: pytest.TempPa
             assert out.output_type != "error", f"cell {i}: {out.get('ename')}: {out.get('evalue')}"
             assert "Traceback" not in out.get("text", ""), f"cell {i} printed a traceback:\n{out['text']}"
     # every run of the notebook went to its own run folder, none into the repository
-    assert not (REPO / "notebooks" / "wan_runs").exists()
-    assert not (REPO / "notebooks" / "report.html").exists()
+    for name in WRITES:
+        assert not (REPO / "notebooks" / name).exists(), f"notebooks/{name} was written into the repository"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_says_what_it_teaches_and_costs(path: Path) -> None:
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), f"{path.name}: start with a title"
+    assert COST_CLAIM.search(first.source), (
+        f"{path.name}: the first cell must say what a run costs with a real key: "
+        "'(With a real key this notebook makes N images, about $X.XX.)'"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_costs_what_it_says(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    claim = COST_CLAIM.search(nbformat.read(path, as_version=4).cells[0].source)
+    assert claim, f"{path.name} does not say what it costs"
+    images, usd = int(claim.group(1)), float(claim.group(2))
+    runs = Log(execute(path, tmp_path_factory).home / "log.sqlite").runs()
+    billed = float(runs["cost_usd"].sum())  # what the simulator billed, as the real API would
+    per_image = wan_nb.make_request("generate", "-").cost_usd
+    assert round(billed / per_image) == images, f"{path.name} paid for {billed / per_image:.0f} images, says {images}"
+    assert round(billed, 2) == usd, f"{path.name} cost ${billed:.5f}, says about ${usd:.2f}"
+
+
+def _visible(html_text: str) -> bool:
+    """A reader sees something: an image, or text once the tags are gone."""
+    return "<img" in html_text or bool(re.sub(r"<[^>]*>|&nbsp;|\s", "", html_text))
+
+
+def _embedded_images(html_text: str) -> int:
+    """Images that show without a server: thumbnails carried in the page as data URIs."""
+    return len(re.findall(r"<img[^>]*src=\"data:image/", html_text))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_saved_notebook_shows_without_a_kernel(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Saved after a run and opened where no kernel runs (nbviewer, GitHub), nothing is an empty box."""
+    ran = execute(path, tmp_path_factory)
+    saved = ran.folder / f"saved-{path.name}"
+    nbformat.write(ran.nb, str(saved))
+    nb = nbformat.read(saved, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            data, where = out.get("data", {}), f"{path.name} code cell {i}"
+            html_text = data.get("text/html", "")
+            if WIDGET_VIEW in data:
+                assert any(data.get(m) for m in STATIC_MIMES), f"{where}: widget output without text/html or image/png"
+                assert not html_text or _visible(html_text), f"{where}: the widget's fallback is an empty box"
+                model = state.get(data[WIDGET_VIEW]["model_id"])
+                assert model is not None, f"{where}: the widget's state was not saved with the notebook"
+                if model["model_name"] == "HTMLModel":
+                    assert _visible(model["state"]["value"]), f"{where}: the saved widget is an empty box"
+            plain = data.get("text/plain", "")
+            if plain.startswith("<Result"):
+                files = int(re.search(r"; (\d+) file\(s\)>", plain).group(1))
+                assert _embedded_images(html_text) == files, f"{where}: {plain}"
+            elif plain.startswith("Grid("):
+                items = int(re.search(r", (\d+) items\)", plain).group(1))
+                assert 0 < _embedded_images(html_text) <= items, f"{where}: {plain}"
+            elif plain.startswith("Comparison("):
+                assert _embedded_images(html_text) > 0, f"{where}: {plain}"
+            elif plain.startswith("<Sweep"):
+                cells = int(re.search(r"\d+/(\d+) done", plain).group(1))
+                boxes = html_text.count("display:inline-block;vertical-align:top;margin:2px")
+                assert 'class="wan-grid"' in html_text and boxes >= cells, f"{where}: {cells} cells, {boxes} boxes"
+                assert WIDGET_VIEW in data, f"{where}: a sweep shows itself live, as a widget"
 
 
 # ----------------------------------------------------------------- the quickstart's promises
@@ -167,6 +251,7 @@ def test_quickstart_sweep_shows_its_cost_first_and_a_grid(quickstart: Executed) 
     line = quickstart.stdout(cell)
     assert re.search(r"sweep sw-\w+: 8 task\(s\), 8 image\(s\), \$0\.18360 in all; \$0\.18360 to pay", line), line
     (grid,) = quickstart.rich(cell, "text/html")
+    assert quickstart.rich(cell, WIDGET_VIEW), "the sweep shows itself live, as a widget"
     for label in ("fox", "owl", "ink wash", "pixel art"):
         assert label in grid
     waited = quickstart.stdout(quickstart.cell("sw.wait()"))
