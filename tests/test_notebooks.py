@@ -25,6 +25,7 @@ from nbclient import NotebookClient
 
 import wan_nb
 from wan_nb import Log
+from wan_nb.sim import Simulator
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
@@ -37,6 +38,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIMES = ("text/html", "image/png")  # what a viewer without a kernel can show
 WRITES = ("wan_runs", "report.html", "exports")  # what the notebooks write in their working folder
+# Notebooks that send input images: on the real API those must travel as public URLs.
+SENDS_IMAGES = re.compile(r"wan\.(image2image|edit|reference|interactive_edit)\(")
+IMAGE_NOTEBOOKS = [p for p in NOTEBOOKS
+                   if any(SENDS_IMAGES.search(c.source) for c in nbformat.read(p, as_version=4).cells)]
 
 
 class Executed:
@@ -155,6 +160,26 @@ def test_notebook_costs_what_it_says(path: Path, tmp_path_factory: pytest.TempPa
     per_image = wan_nb.make_request("generate", "-").cost_usd
     assert round(billed / per_image) == images, f"{path.name} paid for {billed / per_image:.0f} images, says {images}"
     assert round(billed, 2) == usd, f"{path.name} cost ${billed:.5f}, says about ${usd:.2f}"
+
+
+@pytest.mark.parametrize("path", IMAGE_NOTEBOOKS, ids=[p.name for p in IMAGE_NOTEBOOKS])
+def test_notebook_runs_as_written_where_inputs_must_be_urls(path: Path, tmp_path: Path) -> None:
+    """What a user with a real key runs: the hosted API takes input images as URLs only.
+
+    The notebook reuses its own results as inputs; they go back as their result links, so
+    it needs no uploader. A hosted-like simulator (no uploads) stands in for the real API.
+    """
+    with Simulator(latency=0.2, urls_only=True) as sim:
+        env = _kernel_env(tmp_path / "wan_runs")
+        env["WAN_NB_BASE_URL"] = sim.base_url  # no key + a loopback URL: this simulator
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    log = Log(tmp_path / "wan_runs" / "log.sqlite")
+    runs = log.runs()
+    with_inputs = [r for r in runs["run_id"] if log.inputs(r)]
+    assert with_inputs, f"{path.name} sent no input images"
+    assert {i["via"] for r in with_inputs for i in log.inputs(r)} == {"link"}
 
 
 def _visible(html_text: str) -> bool:
