@@ -65,8 +65,11 @@ class Executed:
         return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
 
     @staticmethod
-    def rich(cell: nbformat.NotebookNode, mime: str) -> list[str]:
-        return [o.data[mime] for o in cell.outputs if "data" in o and mime in o.data]
+    def rich(cell: nbformat.NotebookNode, mime: str, of: str = "") -> list[str]:
+        """``mime`` data of the cell's outputs; ``of``: only outputs whose text/plain starts so
+        (a blocking call that takes over a second also shows a status line before its result)."""
+        return [o.data[mime] for o in cell.outputs
+                if "data" in o and mime in o.data and o.data.get("text/plain", "").startswith(of)]
 
 
 _executed: dict[Path, Executed] = {}
@@ -238,8 +241,8 @@ def test_quickstart_uses_the_simulator(quickstart: Executed) -> None:
 
 def test_quickstart_shows_a_result_inline(quickstart: Executed) -> None:
     cell = quickstart.cell("r = wan.generate(")
-    # the cell's value; a call slower than 1 s also leaves its status line (display_data)
-    (html_out,) = [o.data["text/html"] for o in cell.outputs if o.output_type == "execute_result"]
+    # the result; a call slower than 1 s also leaves its status line (display_data) before it
+    (html_out,) = quickstart.rich(cell, "text/html", of="<Result")
     assert "<img" in html_out and "1360×768" in html_out and "seed 7" in html_out
     assert "mountains &amp; a river" in html_out  # the prompt, escaped
     facts = quickstart.cell("r.cost_usd")
@@ -254,12 +257,12 @@ def test_quickstart_catches_a_field_rule(quickstart: Executed) -> None:
 
 def test_quickstart_covers_every_mode(quickstart: Executed) -> None:
     modes_cell = quickstart.cell("wan.image2image(")
-    shown = quickstart.rich(modes_cell, "text/plain")
+    shown = quickstart.rich(modes_cell, "text/plain", of="<Result")
     assert [re.search(r"completed: (\w+) ·", s).group(1) for s in shown] == ["image2image", "edit", "reference"]
-    group = quickstart.rich(quickstart.cell("wan.group(\"a four-panel storyboard"), "text/plain")[0]
+    group = quickstart.rich(quickstart.cell("wan.group(\"a four-panel storyboard"), "text/plain", of="<Result")[0]
     assert "4 file(s)" in group
     box_cell = quickstart.cell("wan.interactive_edit(")
-    assert "interactive_edit" in quickstart.rich(box_cell, "text/plain")[0]
+    assert "interactive_edit" in quickstart.rich(box_cell, "text/plain", of="<Result")[0]
 
     runs = Log(quickstart.home / "log.sqlite").runs()
     assert set(runs["action"].astype(str)) == {"generate", "image2image", "edit", "reference", "group",
