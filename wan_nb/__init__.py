@@ -50,12 +50,37 @@ from ._wire import Task
 
 if TYPE_CHECKING:
     from ._bbox import BBoxDrawer
+    from ._explore import LogExplorer
+    from ._form import Form, form
     from ._palette import PaletteEditor, palette_from_image
+    from ._sweep_form import SweepForm, sweep_form
 
 __version__ = "0.1.0"
 
 # The widgets load on first use: scripts, the CLI and the simulator never need ipycanvas.
-_LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette"}
+_LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette",
+         "Form": "._form", "form": "._form", "SweepForm": "._sweep_form", "sweep_form": "._sweep_form",
+         "LogExplorer": "._explore"}
+
+
+def _form_of(function: Any, opener: str, mode: str | None) -> None:
+    """``wan.generate.form(...)``: the form of a mode function (``wan.sweep.form``: the sweep form)."""
+
+    def open_form(**defaults: Any) -> Any:
+        import importlib
+
+        make = getattr(importlib.import_module(f"._{opener}", __name__), opener)
+        return make(mode, **defaults) if mode is not None else make(**defaults)
+
+    open_form.__name__ = "form"
+    open_form.__doc__ = f"The ipywidgets form of wan.{function.__name__} (wan.{opener}({'mode=' + repr(mode) + ', ' if mode else ''}**defaults))."
+    setattr(function, "form", open_form)
+
+
+for _function in (generate, image2image, edit, reference, group, interactive_edit):
+    _form_of(_function, "form", _function.__name__)
+_form_of(sweep, "sweep_form", None)
+del _function
 
 
 def __getattr__(name: str) -> Any:
@@ -114,10 +139,12 @@ __all__ = [
     "Client",
     "ConfigError",
     "DownloadError",
+    "Form",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "LinkExpiredError",
     "Log",
+    "LogExplorer",
     "NetworkError",
     "PaletteEditor",
     "Problem",
@@ -133,6 +160,7 @@ __all__ = [
     "StoredImage",
     "Sweep",
     "SweepCell",
+    "SweepForm",
     "Task",
     "TaskCancelled",
     "TaskError",
@@ -146,6 +174,7 @@ __all__ = [
     "connect",
     "edit",
     "fetch",
+    "form",
     "generate",
     "group",
     "image2image",
@@ -159,5 +188,6 @@ __all__ = [
     "session",
     "set_budget",
     "sweep",
+    "sweep_form",
     "vary",
 ]

@@ -47,6 +47,7 @@ class CellItem:
     caption: str = ""
     width: int | None = None
     height: int | None = None
+    run_id: str | None = None  # the run it shows (a widget over the grid opens it on a click)
 
     @classmethod
     def of_image(cls, image: Any, caption: str = "") -> "CellItem":

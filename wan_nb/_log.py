@@ -800,6 +800,12 @@ class Log:
 
         return build_grid(self, rows, cols, where=where, **filters)
 
+    def explore(self, **options: Any) -> Any:
+        """A widget over this log: a grid of any two parameters, filters, a run's details (``LogExplorer``)."""
+        from ._explore import LogExplorer
+
+        return LogExplorer(self, **options)
+
     def compare(self, a: Any, b: Any):
         """Two runs or two sweeps side by side, differing parameters highlighted."""
         from ._report import build_comparison

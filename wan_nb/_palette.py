@@ -139,6 +139,9 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
     ``wan.generate(..., color_palette=editor)`` takes the editor itself."""
 
     color_palette: traitlets.List[dict[str, Any]] = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
+    problem: traitlets.Unicode[str, str | bytes] = traitlets.Unicode(
+        "", help="why a value typed in the editor was not taken (empty when every field holds what it shows)"
+    ).tag(sync=True)
 
     def __init__(self, color_palette: Any = None, **kwargs: Any) -> None:
         self._rows = widgets.VBox()
@@ -151,6 +154,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
             f"add up to {TOTAL}: changing one rebalances the others.</span>"
         )
         self._syncing = False
+        self._refused: dict[int, str] = {}  # row → why the hex typed there was not taken
         super().__init__(children=[self._preview, self._rows, widgets.HBox([self._add_button, self._note])],
                          **kwargs)
         self.add_class("wan-palette")
@@ -173,6 +177,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
     # -- views of the trait -------------------------------------------------------------
     def _palette_changed(self, change: dict[str, Any]) -> None:
         palette = change["new"]
+        self._refused.clear()  # every field is set back to what the palette holds
         self._syncing = True
         try:
             if len(self._rows.children) != len(palette):
@@ -184,11 +189,17 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
                 ratio.max = TOTAL - (len(palette) - 1)
                 ratio.value = item["ratio"]
                 remove.disabled = len(palette) <= LO
-                problem.value = ""
         finally:
             self._syncing = False
+        for i, row in enumerate(self._rows.children):
+            row.children[4].value = self._refusal_html(i)
+        self.problem = "; ".join(self._refused.values())
         self._add_button.disabled = len(palette) >= HI
         self._preview.value = self._bar_html(palette)
+
+    def _refusal_html(self, i: int) -> str:
+        text = self._refused.get(i)
+        return f"<span style='{FONT};color:#b3261e'>⚠ {esc(text)}</span>" if text else ""
 
     def _row(self, i: int) -> widgets.HBox:
         picker = widgets.ColorPicker(concise=True, layout=widgets.Layout(width="36px"))
@@ -214,8 +225,11 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
         try:
             self.color_palette = palette
         except RequestError as exc:  # shown next to the field; the palette keeps its last valid colour
-            problem = self._rows.children[i].children[4]
-            problem.value = f"<span style='{FONT};color:#b3261e'>⚠ {esc(exc.problems[0].message)}</span>"
+            self._refused[i] = f"color_palette[{i}].hex: {exc.problems[0].message}"
+        else:
+            self._refused.pop(i, None)
+        self._rows.children[i].children[4].value = self._refusal_html(i)
+        self.problem = "; ".join(self._refused.values())
 
     def _ratio_edited(self, i: int, change: dict[str, Any]) -> None:
         if self._syncing or change["new"] is None:

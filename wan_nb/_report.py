@@ -120,12 +120,13 @@ def _run_items(run: dict[str, Any], images: list[dict[str, Any]], caption: str) 
                 caption=" · ".join(x for x in (caption, f"#{int(im['idx']) + 1}" if many else "") if x),
                 width=_plain(im.get("width")),
                 height=_plain(im.get("height")),
+                run_id=run.get("run_id"),
             )
             for im in images
         ]
     if status == S.COMPLETED and not error:
         error = None  # renderer shows "image file missing"
-    return [CellItem(thumb=None, full=None, status=status, error=error, caption=caption)]
+    return [CellItem(thumb=None, full=None, status=status, error=error, caption=caption, run_id=run.get("run_id"))]
 
 
 def _images_by_run(images: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:

@@ -520,7 +520,9 @@ def build_request(
 
     thinking_given = thinking_mode is not None
     thinking_mode = d["thinking_mode"] if thinking_mode is None else thinking_mode
-    if c.boolean("thinking_mode", thinking_mode) and (group or n_images):
+    if c.boolean("thinking_mode", thinking_mode) and (
+        not _spec.has_effect("thinking_mode", action) if action_ok else (group or n_images)
+    ):
         reason = "group mode" if group else "requests with input images"
         ignored["thinking_mode"] = f"thinking_mode has no effect in {reason}"
         if thinking_given and thinking_mode:
@@ -530,7 +532,7 @@ def build_request(
     palette = None
     if color_palette is not None:
         palette = _check_palette(c, color_palette)
-        if group:
+        if action_ok and not _spec.has_effect("color_palette", action):
             ignored["color_palette"] = "color_palette has no effect in group mode"
             c.warnings.append(ignored["color_palette"] + "; it is not sent")
             palette = None

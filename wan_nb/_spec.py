@@ -66,6 +66,31 @@ MAX_RESOLUTION = {
     INTERACTIVE_EDIT: "2K",
 }
 
+# Where a field has an effect (the document's "Activation conditions"); in other modes
+# it is ignored. thinking_mode: not in group mode and not with input images;
+# color_palette: not in group mode; bbox_list: interactive_edit only.
+FIELD_MODES = {
+    "thinking_mode": (GENERATE,),
+    "color_palette": (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, INTERACTIVE_EDIT),
+    "bbox_list": (INTERACTIVE_EDIT,),
+}
+
+
+def has_effect(field: str, action: str) -> bool:
+    """Does ``field`` change what ``action`` makes? (Fields not in FIELD_MODES always do.)"""
+    return action in FIELD_MODES.get(field, ACTIONS)
+
+
+def max_n(action: str) -> int:
+    """How many images one request of ``action`` may ask for."""
+    return MAX_N_GROUP if action == GROUP else MAX_N_STANDARD
+
+
+def resolutions_for(action: str) -> tuple[str, ...]:
+    """The resolutions ``action`` accepts, up to its cap."""
+    return RESOLUTIONS[: RESOLUTIONS.index(MAX_RESOLUTION[action]) + 1]
+
+
 SEED_MIN = 0
 SEED_MAX = 2**31 - 1
 RANDOM_SEED = -1
