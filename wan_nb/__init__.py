@@ -66,14 +66,17 @@ _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_ima
 def _form_of(function: Any, opener: str, mode: str | None) -> None:
     """``wan.generate.form(...)``: the form of a mode function (``wan.sweep.form``: the sweep form)."""
 
-    def open_form(**defaults: Any) -> Any:
+    def open_form(text: str = "", **defaults: Any) -> Any:
         import importlib
 
         make = getattr(importlib.import_module(f"._{opener}", __name__), opener)
-        return make(mode, **defaults) if mode is not None else make(**defaults)
+        if mode is None:  # the sweep form: its first argument is the template
+            return make(text, **defaults)
+        return make(mode, **({"prompt": text} if text else {}), **defaults)
 
     open_form.__name__ = "form"
-    open_form.__doc__ = f"The ipywidgets form of wan.{function.__name__} (wan.{opener}({'mode=' + repr(mode) + ', ' if mode else ''}**defaults))."
+    open_form.__doc__ = (f"The ipywidgets form of wan.{function.__name__}: "
+                         f"wan.{opener}({'mode=' + repr(mode) + ', prompt' if mode else 'template'}, **defaults).")
     setattr(function, "form", open_form)
 
 
