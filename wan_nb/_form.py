@@ -142,7 +142,7 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         request = self._request_for_code()
         if isinstance(request, RequestError):
             return "# not a valid request yet:\n" + "".join(f"#   {p}\n" for p in request.problems)
-        known = None if request.seed_random else request.seed
+        known = request.seed if not request.seed_random or request is self._last_request else None
         return sweep_code(request, self.fields.images.exprs if self.fields.takes_images() else [], seed=known)
 
     def submit(self) -> concurrent.futures.Future[Result]:

@@ -67,7 +67,7 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                                      value=_spec.GENERATE, layout=widgets.Layout(width="340px"))
         self.prompt = widgets.Textarea(placeholder=prompt_hint, continuous_update=True, rows=3,
                                        layout=widgets.Layout(width="560px"))
-        self.images = ImagePicker(self._changed)
+        self.images = ImagePicker(self._images_changed)
         self.drawer: BBoxDrawer | None = None
         self._drawer_box = widgets.VBox()
         self.n = widgets.IntText(value=_spec.DEFAULTS["n"], layout=widgets.Layout(width="80px"))
@@ -187,7 +187,6 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self._choose(self.mode, "action", values.pop("mode"))
             if images is not None:
                 self.images.set(images)
-                self._sync_drawer()
             if "bbox_list" in values:
                 boxes = values.pop("bbox_list")
                 if self.drawer is None:
@@ -292,6 +291,10 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         drawer.observe(lambda _: self._changed(), "bbox_list")
         self.drawer = drawer
         self._drawer_box.children = [drawer]
+
+    def _images_changed(self) -> None:
+        self._sync_drawer()
+        self._changed()
 
     def _changed(self) -> None:
         if not self._quiet:

@@ -132,8 +132,9 @@ class ImagePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._upload = widgets.FileUpload(accept="image/jpeg,image/png,image/webp", multiple=True,
                                           description="Upload")
         self._upload.observe(self._uploaded, "value")
-        self._url = widgets.Text(placeholder="https://… image URL", layout=widgets.Layout(width="280px"))
-        self._url.on_submit(lambda _: self._add_url())
+        self._url = widgets.Text(placeholder="https://… image URL", continuous_update=False,
+                                 layout=widgets.Layout(width="280px"))
+        self._url.observe(lambda _: self._add_url(), "value")  # Enter or leaving the field
         self._url_button = widgets.Button(description="Add URL", layout=widgets.Layout(width="90px"))
         self._url_button.on_click(lambda _: self._add_url())
         self._recent_button = widgets.Button(description="Recent results", icon="history",

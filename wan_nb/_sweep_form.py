@@ -174,7 +174,11 @@ class SweepForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def arguments(self) -> tuple[str, dict[str, Any]]:
         """(template, keyword arguments) for ``wan.sweep``: fixed fields, then the axes."""
         action, template, images, fields = self.fields.request_args()
-        kwargs: dict[str, Any] = {"action": action, **fields}
+        # Fields at the document's defaults are left out, so the code shown is the very
+        # call Start makes (the same arguments, the same sweep id).
+        d = _spec.DEFAULTS
+        kwargs: dict[str, Any] = {} if action == _spec.GENERATE else {"action": action}
+        kwargs.update({k: v for k, v in fields.items() if not (k in d and v == d[k]) and v is not None})
         if images:
             kwargs["image_urls"] = images
         problems: list[Problem] = []
@@ -294,16 +298,11 @@ class SweepForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return "# not a valid sweep yet:\n" + "".join(f"#   {p}\n" for p in exc.problems)
         exprs = self.fields.images.exprs
         options: list[tuple[str, str]] = []
-        d = _spec.DEFAULTS
         for name, value in kwargs.items():
             if name == "image_urls":
                 options.append((name, "[" + ", ".join(exprs) + "]"))
             elif isinstance(value, random_seeds):
                 options.append((name, f"wan.random_seeds({value.count})"))
-            elif name in d and value == d[name] and name != "seed":
-                continue
-            elif name == "seed" and value == _spec.RANDOM_SEED:
-                continue
             else:
                 options.append((name, _literal(value)))
         return _call("sweep", [repr(template)], options)
