@@ -29,28 +29,28 @@ NEXT = "print('NEXT', time.time())"
 NOTEBOOKS = {
     "form.ipynb": [SETUP.format(latency=4.0, home="wan_runs_form") + "f = wan.form(resolution='1K')",
                    "f", NEXT, STATE, LEDGER],
-    "cancel.ipynb": [SETUP.format(latency=30.0, home="wan_runs_cancel")
-                     + "busy = wan.form(prompt='holds the only slot', seed=1, resolution='1K')\n_ = busy.submit()\n"
-                     + "f = wan.form(prompt='a queued task', seed=2, resolution='1K')",
+    "cancel.ipynb": [(SETUP.format(latency=30.0, home="wan_runs_cancel")
+                      + "busy = wan.form(prompt='holds the only slot', seed=1, resolution='1K')\n_ = busy.submit()\n"
+                      + "f = wan.form(prompt='a queued task', seed=2, resolution='1K')"),
                      "f", LEDGER, STATE],
-    "palette.ipynb": [SETUP.format(latency=0.2, home="wan_runs_palette")
-                      + "f = wan.form(prompt='a travel poster', resolution='1K', color_palette="
-                      + "[{'hex': '#0A2540', 'ratio': 50}, {'hex': '#F5F5F0', 'ratio': 35}, {'hex': '#E04B3A', 'ratio': 15}])",
+    "palette.ipynb": [(SETUP.format(latency=0.2, home="wan_runs_palette")
+                       + "f = wan.form(prompt='a travel poster', resolution='1K', color_palette="
+                       + "[{'hex': '#0A2540', 'ratio': 50}, {'hex': '#F5F5F0', 'ratio': 35}, {'hex': '#E04B3A', 'ratio': 15}])"),
                       "f", STATE],
     "boxes.ipynb": [SETUP.format(latency=0.3, home="wan_runs_boxes")
                     + "f = wan.form('interactive_edit', prompt='a red boat', images='photo.png', seed=3, resolution='1K')",
                     "f",
                     STATE,
-                    "row = wan.log().runs().iloc[-1]\nprint('LOGGED ' + json.dumps({'action': str(row['action']), "
-                    "'boxes': [[list(map(int, b)) for b in bs] for bs in row['bbox_list']], "
-                    "'sent': [[list(b) for b in bs] for bs in f.result.request.bbox_list]}))"],
+                    ("row = wan.log().runs().iloc[-1]\nprint('LOGGED ' + json.dumps({'action': str(row['action']), "
+                     "'boxes': [[list(map(int, b)) for b in bs] for bs in row['bbox_list']], "
+                     "'sent': [[list(b) for b in bs] for bs in f.result.request.bbox_list]}))")],
     "explore.ipynb": [SETUP.format(latency=0.05, home="wan_runs_explore")
                       + "sw = wan.sweep('a {animal} in snow', animal=['fox', 'owl', 'cat'], seed=range(3), "
                       + "resolution=['1K', '2K'], quiet=True, concurrency=4).wait(120)\n"
                       + "e = wan.log().explore(rows='animal', cols='seed')",
                       "e",
-                      "print('GRID ' + json.dumps({'rows': e.grid.row_name, 'cols': e.grid.col_name, "
-                      "'selected': e.selected}))"],
+                      ("print('GRID ' + json.dumps({'rows': e.grid.row_name, 'cols': e.grid.col_name, "
+                       "'selected': e.selected}))")],
 }
 
 

@@ -25,10 +25,16 @@ import pandas as pd
 
 from . import _log_schema as schema
 from ._exceptions import RequestError
-from ._grid import CellItem, Grid, cell_key
+from ._grid import CellItem, Grid, _key, cell_key
 from ._html_parts import FONT, esc, format_value, short
 from ._log import Log, apply_filters
-from ._report import _distinct, _key, _plain, _sort_axis, grid_from_frame, parameter_columns
+from ._report import (
+    _distinct,
+    _plain,
+    _sort_axis,
+    grid_from_frame,
+    parameter_columns,
+)
 
 ANY = "(any)"
 THUMB_PX = 120  # CSS px of a thumbnail in the grid
@@ -316,7 +322,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                                            "error_code", "error_message")]
         created = row.get("created_at")
         if isinstance(created, (int, float)):
-            facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.timezone.utc)
+            facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.UTC)
                              .strftime("%Y-%m-%d %H:%M:%S UTC")))
         table = "".join(f"<tr><th style='text-align:left;padding-right:10px;vertical-align:top'>{esc(k)}</th>"
                         f"<td style='overflow-wrap:anywhere'>{esc(format_value(v))}</td></tr>"

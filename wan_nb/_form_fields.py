@@ -13,8 +13,9 @@ from __future__ import annotations
 import html
 import random
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -244,7 +245,7 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _apply_mode(self) -> None:
         action = self.action
-        lo, hi = _spec.IMAGE_COUNTS[action]
+        hi = _spec.IMAGE_COUNTS[action][1]
         self._show("images", hi > 0)
         self.images.single = hi == 1
         self._hints["images"].value = f"<span style='{FONT};color:#777'>{_count_text(action)}</span>"
@@ -266,7 +267,7 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.rows[name].layout.display = "" if visible else "none"
 
     def visible(self, name: str) -> bool:
-        return self.rows[name].layout.display != "none"
+        return bool(self.rows[name].layout.display != "none")
 
     def _sync_drawer(self) -> None:
         """The drawer shows the chosen images (a new drawer when they change)."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as widgets
 from PIL import Image
@@ -24,7 +25,14 @@ from ._atomic import atomic_write_bytes
 from ._exceptions import Problem, RequestError
 from ._form_code import path_expr
 from ._html_parts import FONT, esc, short
-from ._images import ImageInputError, ImageRef, expand_inputs, from_bytes, image_problems, to_image_ref
+from ._images import (
+    ImageInputError,
+    ImageRef,
+    expand_inputs,
+    from_bytes,
+    image_problems,
+    to_image_ref,
+)
 from ._store import StoredImage
 
 CHIP_SIDE = 72  # px: the thumbnail of a chosen input
