@@ -31,6 +31,7 @@ NOTEBOOKS = {
                    "f", NEXT, STATE, LEDGER],
     "cancel.ipynb": [(SETUP.format(latency=30.0, home="wan_runs_cancel")
                       + "busy = wan.form(prompt='holds the only slot', seed=1, resolution='1K')\n_ = busy.submit()\n"
+                      + "while s.simulator.ledger()['by_status'].get('processing') != 1:\n    time.sleep(0.02)\n"
                       + "f = wan.form(prompt='a queued task', seed=2, resolution='1K')"),
                      "f", LEDGER, STATE],
     "palette.ipynb": [(SETUP.format(latency=0.2, home="wan_runs_palette")

@@ -261,6 +261,9 @@ def test_generate_returns_at_once_and_cancel_while_queued_is_refunded(tmp_path: 
         try:
             busy = wan.form(prompt="the task that holds the only slot", seed=1, resolution="1K")
             busy.submit()
+            deadline = time.monotonic() + 10  # the slot is taken before ours is sent: ours stays queued
+            while sim.ledger()["by_status"].get("processing") != 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
             f = wan.form(prompt="a queued task", seed=2, resolution="1K")
             t = time.monotonic()
             future = f.submit()

@@ -21,6 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import _spec
+from . import _states as S
 from ._exceptions import Problem, RequestError, TaskCancelled, WanError
 from ._form_code import call_code, sweep_code
 from ._form_fields import FieldPanel, problem_html
@@ -33,7 +34,7 @@ from ._session import Session, session
 from ._wire import Task
 
 TICK_SECONDS = 1.0  # the status line's elapsed time is redrawn this often
-CANCELLABLE = (None, "submitted", "queued")  # a processing task can no longer be cancelled (it is billed)
+CANCELLABLE = (None, S.SUBMITTED, S.QUEUED)  # a processing task can no longer be cancelled (it is billed)
 
 
 def _usd(quota: int) -> str:
@@ -261,10 +262,10 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _ended_cancelled(self) -> None:
         task = self._task
-        if task is not None and task.status == "processing":
+        if task is not None and task.status == S.PROCESSING:
             text = (f"cancelled here, but task {task.task_id} was already processing: it will be billed; "
                     f"wan.fetch({task.task_id!r}) gets its images")
-        elif task is not None and task.status == "cancelled":
+        elif task is not None and task.status == S.CANCELLED:
             text = f"cancelled: task {task.task_id} was cancelled on the server (refunded)"
         else:
             text = "cancelled before the server answered: nothing is billed for it"
@@ -301,6 +302,8 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         sess = _session._current
         if sess is not None:
             text += f" · this session has spent ${sess.spent_usd:.5f}"
+            if sess.unconfirmed_usd:
+                text += f" (${sess.unconfirmed_usd:.5f} of it unconfirmed)"
             if sess.budget_usd is not None:
                 left = max(0.0, sess.budget_usd - sess.spent_usd)
                 text += f" of its ${sess.budget_usd:.2f} budget (${left:.5f} left)"
