@@ -14,6 +14,7 @@ else to the test's temporary folder.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ NOTEBOOKS = {
     "draw.ipynb": [SETUP, "d", STATE],
     "outside.ipynb": [SETUP, "d", STATE, "d", EDIT],
     "reload.ipynb": [SETUP + "\nd.bbox_list = [[[160, 120, 520, 400]]]", "d"],
+    "sharp.ipynb": [SETUP + "\nd.bbox_list = [[[160, 120, 520, 400]]]", "d", "t = wan.BBoxDrawer('tiny.png')\nt"],
     "palette.ipynb": [
         "import json\nimport wan_nb as wan\np = wan.PaletteEditor()",
         "p",
@@ -60,17 +62,24 @@ def prepare_lab_root(root: Path) -> None:
     draw.ellipse((1180, 120, 1380, 320), fill=(250, 210, 90))
     draw.polygon([(420, 600), (760, 600), (700, 680), (480, 680)], fill=(90, 60, 40))
     im.save(root / "photo.png")
+    tiny = Image.new("L", (64, 48))  # a checkerboard: any smoothing shows as grey
+    tiny.putdata([255 if (x + y) % 2 else 0 for y in range(48) for x in range(64)])
+    tiny.save(root / "tiny.png")
 
 
 # --------------------------------------------------------------------------- page helpers
 
-# ipycanvas 0.14 composes a MultiCanvas's layers into one <canvas> element.
+# The picture is an <img> with the boxes' transparent canvas over it (2 canvas pixels per
+# screen pixel); coordinates below are screen pixels from the picture's top-left corner.
 CANVAS_JS = """(i) => {
     const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
     const canvas = c && c.querySelector('canvas.wan-bbox-canvas');
-    if (!canvas) return null;
-    const r = canvas.getBoundingClientRect();
-    return {left: r.left, top: r.top, width: r.width, height: r.height, cw: canvas.width, ch: canvas.height};
+    const img = canvas && canvas.parentElement.querySelector('img');
+    if (!canvas || !img || !img.complete || !img.naturalWidth) return null;
+    const r = canvas.getBoundingClientRect(), ri = img.getBoundingClientRect();
+    return {left: r.left, top: r.top, width: r.width, height: r.height, cw: canvas.width, ch: canvas.height,
+            img: [ri.left, ri.top, ri.width, ri.height, img.naturalWidth, img.naturalHeight],
+            dpr: window.devicePixelRatio};
 }"""
 
 PIXEL_JS = """([i, x, y]) => {
@@ -83,21 +92,21 @@ SNAPSHOT_JS = """(i) => {
     const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[i];
     return c.querySelector('canvas.wan-bbox-canvas').toDataURL();
 }"""
-SKY_AT_50_50 = "(p => !!p && p[3] === 255 && p[0] < 140 && p[2] > 180)"  # the picture, not a blank canvas
+RED_AT = "(p => !!p && p[0] > 200 && p[1] < 120 && p[3] > 200)"  # box 1's outline on the canvas
 
 
 class Canvas:
-    """The drawer's canvas in cell ``i``: canvas pixels ↔ page coordinates."""
+    """The drawer in cell ``i``: screen pixels over its picture ↔ page and canvas pixels."""
 
     def __init__(self, page: Any, i: int) -> None:
         cell(page, i).scroll_into_view_if_needed()
         page.wait_for_function(f"() => ({CANVAS_JS})({i}) !== null")
         self.page, self.i = page, i
         self.rect = page.evaluate(CANVAS_JS, i)
+        self.density = self.rect["cw"] / self.rect["width"]  # canvas px per screen px
 
-    def at(self, cx: float, cy: float) -> tuple[float, float]:
-        r = self.rect
-        return r["left"] + cx * r["width"] / r["cw"], r["top"] + cy * r["height"] / r["ch"]
+    def at(self, sx: float, sy: float) -> tuple[float, float]:
+        return self.rect["left"] + sx, self.rect["top"] + sy
 
     def drag(self, a: tuple[float, float], b: tuple[float, float], *, page_b: tuple[float, float] | None = None) -> None:
         m = self.page.mouse
@@ -106,16 +115,27 @@ class Canvas:
         m.move(*(page_b or self.at(*b)), steps=12)
         m.up()
 
-    def click(self, cx: float, cy: float) -> None:
-        self.page.mouse.click(*self.at(cx, cy))
+    def click(self, sx: float, sy: float) -> None:
+        self.page.mouse.click(*self.at(sx, sy))
 
-    def pixel(self, cx: int, cy: int) -> list[int]:
-        return self.page.evaluate(PIXEL_JS, [self.i, cx, cy])
+    def pixel(self, sx: float, sy: float) -> list[int]:
+        """The boxes canvas at a screen point (transparent where no box is)."""
+        return self.page.evaluate(PIXEL_JS, [self.i, round(sx * self.density), round(sy * self.density)])
 
-    def is_box_colour(self, cx: int, cy: int) -> bool:
+    def seen(self, sx: float, sy: float) -> list[int]:
+        """What the page shows at a screen point: the picture with the boxes over it."""
+        x, y = self.at(sx, sy)
+        png = self.page.screenshot(clip={"x": round(x), "y": round(y), "width": 1, "height": 1})
+        return list(Image.open(io.BytesIO(png)).convert("RGB").getpixel((0, 0)))
+
+    def is_box_colour(self, sx: float, sy: float) -> bool:
         """Box 1 is outlined in red (#ff3b30); the picture has no red."""
-        r, g, b, _ = self.pixel(cx, cy)
-        return r > 200 and g < 120 and b < 120
+        r, g, b, a = self.pixel(sx, sy)
+        return r > 200 and g < 120 and b < 120 and a > 200
+
+    def bare(self, sx: float, sy: float) -> bool:
+        """No box drawn there."""
+        return self.pixel(sx, sy)[3] == 0
 
 
 def state(page: Any, i: int) -> dict[str, Any]:
@@ -131,7 +151,7 @@ SKY, SEA = [120, 170, 220], [30, 80, 130]
 
 
 def looks(pixel: list[int], colour: list[int]) -> bool:
-    """The picture's colour at a canvas pixel (it is sent as a JPEG: a few levels off)."""
+    """The picture's colour at a point (it is sent as a JPEG: a few levels off)."""
     return near(pixel[:3], colour, 8)
 
 
@@ -142,12 +162,12 @@ def shown(page: Any, lab: Any, name: str, n_cells: int, tmp_path: Path, *, displ
     run_cell(page, display_cell)
     try:
         canvas = Canvas(page, display_cell)
-        page.wait_for_function(f"() => {SKY_AT_50_50}(({PIXEL_JS})([{display_cell}, 50, 50]))")
     except Exception as exc:  # noqa: BLE001 - any failure: report it with a screenshot
         pytest.fail(f"the drawer did not show its image: {exc}\n{fail_info(page, lab, tmp_path / 'fail.png')}")
     r = canvas.rect
-    assert (r["cw"], r["ch"]) == (800, 450), r
     assert abs(r["width"] - 800) <= 1 and abs(r["height"] - 450) <= 1, f"the canvas is stretched on the page: {r}"
+    assert r["img"][:4] == [r["left"], r["top"], r["width"], r["height"]], f"the boxes are not over the picture: {r}"
+    assert looks(canvas.seen(50, 50), SKY) and looks(canvas.seen(50, 400), SEA), "the picture is not shown"
     return canvas
 
 
@@ -167,7 +187,7 @@ def test_boxes_drawn_by_mouse_come_back_in_original_pixels(page: Any, lab: Any, 
     assert s["message"] == "", s
     # the canvas shows them: box 1's outline on its left edge, the bare picture between the boxes
     assert c.is_box_colour(100, 150), c.pixel(100, 150)
-    assert looks(c.pixel(380, 350), SEA), c.pixel(380, 350)
+    assert c.bare(380, 350) and looks(c.seen(380, 350), SEA), c.seen(380, 350)
 
     # A third box is refused, visibly, and nothing changes.
     c.drag((350, 330), (430, 420))
@@ -202,7 +222,7 @@ def test_boxes_drawn_by_mouse_come_back_in_original_pixels(page: Any, lab: Any, 
     s = state(page, 2)
     assert s["boxes"] == [[b3]], s
     assert s["selected"] == [], s
-    assert not c.is_box_colour(150, 130) and looks(c.pixel(250, 200), SKY), "the deleted box is still drawn"
+    assert c.bare(150, 130) and looks(c.seen(250, 200), SKY), "the deleted box is still drawn"
     print(f"\nredraws of the boxes layer for 6 gestures: {s['redraws']}")
 
 
@@ -234,10 +254,10 @@ def test_drag_released_outside_ends_cleanly_and_boxes_reach_the_log(page: Any, l
     assert len(s["boxes"][0]) == 2, s
     run_cell(page, 3)
     again = Canvas(page, 3)
-    x1, y1, x2, _ = (round(v / 2) for v in s["boxes"][0][1])  # box 2 (blue), in canvas pixels
-    page.wait_for_function(f"""() => {SKY_AT_50_50}(({PIXEL_JS})([3, 50, 50])) &&
-                                    (p => !!p && p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 30}]))""")
-    assert looks(again.pixel(x2 + 40, y1 + 30), SKY), "the second view shows more than the boxes"
+    x1, y1, x2, _ = s["boxes"][0][1]  # box 2 (blue): its left edge, in canvas pixels (as many as the image's)
+    page.wait_for_function(f"() => (p => !!p && p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 60}]))")
+    assert looks(again.seen(50, 50), SKY) and looks(again.seen(x2 / 2 + 40, y1 / 2 + 30), SKY), \
+        "the second view does not show the picture"
 
     # The boxes drawn by mouse are what interactive_edit sends and the log records.
     out = run_cell(page, 4, wait_for="LOGGED ", timeout=60_000)
@@ -256,11 +276,11 @@ def test_a_reloaded_page_draws_the_image_and_boxes_again(page: Any, lab: Any, tm
     page.wait_for_function("() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty')")
     open_notebook(page, lab, "reload.ipynb", 2)
     try:
-        page.wait_for_function(f"() => {SKY_AT_50_50}(({PIXEL_JS})([1, 50, 50]))", timeout=20_000)
-        page.wait_for_function(f"() => (p => !!p && p[0] > 200 && p[1] < 120)(({PIXEL_JS})([1, 80, 100]))")
+        again = Canvas(page, 1)
+        page.wait_for_function(f"() => {RED_AT}(({PIXEL_JS})([1, 160, 200]))", timeout=20_000)
     except Exception as exc:  # noqa: BLE001 - any failure: report it with a screenshot
         pytest.fail(f"the reloaded view is not redrawn: {exc}\n{fail_info(page, lab, tmp_path / 'reload.png')}")
-    assert looks(Canvas(page, 1).pixel(300, 200), SKY)
+    assert looks(again.seen(300, 200), SKY) and again.is_box_colour(80, 100)
 
 
 @pytest.mark.timeout(150)
@@ -310,3 +330,31 @@ def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path)
     assert problem.is_visible()
     out = run_cell(page, 2, wait_for="PALETTE ")
     assert json.loads(out.split("PALETTE ", 1)[1].strip()) == palette
+
+
+@pytest.mark.timeout(150)
+def test_sharp_on_a_hidpi_screen_and_a_tiny_image_enlarged_in_square_pixels(browser: Any, lab: Any,
+                                                                            tmp_path: Path) -> None:
+    """At devicePixelRatio 2 (most laptops) a canvas or picture with one pixel per screen
+    pixel is upscaled by the browser, and blurred. A 64×48 image is too small to draw on:
+    it is enlarged 4 times, each of its pixels a sharp square."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        c = shown(page, lab, "sharp.ipynb", 3, tmp_path)
+        r = c.rect
+        assert r["dpr"] == 2 and r["cw"] / r["width"] >= 2, f"the boxes canvas is blurred at dpr 2: {r}"
+        assert r["img"][4] / r["img"][2] >= 2, f"the picture is blurred at dpr 2: {r}"
+        assert c.is_box_colour(80, 100)
+        cell(page, 1).locator(".wan-bbox").screenshot(path=str(tmp_path / "drawer_dpr2.png"))
+
+        run_cell(page, 2)
+        t = Canvas(page, 2)
+        assert abs(t.rect["width"] - 256) <= 1 and abs(t.rect["height"] - 192) <= 1, t.rect
+        row = [t.seen(x + 0.5, 1.5)[0] for x in range(16)]  # 4 image pixels, 4 screen px each
+        assert all(v <= 12 or v >= 243 for v in row), f"the enlarged pixels are smoothed into grey: {row}"
+        runs = "".join("b" if v <= 12 else "w" for v in row).replace("bw", "b w").replace("wb", "w b").split()
+        assert len(runs) >= 4 and all(len(run) == 4 for run in runs[1:-1]), f"not 4 screen px per pixel: {row}"
+    finally:
+        context.close()

@@ -1,8 +1,9 @@
 """The bbox drawer and the palette editor in the kernel alone (no browser).
 
 The drawer's own handlers are called with canvas coordinates, as ipycanvas calls them,
-for a 1600×900 image shown at 800×450; what comes out is checked in the image's own
-pixels. Runs go to a simulator over loopback HTTP. The same gestures in a real browser
+for a 1600×900 image shown at 800×450 screen pixels (a canvas of 1600×900: two canvas
+pixels per screen pixel); the tests speak in screen pixels, what a user sees, and what
+comes out is checked in the image's own pixels. Runs go to a simulator over loopback HTTP. The same gestures in a real browser
 are in test_browser_widgets.py.
 """
 
@@ -24,6 +25,12 @@ from wan_nb._palette import rebalance, spread, with_added, without
 from wan_nb.sim import Simulator
 
 W, H = 1600, 900
+PX = geo.DENSITY  # canvas pixels per screen pixel: ipycanvas reports canvas pixels
+
+
+def at(x: float, y: float) -> tuple[float, float]:
+    """A point given in screen pixels, as ipycanvas reports it (canvas pixels)."""
+    return x * PX, y * PX
 
 
 def picture(w: int = W, h: int = H, colour: tuple[int, int, int] = (120, 170, 220)) -> Image.Image:
@@ -32,16 +39,16 @@ def picture(w: int = W, h: int = H, colour: tuple[int, int, int] = (120, 170, 22
 
 def drag(d: wan.BBoxDrawer, a: tuple[float, float], b: tuple[float, float], *, image: int = 0,
          steps: int = 8, end: str = "up") -> None:
-    """Press at ``a``, move in steps, release at ``b`` (canvas pixels), as the browser sends it."""
-    d._on_down(image, *a)
+    """Press at ``a``, move in steps, release at ``b`` (screen pixels), as the browser sends it."""
+    d._on_down(image, *at(*a))
     for k in range(1, steps + 1):
-        d._on_move(image, a[0] + (b[0] - a[0]) * k / steps, a[1] + (b[1] - a[1]) * k / steps)
-    (d._on_up if end == "up" else d._on_out)(image, *b)
+        d._on_move(image, *at(a[0] + (b[0] - a[0]) * k / steps, a[1] + (b[1] - a[1]) * k / steps))
+    (d._on_up if end == "up" else d._on_out)(image, *at(*b))
 
 
 def click(d: wan.BBoxDrawer, x: float, y: float, image: int = 0) -> None:
-    d._on_down(image, x, y)
-    d._on_up(image, x, y)
+    d._on_down(image, *at(x, y))
+    d._on_up(image, *at(x, y))
 
 
 @pytest.fixture
@@ -65,12 +72,46 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_the_image_fills_its_canvas_at_one_scale() -> None:
     wide = geo.View.fit(1600, 900, 800, 600)
-    assert (wide.canvas_width, wide.canvas_height, wide.scale) == (800, 450, 0.5)
+    assert (wide.screen_width, wide.screen_height, wide.zoom) == (800, 450, 0.5)
+    assert (wide.canvas_width, wide.canvas_height) == (1600, 900)  # 2 canvas px per screen px
     tall = geo.View.fit(900, 1600, 800, 600)
-    assert tall.canvas_height == 600 and tall.canvas_width == 338  # fits the height
+    assert tall.screen_height == 600 and tall.screen_width == 338  # fits the height
     small = geo.View.fit(300, 200, 800, 600)
-    assert (small.canvas_width, small.canvas_height) == (300, 200)  # never enlarged
-    assert wide.to_image(800, 450) == (1600, 900) and wide.to_image(-40, 999) == (0, 900)  # clamped
+    assert (small.screen_width, small.screen_height, small.enlarged) == (300, 200, 0)  # its own size
+    assert wide.to_image(1600, 900) == (1600, 900) and wide.to_image(-40, 1999) == (0, 900)  # clamped
+
+
+def shown_picture(d: wan.BBoxDrawer, i: int = 0) -> Image.Image:
+    """The picture the browser is sent for image ``i``."""
+    return Image.open(io.BytesIO(d._displayed[i]))
+
+
+def test_canvas_and_picture_have_two_pixels_per_screen_pixel_but_no_more_than_the_original() -> None:
+    """A canvas with one pixel per screen pixel is blurred on a HiDPI screen
+    (devicePixelRatio 2, most laptops): the boxes canvas and the picture have two."""
+    d = wan.BBoxDrawer(picture())  # shown at 800×450 screen px
+    assert d.children[0].layout.width == "800px"
+    assert (d._canvases[0].width, d._canvases[0].height) == (1600, 900)
+    assert shown_picture(d).size == (1600, 900)
+    assert shown_picture(wan.BBoxDrawer(picture(4000, 2250))).size == (1600, 900)
+    mid = wan.BBoxDrawer(picture(1000, 600))  # 800×480 on screen: the original's 1000 px, not upscaled
+    assert mid.children[0].layout.width == "800px" and shown_picture(mid).size == (1000, 600)
+
+
+def test_a_tiny_image_is_enlarged_by_a_whole_factor_with_square_pixels() -> None:
+    """64×48 px at its own size is too small to draw two boxes on; enlarged smoothly it is
+    a blur. It is shown 4 times larger, each pixel a sharp square."""
+    tiny = Image.new("RGB", (64, 48))
+    tiny.putdata([(255, 255, 255) if (x + y) % 2 else (0, 0, 0) for y in range(48) for x in range(64)])
+    d = wan.BBoxDrawer(tiny)
+    assert d.children[0].layout.width == "256px" and "64×48 px shown at 400%" in d._status.value
+    shown = shown_picture(d).convert("RGB")
+    assert shown.size == (512, 384)  # 4 × 2 canvas px per image px
+    for x, y in ((0, 0), (7, 7), (8, 0), (15, 9), (509, 383)):
+        assert shown.getpixel((x, y)) == tiny.getpixel((x // 8, y // 8)), (x, y)
+    drag(d, (0, 0), (128, 96))  # half the picture on screen: half the image
+    assert d.bbox_list == [[[0, 0, 32, 24]]]
+    assert geo.View.fit(255, 40, 800, 600).zoom == 2 and geo.View.fit(300, 40, 800, 600).zoom == 1
 
 
 def test_boxes_drawn_on_a_scaled_image_are_in_original_pixels(drawer: wan.BBoxDrawer) -> None:
@@ -139,8 +180,8 @@ def test_released_outside_the_canvas_ends_the_drag(drawer: wan.BBoxDrawer) -> No
     assert drawer.bbox_list == [[[1200, 600, W, H]]]
     before = drawer.redraws
     for x in range(100, 700, 25):  # the pointer comes back, no button: nothing follows it
-        drawer._on_move(0, x, 200)
-    drawer._on_up(0, 300, 200)  # a late release over the canvas
+        drawer._on_move(0, *at(x, 200))
+    drawer._on_up(0, *at(300, 200))  # a late release over the canvas
     assert drawer.bbox_list == [[[1200, 600, W, H]]]
     assert drawer.redraws == before, "pointer moves without a drag must cost nothing"
     drag(drawer, (650, 350), (900, -20), end="out")  # moving a box out: it stops at the edge
@@ -148,16 +189,16 @@ def test_released_outside_the_canvas_ends_the_drag(drawer: wan.BBoxDrawer) -> No
 
 
 def test_mouse_moves_during_a_drag_are_throttled(drawer: wan.BBoxDrawer) -> None:
-    drawer._on_down(0, 10, 10)
+    drawer._on_down(0, *at(10, 10))
     before = drawer.redraws
     t = time.monotonic()
     for k in range(400):
-        drawer._on_move(0, 10 + k, 10 + k / 2)
+        drawer._on_move(0, *at(10 + k, 10 + k / 2))
     elapsed = time.monotonic() - t
     drawn = drawer.redraws - before
     assert drawn <= 1 + elapsed / DRAW_INTERVAL, f"{drawn} redraws for 400 moves in {elapsed:.3f} s"
     assert drawn < 400
-    drawer._on_up(0, 409, 209.5)
+    drawer._on_up(0, *at(409, 209.5))
     assert drawer.bbox_list == [[[20, 20, 818, 419]]]  # the last position counts, drawn or not
 
 
@@ -241,12 +282,10 @@ def test_inputs_paths_bytes_pil_and_bad_ones(tmp_path: Path) -> None:
         wan.BBoxDrawer([])
 
 
-def test_client_ready_redraws_image_and_boxes(drawer: wan.BBoxDrawer) -> None:
+def test_client_ready_redraws_the_boxes(drawer: wan.BBoxDrawer) -> None:
     drag(drawer, (10, 10), (100, 100))
     before = drawer.redraws
-    image_layer, boxes_layer = drawer._canvases[0][0], drawer._canvases[0][1]
-    boxes_layer._client_ready_callbacks()  # what ipycanvas runs when a view (re)appears
-    image_layer._client_ready_callbacks()
+    drawer._canvases[0]._client_ready_callbacks()  # what ipycanvas runs when a view (re)appears
     assert drawer.redraws == before + 1
 
 

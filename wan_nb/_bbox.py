@@ -1,16 +1,18 @@
 """``wan.BBoxDrawer``: draw the boxes of an interactive edit on the image itself.
 
 The state is in synced traits: ``bbox_list`` (the document's shape, in the original
-image's pixels), ``selected`` and ``message``. Each canvas (an ipycanvas ``MultiCanvas``:
-the image below, the boxes above) is a throwaway view redrawn from them inside
-``hold_canvas()``, and again whenever a front end says it is ready, so a second
-display or a reloaded page shows the image and the boxes (ipycanvas keeps no drawing
-as state). The geometry is in ``_box_geometry`` (pure, tested without a browser);
-field rules are the request model's (``check_bbox_list``).
+image's pixels), ``selected`` and ``message``. Each image is an ``<img>`` (an ipywidgets
+``Image``: the browser scales it sharply at any devicePixelRatio, and it is widget state,
+so a reloaded page or a static widget renderer shows it with no kernel) under a
+transparent ipycanvas ``Canvas`` with the boxes. The canvas is a throwaway view redrawn
+from the traits inside ``hold_canvas()``, and again whenever a front end says it is
+ready (ipycanvas keeps no drawing as state). The geometry is in ``_box_geometry``
+(pure, tested without a browser); field rules are the request model's
+(``check_bbox_list``).
 
 Traffic: ipycanvas sends every pointer move over a canvas to the kernel (about 100
 bytes each; that is its front end, not ours). The drawer ignores them unless a drag
-is under way, and then redraws only the boxes layer, at most ``DRAW_INTERVAL`` apart;
+is under way, and then redraws the boxes, at most ``DRAW_INTERVAL`` apart;
 ``bbox_list`` (and so every observer) changes once per finished gesture.
 """
 
@@ -24,9 +26,10 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import ipycanvas.canvas
 import ipywidgets as widgets
 import traitlets
-from ipycanvas import MultiCanvas, hold_canvas
+from ipycanvas import Canvas, hold_canvas
 from PIL import Image, ImageDraw
 
 from . import _box_geometry as geo
@@ -41,7 +44,7 @@ from ._trait_checks import by_request_rules
 COLOURS = ("#ff3b30", "#0a84ff")  # box 1, box 2
 FILLS = ("rgba(255,59,48,0.15)", "rgba(10,132,255,0.15)")
 DRAW_INTERVAL = 1 / 30  # s between redraws while dragging: bounds what goes back to the browser
-DISPLAY_QUALITY = 88  # JPEG quality of the picture sent to the canvas (once per image)
+DISPLAY_QUALITY = 88  # JPEG quality of the picture sent to the browser (once per image)
 FALLBACK_SIDE = 320  # px: the static picture for viewers without widgets
 CAP_MESSAGE = f"at most {geo.MAX_BOXES} boxes per image (the API's limit): delete or move one"
 
@@ -63,6 +66,40 @@ def _jpeg(im: Image.Image, quality: int = DISPLAY_QUALITY) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def _display_copy(im: Image.Image, view: geo.View) -> tuple[bytes, str]:
+    """The picture the browser shows, and its format: as many pixels as the canvas has
+    (sharp on HiDPI screens) but never more than the original; a tiny image enlarged by
+    whole factors with square pixels (PNG), not smoothed into a blur."""
+    if view.enlarged:
+        buf = io.BytesIO()
+        im.resize((view.canvas_width, view.canvas_height), Image.Resampling.NEAREST).save(buf, "PNG")
+        return buf.getvalue(), "png"
+    if view.canvas_width < im.width:
+        im = im.resize((view.canvas_width, view.canvas_height), Image.Resampling.LANCZOS)
+    return _jpeg(im), "jpeg"
+
+
+def _forget_last_canvas_switch() -> None:
+    """ipycanvas 0.14 tells the browser which canvas to draw on only when that changes;
+    a reloaded page has a new front end that never heard the last switch, and drops
+    every drawing until the next one. Forgetting it makes the next drawing say it again."""
+    manager = getattr(ipycanvas.canvas, "_CANVAS_MANAGER", None)
+    if manager is not None and hasattr(manager, "_current_canvas"):
+        manager._current_canvas = None
+
+
+def _stack(picture: widgets.Image, canvas: Canvas, view: geo.View) -> widgets.GridBox:
+    """The picture with the boxes canvas over it, both filling one grid cell: shown at the
+    view's screen size, or narrower (both together) when the output area is."""
+    for w in (picture, canvas):
+        w.layout = widgets.Layout(width="100%", height="auto", margin="0", grid_area="stack")
+    return widgets.GridBox(
+        [picture, canvas],
+        layout=widgets.Layout(width=f"{view.screen_width}px", max_width="100%",
+                              grid_template_areas='"stack"', grid_template_columns="minmax(0, 1fr)"),
+    )
 
 
 class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -95,40 +132,56 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._names = [_name(value, i) for i, value in enumerate(inputs)]
         self._sizes = [im.size for im in pictures]
         self._views = [geo.View.fit(w, h, max_width, max_height) for w, h in self._sizes]
-        self._displayed = [  # the picture each canvas shows, sent once as an Image widget
-            _jpeg(im.resize((v.canvas_width, v.canvas_height), Image.Resampling.LANCZOS))
-            for im, v in zip(pictures, self._views)
-        ]
+        shown = [_display_copy(im, v) for im, v in zip(pictures, self._views)]
         del pictures  # the originals can be large; only their display copies are kept
-        self._image_models = [widgets.Image(value=data, format="jpeg") for data in self._displayed]
+        self._displayed = [data for data, _ in shown]
         self._drag: tuple[int, geo.Drag] | None = None
         self._shape: geo.Box | None = None  # the dragged box as it is now
         self._refused: tuple[int, float, float] | None = None  # a press that could not start a box
         self._last_draw = 0.0
-        self.redraws = 0  # how many times a boxes layer was drawn (traffic back to the browser)
+        self.redraws = 0  # how many times a boxes canvas was drawn (traffic back to the browser)
+        self._canvases = [self._boxes_canvas(i, v) for i, v in enumerate(self._views)]
+        stacks = [_stack(widgets.Image(value=data, format=fmt), canvas, view)
+                  for (data, fmt), canvas, view in zip(shown, self._canvases, self._views)]
+        super().__init__(children=[self._pages(stacks), *self._controls()], **kwargs)
+        self.add_class("wan-bbox")
+        self.observe(self._boxes_changed, "bbox_list")
+        self.observe(self._selection_changed, "selected")
+        self.observe(self._show_message, "message")
+        self.bbox_list = [[] for _ in inputs] if bbox_list is None else bbox_list
+        for i in range(len(self._canvases)):
+            self._draw_boxes(i)
+        self._show_status()
 
-        self._canvases = [
-            MultiCanvas(2, width=v.canvas_width, height=v.canvas_height,
-                        layout=widgets.Layout(width=f"{v.canvas_width}px", max_width="100%", height="auto"))
-            for v in self._views
-        ]  # shown at its pixel size (not stretched), smaller only if the output is narrower
-        for i, mc in enumerate(self._canvases):
-            mc.add_class("wan-bbox-canvas")
-            mc.on_mouse_down(functools.partial(self._on_down, i))
-            mc.on_mouse_move(functools.partial(self._on_move, i))
-            mc.on_mouse_up(functools.partial(self._on_up, i))
-            mc.on_mouse_out(functools.partial(self._on_out, i))
-            mc.on_key_down(functools.partial(self._on_key, i))
-            mc[0].on_client_ready(functools.partial(self._draw_image, i))
-            mc[1].on_client_ready(functools.partial(self._draw_boxes, i))
-        if len(self._canvases) > 1:
-            titles = [f"{i + 1}: {short(n, 16)}" for i, n in enumerate(self._names)]  # sizes are in the status
-            self._tab: widgets.Tab | None = widgets.Tab(children=self._canvases, titles=titles)
-            self._tab.observe(lambda _: self._show_status(), "selected_index")
-            pages: widgets.Widget = self._tab
-        else:
-            self._tab = None
-            pages = self._canvases[0]
+    def _boxes_canvas(self, i: int, view: geo.View) -> Canvas:
+        """Image ``i``'s transparent canvas: it gets the pointer and the keys, and shows the boxes."""
+        canvas = Canvas(width=view.canvas_width, height=view.canvas_height)
+        canvas.add_class("wan-bbox-canvas")
+        canvas.on_mouse_down(functools.partial(self._on_down, i))
+        canvas.on_mouse_move(functools.partial(self._on_move, i))
+        canvas.on_mouse_up(functools.partial(self._on_up, i))
+        canvas.on_mouse_out(functools.partial(self._on_out, i))
+        canvas.on_key_down(functools.partial(self._on_key, i))
+        canvas.on_client_ready(functools.partial(self._redraw_for_new_view, i))
+        return canvas
+
+    def _redraw_for_new_view(self, i: int) -> None:
+        """A view appeared (a second display, a reloaded page): it starts blank."""
+        _forget_last_canvas_switch()
+        self._draw_boxes(i)
+
+    def _pages(self, stacks: list[widgets.GridBox]) -> widgets.Widget:
+        """One image alone, or one tab per image."""
+        self._tab: widgets.Tab | None = None
+        if len(stacks) == 1:
+            return stacks[0]
+        titles = [f"{i + 1}: {short(n, 16)}" for i, n in enumerate(self._names)]  # sizes are in the status
+        self._tab = widgets.Tab(children=stacks, titles=titles)
+        self._tab.observe(lambda _: self._show_status(), "selected_index")
+        return self._tab
+
+    def _controls(self) -> list[widgets.Widget]:
+        """The buttons and the status line, and the message line under them."""
         self._delete_button = widgets.Button(description="Delete box", icon="trash", disabled=True,
                                              tooltip="remove the selected box (or press Delete)")
         self._clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="remove this image's boxes")
@@ -138,19 +191,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._status.add_class("wan-bbox-status")
         self._message = widgets.HTML()
         self._message.add_class("wan-bbox-message")
-        super().__init__(
-            children=[pages, widgets.HBox([self._delete_button, self._clear_button, self._status]), self._message],
-            **kwargs,
-        )
-        self.add_class("wan-bbox")
-        self.observe(self._boxes_changed, "bbox_list")
-        self.observe(self._selection_changed, "selected")
-        self.observe(self._show_message, "message")
-        self.bbox_list = [[] for _ in inputs] if bbox_list is None else bbox_list
-        for i in range(len(self._canvases)):
-            self._draw_image(i)
-            self._draw_boxes(i)
-        self._show_status()
+        return [widgets.HBox([self._delete_button, self._clear_button, self._status]), self._message]
 
     # -- the public face -------------------------------------------------------------
     @property
@@ -219,9 +260,9 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         listed = " · ".join(
             f"<span style='color:{COLOURS[j % 2]}'>box {j + 1}</span> {esc(box)}" for j, box in enumerate(boxes)
         ) or "drag on the image to draw a box"
-        scale = self._views[i].scale
+        zoom = self._views[i].zoom
         self._status.value = (
-            f"<span style='{FONT}'>{w}×{h} px shown at {scale:.0%} · {listed} "
+            f"<span style='{FONT}'>{w}×{h} px shown at {zoom:.0%} · {listed} "
             f"<span style='color:#777'>(at most {geo.MAX_BOXES})</span></span>"
         )
 
@@ -276,7 +317,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _note_refusal(self, i: int, x: float, y: float) -> None:
         assert self._refused is not None
         ri, rx, ry = self._refused
-        if ri == i and max(abs(x - rx), abs(y - ry)) >= geo.MIN_BOX_PX:
+        if ri == i and max(abs(x - rx), abs(y - ry)) >= geo.MIN_BOX_PX * self._views[i].density:
             self.message = CAP_MESSAGE
 
     def _on_key(self, i: int, key: str, *modifiers: Any) -> None:
@@ -304,37 +345,32 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._set_boxes(i, [])
 
     # -- drawing: the canvases are views of the traits ---------------------------------
-    def _draw_image(self, i: int) -> None:
-        view, layer = self._views[i], self._canvases[i][0]
-        with hold_canvas():
-            layer.clear()
-            layer.draw_image(self._image_models[i], 0, 0, view.canvas_width, view.canvas_height)
-
     def _draw_boxes(self, i: int) -> None:
-        view, layer = self._views[i], self._canvases[i][1]
+        view, canvas = self._views[i], self._canvases[i]
         boxes = self._boxes(i)
         if self._drag is not None and self._drag[0] == i:
             drag = self._drag[1]
             boxes = geo.finish(boxes, drag, self._shape)
         selected = self.selected[1] if self.selected and self.selected[0] == i else None
+        px = view.density  # sizes below are in screen pixels
         self._last_draw = time.monotonic()
         self.redraws += 1
         with hold_canvas():
-            layer.clear()
+            canvas.clear()
             for j, box in enumerate(boxes):
                 x1, y1, x2, y2 = view.to_canvas(box)
                 colour = COLOURS[j % 2]
-                layer.fill_style = FILLS[j % 2]
-                layer.fill_rect(x1, y1, x2 - x1, y2 - y1)
-                layer.stroke_style = colour
-                layer.line_width = 3 if j == selected else 2
-                layer.stroke_rect(x1, y1, x2 - x1, y2 - y1)
-                side = 9 if j == selected else 6
-                layer.fill_style = colour
+                canvas.fill_style = FILLS[j % 2]
+                canvas.fill_rect(x1, y1, x2 - x1, y2 - y1)
+                canvas.stroke_style = colour
+                canvas.line_width = (3 if j == selected else 2) * px
+                canvas.stroke_rect(x1, y1, x2 - x1, y2 - y1)
+                side = (9 if j == selected else 6) * px
+                canvas.fill_style = colour
                 for hx, hy in ((x1, y1), (x2, y1), (x1, y2), (x2, y2)):
-                    layer.fill_rect(hx - side / 2, hy - side / 2, side, side)
-                layer.font = "bold 14px sans-serif"
-                layer.fill_text(str(j + 1), x1 + 6, y1 + 18)
+                    canvas.fill_rect(hx - side / 2, hy - side / 2, side, side)
+                canvas.font = f"bold {14 * px}px sans-serif"
+                canvas.fill_text(str(j + 1), x1 + 6 * px, y1 + 18 * px)
 
     def _static_html(self) -> str:
         """A small picture per image with its boxes, and the numbers, for static viewers."""

@@ -5,10 +5,16 @@ Boxes are always ``(x1, y1, x2, y2)`` ints in the *original* image's pixels (wha
 API reads), clamped to the image, with x1 < x2 and y1 < y2. Pointer positions come in
 canvas pixels; ``View`` maps between the two. Keeping this pure is what lets every
 rule of the drawer be tested without a browser.
+
+Three sizes meet here: the image's pixels, the screen (CSS) pixels the canvas takes on
+the page, and the canvas's own pixels, ``DENSITY`` per screen pixel so that boxes and
+the picture stay sharp on HiDPI screens (devicePixelRatio 2). Sizes a hand feels (a
+corner's grab zone, a stray click) are in screen pixels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,8 +24,10 @@ Box = tuple[int, int, int, int]
 Part = Literal["nw", "ne", "sw", "se", "inside"]
 DragKind = Literal["new", "move", "resize"]
 
-HANDLE_PX = 8  # canvas px around a corner that grab it for resizing
-MIN_BOX_PX = 5  # canvas px: a drag smaller than this on either side is a stray click, not a box
+HANDLE_PX = 8  # screen px around a corner that grab it for resizing
+MIN_BOX_PX = 5  # screen px: a drag smaller than this on either side is a stray click, not a box
+DENSITY = 2  # canvas px per screen px: sharp at devicePixelRatio 2, still exact at 1
+MIN_SIDE = 256  # screen px: a smaller image is enlarged by whole factors to about this, to be drawable
 MAX_BOXES = _spec.MAX_BOXES_PER_IMAGE
 
 
@@ -30,18 +38,42 @@ def _clamp(v: float, lo: float, hi: float) -> float:
 @dataclass(frozen=True)
 class View:
     """An image of ``width`` × ``height`` pixels shown on a canvas of ``canvas_width`` ×
-    ``canvas_height``: the image fills the canvas, one scale, no margin."""
+    ``canvas_height`` pixels, ``density`` of them per screen pixel: the image fills the
+    canvas, one scale, no margin."""
 
     width: int
     height: int
     canvas_width: int
     canvas_height: int
+    density: int = 1
 
     @classmethod
-    def fit(cls, width: int, height: int, max_width: int, max_height: int) -> View:
-        """Shown at most ``max_width`` × ``max_height``, never enlarged."""
-        scale = min(1.0, max_width / width, max_height / height)
-        return cls(width, height, max(1, round(width * scale)), max(1, round(height * scale)))
+    def fit(cls, width: int, height: int, max_width: int, max_height: int, density: int = DENSITY) -> View:
+        """Shown at most ``max_width`` × ``max_height`` screen px. A large image is shrunk; a
+        tiny one is enlarged by a whole factor (each pixel a crisp square) until its longer
+        side is about ``MIN_SIDE``; any other is shown at its own size."""
+        room = min(max_width / width, max_height / height)
+        zoom = room if room < 1 else max(1, min(math.floor(room), math.ceil(MIN_SIDE / max(width, height))))
+        screen_w, screen_h = max(1, round(width * zoom)), max(1, round(height * zoom))
+        return cls(width, height, screen_w * density, screen_h * density, density)
+
+    @property
+    def screen_width(self) -> int:
+        return self.canvas_width // self.density
+
+    @property
+    def screen_height(self) -> int:
+        return self.canvas_height // self.density
+
+    @property
+    def zoom(self) -> float:
+        """Screen pixels per image pixel (what "shown at 50%" says)."""
+        return self.screen_width / self.width
+
+    @property
+    def enlarged(self) -> int:
+        """The whole factor a tiny image is enlarged by on screen; 0 when it is not enlarged."""
+        return self.screen_width // self.width if self.screen_width > self.width else 0
 
     @property
     def scale(self) -> float:
@@ -75,11 +107,12 @@ class Drag:
 def part_at(view: View, boxes: list[Box], x: float, y: float) -> tuple[int, Part] | None:
     """The box and part under canvas point (x, y): corners first, then insides, the
     last-drawn box first (it is drawn on top)."""
+    grab = HANDLE_PX * view.density
     for i in reversed(range(len(boxes))):
         cx1, cy1, cx2, cy2 = view.to_canvas(boxes[i])
         corners: dict[Part, tuple[float, float]] = {"nw": (cx1, cy1), "ne": (cx2, cy1), "sw": (cx1, cy2), "se": (cx2, cy2)}
         for name, (hx, hy) in corners.items():
-            if abs(x - hx) <= HANDLE_PX and abs(y - hy) <= HANDLE_PX:
+            if abs(x - hx) <= grab and abs(y - hy) <= grab:
                 return i, name
     for i in reversed(range(len(boxes))):
         cx1, cy1, cx2, cy2 = view.to_canvas(boxes[i])
@@ -109,7 +142,7 @@ def drag_to(view: View, drag: Drag, x: float, y: float) -> Box | None:
         sx, sy = drag.start
         w_canvas = abs(px - sx) * view.scale
         h_canvas = abs(py - sy) * (view.canvas_height / view.height)
-        if w_canvas < MIN_BOX_PX or h_canvas < MIN_BOX_PX:
+        if min(w_canvas, h_canvas) < MIN_BOX_PX * view.density:
             return None
         return normalized(view, (round(sx), round(sy), round(px), round(py)))
     assert drag.box is not None
