@@ -380,6 +380,22 @@ def test_spread_and_rebalance_always_sum_to_100() -> None:
     assert spread([1, 1, 1]) == [34, 33, 33]
 
 
+def test_stepping_a_ratio_keeps_the_others_in_their_proportions() -> None:
+    """The ratio field's arrow keys change it one unit at a time. Rebalanced from the last
+    rounded values, 50/35/15 with the last stepped up to 20 became 45/35/20 (the first
+    colour paid for all of it) and did not come back when stepped down again."""
+    p = wan.PaletteEditor()
+    field = p._rows.children[2].children[2]
+    for v in range(16, 21):
+        field.value = v  # as the front end sends each arrow press
+    assert [q["ratio"] for q in p.color_palette] == rebalance([50, 35, 15], 2, 20) == [47, 33, 20]
+    for v in range(19, 14, -1):
+        field.value = v
+    assert [q["ratio"] for q in p.color_palette] == [50, 35, 15]
+    p._rows.children[0].children[2].value = 60  # another row: starts from the palette as it is
+    assert [q["ratio"] for q in p.color_palette] == [60, 28, 12]
+
+
 def test_add_and_remove_keep_100_within_3_to_10() -> None:
     p = wan.PaletteEditor()
     for _ in range(12):

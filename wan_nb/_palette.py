@@ -138,6 +138,8 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
     ratios. ``color_palette`` is the document's list of ``{hex, ratio}``, always valid;
     ``wan.generate(..., color_palette=editor)`` takes the editor itself."""
 
+    # (row, ratios when its edit began, ratios after its last step): see _ratio_edited
+    _anchor: tuple[int, list[int], list[int]] | None = None
     color_palette: traitlets.List[dict[str, Any]] = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
     problem: traitlets.Unicode[str, str | bytes] = traitlets.Unicode(
         "", help="why a value typed in the editor was not taken (empty when every field holds what it shows)"
@@ -232,9 +234,16 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
         self.problem = "; ".join(self._refused.values())
 
     def _ratio_edited(self, i: int, change: dict[str, Any]) -> None:
+        """Rebalance from the ratios as they were when this row's edit began, not from the
+        last step's rounded ones: stepping with the arrow keys would drift (one colour
+        paying for every step) and stepping back would not restore the others."""
         if self._syncing or change["new"] is None:
             return
-        ratios = rebalance([p["ratio"] for p in self.color_palette], i, int(change["new"]))
+        now = [p["ratio"] for p in self.color_palette]
+        if self._anchor is None or self._anchor[0] != i or self._anchor[2] != now:
+            self._anchor = (i, now, now)  # another row, or the palette changed otherwise
+        ratios = rebalance(self._anchor[1], i, int(change["new"]))
+        self._anchor = (i, self._anchor[1], ratios)
         self.color_palette = [{"hex": p["hex"], "ratio": r} for p, r in zip(self.color_palette, ratios)]
 
     def _add(self) -> None:
