@@ -259,6 +259,20 @@ def test_bad_boxes_from_python_raise_request_error_naming_the_field(drawer: wan.
     assert drawer.bbox_list == [[[1, 2, 3, 4], [5, 6, 700, 800]]]
 
 
+def test_none_or_an_empty_list_from_python_clears_every_image() -> None:
+    """``d.bbox_list = None`` was a bare traitlets TraitError (not a wan.RequestError), and
+    ``[]`` was refused as "0 lists for 2 images": both mean "no boxes" to a user."""
+    d = wan.BBoxDrawer([picture(), picture(600, 1200)], bbox_list=[[[1, 1, 9, 9]], []])
+    d.bbox_list = None
+    assert d.bbox_list == [[], []]
+    d.bbox_list = [[[1, 1, 9, 9]], [[2, 2, 8, 8]]]
+    d.bbox_list = []
+    assert d.bbox_list == [[], []]
+    with pytest.raises(wan.RequestError) as info:  # a third box is still refused, in the drawer's words
+        d.bbox_list = [[[0, 0, 9, 9], [1, 1, 9, 9], [2, 2, 9, 9]], []]
+    assert str(info.value.problems[0]) == "bbox_list[0]: takes at most 2 boxes per image (got 3)"
+
+
 def test_constructor_takes_boxes_and_the_one_image_shorthand() -> None:
     assert wan.BBoxDrawer(picture(), bbox_list=[[10, 10, 50, 50]]).bbox_list == [[[10, 10, 50, 50]]]
     assert wan.BBoxDrawer(picture(), bbox_list=[10, 10, 50, 50]).bbox_list == [[[10, 10, 50, 50]]]

@@ -102,6 +102,14 @@ def _stack(picture: widgets.Image, canvas: Canvas, view: geo.View) -> widgets.Gr
     )
 
 
+class _BoxLists(traitlets.List[Any]):
+    """A list trait that lets None through to the drawer's validator ("no boxes"):
+    traitlets would refuse it first, with a TraitError that is not a RequestError."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        return super().validate(obj, [] if value is None else value)
+
+
 class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """Draw up to 2 boxes per image with the mouse; ``bbox_list`` is what the API takes.
 
@@ -111,7 +119,9 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     the image shown. ``wan.interactive_edit(prompt, drawer)`` takes images and boxes from it.
     """
 
-    bbox_list: traitlets.List[Any] = traitlets.List(help="one list of [x1, y1, x2, y2] boxes per image, in original pixels").tag(sync=True)
+    bbox_list: traitlets.List[Any] = _BoxLists(
+        help="one list of [x1, y1, x2, y2] boxes per image, in original pixels (None or []: none)"
+    ).tag(sync=True)
     selected: traitlets.List[int] = traitlets.List(help="[image, box] of the selected box, or []").tag(sync=True)
     message: traitlets.Unicode[str, str | bytes] = traitlets.Unicode("", help="why the last gesture was refused, if it was").tag(sync=True)
 
@@ -218,7 +228,9 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @traitlets.validate("bbox_list")
     def _valid_boxes(self, proposal: dict[str, Any]) -> list[list[list[int]]]:
         value = proposal["value"]
-        if len(self._sizes) == 1:
+        if not value:  # None or []: "no boxes", said shortly
+            value = [[] for _ in self._sizes]
+        elif len(self._sizes) == 1:
             value = boxes_for_one_image(value)
         checked = by_request_rules(lambda: check_bbox_list(value, self._sizes, min_boxes=0))
         return [[list(box) for box in boxes] for boxes in checked]

@@ -311,8 +311,8 @@ def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef], min_boxes: in
             ok = False
             continue
         if not min_boxes <= len(boxes) <= _spec.MAX_BOXES_PER_IMAGE:
-            c.add(name, "max_boxes",
-                  f"needs {min_boxes} to {_spec.MAX_BOXES_PER_IMAGE} boxes per image (got {len(boxes)})")
+            need = f"needs {min_boxes} to" if min_boxes else "takes at most"
+            c.add(name, "max_boxes", f"{need} {_spec.MAX_BOXES_PER_IMAGE} boxes per image (got {len(boxes)})")
             ok = False
         size = images[i].size if i < len(images) else None
         these: list[Box] = []
