@@ -216,6 +216,10 @@ def test_delete_by_key_and_button_and_clear(drawer: wan.BBoxDrawer) -> None:
     drawer._delete_button.click()
     assert drawer.bbox_list == [[]]
     drag(drawer, (10, 10), (100, 100))
+    click(drawer, 50, 50)
+    drawer._on_key(0, "Backspace", False, False, False)  # a Mac keyboard's delete key
+    assert drawer.bbox_list == [[]]
+    drag(drawer, (10, 10), (100, 100))
     drawer._clear_button.click()
     assert drawer.bbox_list == [[]]
 
