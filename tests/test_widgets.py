@@ -9,6 +9,7 @@ are in test_browser_widgets.py.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import time
@@ -200,6 +201,27 @@ def test_mouse_moves_during_a_drag_are_throttled(drawer: wan.BBoxDrawer) -> None
     assert drawn < 400
     drawer._on_up(0, *at(409, 209.5))
     assert drawer.bbox_list == [[[20, 20, 818, 419]]]  # the last position counts, drawn or not
+
+
+def test_a_pointer_that_stops_mid_drag_has_its_box_drawn_where_it_stopped(drawer: wan.BBoxDrawer) -> None:
+    """The throttle skips moves that come too soon after a redraw; when the pointer then
+    stops (the button still down, placing the box precisely), the skipped last move must
+    still be drawn, or the box stays short of the pointer (seen in Chromium: 9 px)."""
+    drawn: list[Any] = []
+    draw = drawer._draw_boxes
+    drawer._draw_boxes = lambda i: (drawn.append(drawer._shape), draw(i))  # type: ignore[method-assign]
+
+    async def gesture() -> None:  # in the kernel, mouse events arrive on its event loop
+        drawer._on_down(0, *at(10, 10))
+        for k in range(1, 60):
+            drawer._on_move(0, *at(10 + 5 * k, 10 + 3 * k))
+        await asyncio.sleep(DRAW_INTERVAL * 4)  # the pointer rests
+
+    asyncio.run(gesture())
+    assert drawn[-1] == drawer._shape == (20, 20, 610, 374), drawn[-3:]
+    assert len(drawn) <= 3, f"{len(drawn)} redraws for 59 moves in a few ms"
+    drawer._on_up(0, *at(305, 187))
+    assert drawer.bbox_list == [[[20, 20, 610, 374]]]
 
 
 def test_delete_by_key_and_button_and_clear(drawer: wan.BBoxDrawer) -> None:

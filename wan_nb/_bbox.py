@@ -12,12 +12,15 @@ ready (ipycanvas keeps no drawing as state). The geometry is in ``_box_geometry`
 
 Traffic: ipycanvas sends every pointer move over a canvas to the kernel (about 100
 bytes each; that is its front end, not ours). The drawer ignores them unless a drag
-is under way, and then redraws the boxes, at most ``DRAW_INTERVAL`` apart;
+is under way, and then redraws the boxes, at most ``DRAW_INTERVAL`` apart (a move
+skipped for being too soon is drawn when the interval ends, so a pointer that stops
+is not left ahead of its box);
 ``bbox_list`` (and so every observer) changes once per finished gesture.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import io
@@ -149,6 +152,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._shape: geo.Box | None = None  # the dragged box as it is now
         self._refused: tuple[int, float, float] | None = None  # a press that could not start a box
         self._last_draw = 0.0
+        self._pending: asyncio.TimerHandle | None = None  # a skipped move's redraw, due at the interval's end
         self.redraws = 0  # how many times a boxes canvas was drawn (traffic back to the browser)
         self._canvases = [self._boxes_canvas(i, v) for i, v in enumerate(self._views)]
         stacks = [_stack(widgets.Image(value=data, format=fmt), canvas, view)
@@ -299,7 +303,24 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if self._drag is None or self._drag[0] != i:
             return  # pointer moves without a drag cost nothing
         self._shape = geo.drag_to(self._views[i], self._drag[1], x, y)
-        if time.monotonic() - self._last_draw >= DRAW_INTERVAL:
+        wait = self._last_draw + DRAW_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._draw_boxes(i)
+        elif self._pending is None:
+            self._draw_later(i, wait)
+
+    def _draw_later(self, i: int, wait: float) -> None:
+        """Draw the drag in ``wait`` s, on the kernel's event loop (where ipywidgets
+        delivers the mouse events). With no loop (a script, a test) the release draws it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._pending = loop.call_later(wait, self._draw_if_dragging, i)
+
+    def _draw_if_dragging(self, i: int) -> None:
+        self._pending = None
+        if self._drag is not None and self._drag[0] == i:
             self._draw_boxes(i)
 
     def _on_up(self, i: int, x: float, y: float) -> None:
@@ -360,11 +381,14 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _draw_boxes(self, i: int) -> None:
         view, canvas = self._views[i], self._canvases[i]
         boxes = self._boxes(i)
-        if self._drag is not None and self._drag[0] == i:
-            drag = self._drag[1]
-            boxes = geo.finish(boxes, drag, self._shape)
+        drag_here = self._drag is not None and self._drag[0] == i
+        if self._drag is not None and drag_here:
+            boxes = geo.finish(boxes, self._drag[1], self._shape)
         selected = self.selected[1] if self.selected and self.selected[0] == i else None
         px = view.density  # sizes below are in screen pixels
+        if self._pending is not None and drag_here:  # this draw is the one it was waiting for
+            self._pending.cancel()
+            self._pending = None
         self._last_draw = time.monotonic()
         self.redraws += 1
         with hold_canvas():
