@@ -226,6 +226,35 @@ def test_a_palette_hex_the_editor_refused_disables_generate_with_the_message(ses
     assert not f.fields.visible("color_palette") and f.request.color_palette is None
 
 
+def _styles(widget: Any) -> list[str]:
+    """The style attributes of every HTML view under ``widget``, as a browser parses them."""
+    from html.parser import HTMLParser
+
+    import ipywidgets
+
+    found: list[str] = []
+
+    class Styles(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.extend(v or "" for k, v in attrs if k == "style")
+
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        if isinstance(w, ipywidgets.HTML):
+            Styles().feed(w.value)
+        stack.extend(getattr(w, "children", ()))
+    return found
+
+
+def test_problems_are_red_because_every_style_attribute_parses_whole() -> None:
+    f = wan.form("edit")  # an empty prompt and no image: two problems shown
+    styles = _styles(f)
+    fonts = [s for s in styles if "font-family" in s]
+    assert fonts and all("font-size:12px" in s for s in fonts), [s for s in fonts if "font-size" not in s]
+    assert any("color:#b3261e" in s for s in styles), "a problem is not drawn in red"
+
+
 def test_a_value_a_field_does_not_offer_is_refused_by_the_requests_own_rule() -> None:
     with pytest.raises(wan.RequestError) as err:
         wan.form("edit", prompt="x", resolution="4K")

@@ -29,7 +29,8 @@ from PIL import Image, ImageOps
 EMBED_SIDE = 192
 EMBED_QUALITY = 78
 
-FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:12px;line-height:1.35"
+# No quotes inside: it goes into style='...' and style="..." attributes alike.
+FONT = "font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:12px;line-height:1.35"
 
 
 def esc(value: Any) -> str:
