@@ -8,6 +8,7 @@ session as ``wan.generate``. The same forms in a real browser: test_browser_form
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,38 @@ def test_generate_returns_at_once_and_cancel_while_queued_is_refunded(tmp_path: 
             assert ledger["refunded_quota"] == _spec.UNIT_QUOTA, ledger
             assert "cancelled" in f.status.value and not f.generate_button.disabled and f.cancel_button.disabled
             assert busy.wait(timeout=30).status == "completed"
+        finally:
+            sess.close()
+
+
+def test_the_status_line_follows_the_task_while_a_plain_call_still_waits_in_one_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A form's submit is held briefly (INTERACTIVE_PREFER_WAIT), so its status line says
+    queued / processing while the task runs; ``wan.generate`` keeps the long hold: one
+    submit and no polling for a task that ends within it."""
+    monkeypatch.chdir(tmp_path)
+    with Simulator(latency=4.0, seed=5) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+        try:
+            f = wan.form(prompt="a slow heron", resolution="1K")
+            f.submit()
+            seen: dict[str, float] = {}
+            t = time.monotonic()
+            while f.running and time.monotonic() - t < 30:
+                text = re.sub(r"<[^>]+>", "", f.status.value)
+                for word in ("processing", "downloading"):
+                    if word in text:
+                        seen.setdefault(word, time.monotonic() - t)
+                time.sleep(0.05)
+            assert f.wait(timeout=5).status == "completed"
+            assert "processing" in seen and seen["processing"] < 3.5, seen  # the task ends at 4 s
+            gets = sim.ledger()["requests"].get("get", 0)
+            assert 1 <= gets <= 4, sim.ledger()["requests"]
+
+            before = sim.ledger()["requests"]
+            wan.generate("a plain call", seed=5, resolution="1K")
+            after = sim.ledger()["requests"]
+            assert after["submit"] - before["submit"] == 1 and after.get("get", 0) == gets, after
         finally:
             sess.close()
 

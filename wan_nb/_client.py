@@ -439,11 +439,14 @@ class AsyncClient:
         task_id: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        prefer_wait: float | None = None,
     ) -> RunOutcome:
         """Submit (or resume ``task_id``) and wait until the task completed; no download.
 
         Retryable task failures get a new task. What ``run`` does before the download:
         the moment a caller knows the task is billed, whatever the download does next.
+        ``prefer_wait``: how long the server may hold the submit, for this run (default:
+        the client's ``prefer_wait``); shorter means polling, so ``on_update`` sees each state.
         """
         req = as_request(request)
         key = idempotency_key or req.idempotency_key()
@@ -463,7 +466,8 @@ class AsyncClient:
                 attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
                 submitted_at = time.time()  # before the submit: Prefer: wait may hold it to the end
                 try:
-                    task = await self.submit(req, idempotency_key=attempt_key, wait=min(self.prefer_wait, remaining))
+                    hold = self.prefer_wait if prefer_wait is None else prefer_wait
+                    task = await self.submit(req, idempotency_key=attempt_key, wait=min(hold, remaining))
                 except asyncio.CancelledError:
                     after = await self._cancel_held_submit(req, attempt_key)
                     if after is not None:
@@ -488,10 +492,11 @@ class AsyncClient:
         task_id: str | None = None,
         timeout: float | None = None,
         on_update: OnUpdate | None = None,
+        prefer_wait: float | None = None,
     ) -> RunOutcome:
         """Submit (or resume ``task_id``), wait, download. Retryable task failures get a new task."""
         done = await self.complete(request, idempotency_key=idempotency_key, task_id=task_id, timeout=timeout,
-                                   on_update=on_update)
+                                   on_update=on_update, prefer_wait=prefer_wait)
         images = await self.download(done.task)
         return dataclasses.replace(done, images=images, downloaded_at=time.time())
 

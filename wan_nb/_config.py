@@ -19,6 +19,9 @@ DEFAULT_HOME = "wan_runs"
 DEFAULT_TIMEOUT = 600.0  # overall deadline for one run (submit → images on disk)
 HTTP_TIMEOUT = 30.0  # one HTTP exchange (a Prefer: wait submit adds its wait)
 PREFER_WAIT = 55  # seconds the server may hold a submit (the API caps at 60)
+# A form's run: held this briefly, so a quick task still answers in one request and a
+# longer one is polled, its status line saying queued / processing while it runs.
+INTERACTIVE_PREFER_WAIT = 2
 LINK_MARGIN = 600.0  # a result link is reused as an input only while it has 10 min left
 
 

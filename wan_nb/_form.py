@@ -20,7 +20,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from . import _spec
+from . import _config, _spec
 from . import _states as S
 from ._exceptions import Problem, RequestError, TaskCancelled, WanError
 from ._form_code import call_code, sweep_code
@@ -198,7 +198,8 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     async def _run(self, sess: Session, request: Request) -> Result:
         ticker = asyncio.ensure_future(self._tick())
         try:
-            result = await sess.arun(request, on_update=self._on_update)
+            # held briefly, then polled: the status line follows queued / processing
+            result = await sess.arun(request, on_update=self._on_update, prefer_wait=_config.INTERACTIVE_PREFER_WAIT)
         except asyncio.CancelledError:
             self._ended_cancelled()
             raise
@@ -237,7 +238,7 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _state(self) -> str:
         task = self._task
         if task is None:
-            return "submitted, waiting for the server"
+            return "sending"
         if task.terminal:
             return "downloading" if task.status == "completed" else task.status
         state = task.status

@@ -251,15 +251,23 @@ class Session:
         tags: list[str] | None = None,
         note: str | None = None,
         on_update: RunUpdate | None = None,
+        prefer_wait: float | None = None,
     ) -> Result:
+        """Run ``request`` the one way every run goes (see the module docstring).
+
+        ``prefer_wait``: how long the server may hold the submit (None: the client's
+        setting); a form passes a short one so its status line follows the task.
+        """
         check_seconds("timeout", timeout)
+        check_seconds("prefer_wait", prefer_wait)
         _check_labels(tags, note)
         base = {"sweep_id": sweep_id, "cell": cell, "cell_index": cell_index, "tags": tags or [], "note": note}
         for _ in range(3):  # a claim lost to another process is looked at again
             history = [] if fresh else await asyncio.to_thread(self._history, request.request_hash)
             mine = [r for r in history if r.get("sweep_id") == sweep_id]
             if mine:
-                taken = await self._take_up(mine[-1], request, timeout, on_update, own_sweep=sweep_id is not None)
+                taken = await self._take_up(mine[-1], request, timeout, on_update, own_sweep=sweep_id is not None,
+                                            prefer_wait=prefer_wait)
                 if taken is not None:
                     return taken
             if not request.seed_random and not fresh:
@@ -285,19 +293,21 @@ class Session:
                 raise
             if won:
                 return await self._execute(run_id, placed, key, None, timeout, on_update,
-                                           held=request.cost_quota, billed_before=False)
+                                           held=request.cost_quota, billed_before=False, prefer_wait=prefer_wait)
             self._settle(run_id, request.cost_quota, S.ERROR, 0)  # another run holds the key
             if row is not None and row.get("sweep_id") != sweep_id:
                 # the same request in another sweep (or outside one), claimed first: share its task
                 other = await asyncio.to_thread(self._run_row, row["run_id"])
                 if other is not None:
-                    shared = await self._take_up(other, request, timeout, on_update, own_sweep=True)
+                    shared = await self._take_up(other, request, timeout, on_update, own_sweep=True,
+                                                 prefer_wait=prefer_wait)
                     if shared is not None:
                         return await self._record_cache_hit(request, None, base, result=shared)
         raise RuntimeError(f"the log keeps changing under this run ({self.log.path}); run it again")
 
     async def _take_up(self, row: dict[str, Any], request: Request, timeout: float | None,
-                       on_update: RunUpdate | None, *, own_sweep: bool) -> Result | None:
+                       on_update: RunUpdate | None, *, own_sweep: bool,
+                       prefer_wait: float | None = None) -> Result | None:
         """This request's earlier run: its result, driven on, or an error; None = run anew."""
         status = row["status"]
         if row.get("cache_hit") or row.get("idempotency_key") is None:
@@ -318,7 +328,8 @@ class Session:
                 self._settle(row["run_id"], held, S.ERROR, 0)
                 raise
             return await self._execute(row["run_id"], request, row["idempotency_key"], row.get("task_id"),
-                                       timeout, on_update, held=held, billed_before=billed_before)
+                                       timeout, on_update, held=held, billed_before=billed_before,
+                                       prefer_wait=prefer_wait)
         return None  # failed or cancelled (refunded): a new attempt with a new key
 
     # -- input images ----------------------------------------------------------------
@@ -355,7 +366,7 @@ class Session:
 
     async def _execute(self, run_id: str, request: Request, key: str, task_id: str | None,
                        timeout: float | None, on_update: RunUpdate | None, *, held: int,
-                       billed_before: bool) -> Result:
+                       billed_before: bool, prefer_wait: float | None = None) -> Result:
         """Drive one claimed run to its end, writing each state it passes."""
         last: list[Task] = []
 
@@ -372,7 +383,7 @@ class Session:
 
         try:
             done = await self.aio.complete(request, idempotency_key=key, task_id=task_id, timeout=timeout,
-                                           on_update=update)
+                                           on_update=update, prefer_wait=prefer_wait)
         except asyncio.CancelledError:
             task = last[0] if last else None
             state, cols = _interrupted(task, request)
