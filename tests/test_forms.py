@@ -8,6 +8,7 @@ session as ``wan.generate``. The same forms in a real browser: test_browser_form
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import re
 import time
 from pathlib import Path
@@ -208,6 +209,40 @@ def test_interactive_edit_needs_a_box_on_each_image(photos: list[Path]) -> None:
     assert not f.generate_button.disabled and f.request.bbox_list == (((10, 10, 200, 100),),)
     with pytest.raises(wan.RequestError, match="outside the image"):
         f.set(bbox_list=[[[0, 0, 900, 100]]])
+
+
+def test_boxes_stay_on_the_images_that_stay_when_the_images_change(photos: list[Path]) -> None:
+    f = wan.form("interactive_edit", prompt="a red boat", images=photos[:2])
+    f.fields.drawer.bbox_list = [[[10, 10, 200, 100]], [[20, 20, 300, 200]]]
+    f.fields.images.remove(1)  # the second image goes: the first keeps its box
+    assert f.fields.drawer.images == [photos[0]] and f.fields.drawer.bbox_list == [[[10, 10, 200, 100]]]
+    assert not f.generate_button.disabled
+    f.fields.images.add(photos[2])  # a new image starts without boxes
+    assert f.fields.drawer.bbox_list == [[[10, 10, 200, 100]], []]
+    assert "bbox_list" in problems(f) and f.generate_button.disabled
+
+
+def test_an_image_url_the_drawer_cannot_fetch_is_said_at_the_boxes(photos: list[Path]) -> None:
+    f = wan.form("interactive_edit", prompt="a red boat", images=photos[0])
+    f.fields.images._url.value = "http://127.0.0.1:9/gone.png"  # nothing listens there
+    assert f.fields.images._url.value == "", "the URL was not taken"
+    assert f.fields.drawer is None and "could not fetch" in f.fields._drawer_box.children[0].value
+    assert f.generate_button.disabled and "bbox_list" in problems(f)
+    f.fields.images.remove(1)
+    assert f.fields.drawer is not None and f.fields.drawer.images == [photos[0]]
+
+
+def test_the_same_file_uploaded_again_after_its_removal_is_taken(session: Any, photos: list[Path]) -> None:
+    f = wan.form("edit", prompt="make it blue")
+    upload = f.fields.images._upload
+    item = {"name": "photo0.png", "type": "image/png", "size": photos[0].stat().st_size,
+            "content": memoryview(photos[0].read_bytes()),
+            "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}
+    upload.value = (item,)
+    assert [i.label for i in f.fields.images.inputs] == ["photo0.png"]
+    f.fields.images.remove(0)
+    upload.value = (dict(item),)  # the browser sends the same file again
+    assert len(f.fields.images.inputs) == 1 and not f.generate_button.disabled
 
 
 def test_a_palette_hex_the_editor_refused_disables_generate_with_the_message(session: Any) -> None:

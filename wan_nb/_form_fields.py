@@ -21,7 +21,7 @@ import ipywidgets as widgets
 
 from . import _spec
 from ._bbox import BBoxDrawer
-from ._exceptions import Problem, RequestError
+from ._exceptions import Problem, RequestError, WanError
 from ._form_images import ImagePicker
 from ._html_parts import FONT, esc
 from ._palette import PaletteEditor
@@ -50,6 +50,11 @@ def field_of(name: str) -> str:
 
 def problem_html(problems: list[Problem]) -> str:
     return "".join(f"<div style='{FONT};color:#b3261e'>⚠ {esc(p.field)}: {esc(p.message)}</div>" for p in problems)
+
+
+def _image_key(value: Any) -> str:
+    """The same input image, however it was handed over again (a stored result, a path, a URL)."""
+    return str(getattr(value, "path", value))
 
 
 def _count_text(action: str) -> str:
@@ -270,28 +275,32 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return bool(self.rows[name].layout.display != "none")
 
     def _sync_drawer(self) -> None:
-        """The drawer shows the chosen images (a new drawer when they change)."""
-        if not _spec.has_effect("bbox_list", self.action) or not self.images.inputs:
-            if self.drawer is not None and not self.images.inputs:
-                self.drawer = None
-                self._drawer_box.children = [widgets.HTML(
-                    f"<span style='{FONT};color:#777'>choose the images first; then drag on them to draw boxes</span>")]
-            elif self.drawer is None:
-                self._drawer_box.children = [widgets.HTML(
-                    f"<span style='{FONT};color:#777'>choose the images first; then drag on them to draw boxes</span>")]
+        """The drawer shows the chosen images: a new drawer when they change, keeping the
+        boxes drawn on the images that stay (a drawer kept while another mode is shown)."""
+        if not self.images.inputs or (self.drawer is None and not _spec.has_effect("bbox_list", self.action)):
+            self.drawer = None
+            self._drawer_box.children = [widgets.HTML(
+                f"<span style='{FONT};color:#777'>choose the images first; then drag on them to draw boxes</span>")]
             return
         values = self.images.values
-        if self.drawer is not None and self.drawer.images == values:
+        old = self.drawer
+        if old is not None and (old.images == values or not _spec.has_effect("bbox_list", self.action)):
             return
+        kept = dict(zip(map(_image_key, old.images), old.bbox_list)) if old is not None else {}
+        boxes = [kept.get(_image_key(v), []) for v in values]
         try:
-            drawer = BBoxDrawer(values)
+            drawer = BBoxDrawer(values, bbox_list=boxes if any(boxes) else None)
         except RequestError as exc:
-            self.drawer = None
-            self._drawer_box.children = [widgets.HTML(problem_html(exc.problems))]
+            why = problem_html(exc.problems)
+        except WanError as exc:  # a URL whose pixels cannot be fetched: nothing to draw on
+            why = problem_html([Problem("images", "fetch", str(exc))])
+        else:
+            drawer.observe(lambda _: self._changed(), "bbox_list")
+            self.drawer = drawer
+            self._drawer_box.children = [drawer]
             return
-        drawer.observe(lambda _: self._changed(), "bbox_list")
-        self.drawer = drawer
-        self._drawer_box.children = [drawer]
+        self.drawer = None
+        self._drawer_box.children = [widgets.HTML(why)]
 
     def _images_changed(self) -> None:
         self._sync_drawer()

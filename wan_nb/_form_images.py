@@ -221,10 +221,16 @@ class ImagePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return chip
 
     def _uploaded(self, change: dict[str, Any]) -> None:
-        for item in change["new"] or ():
-            ref = from_bytes(bytes(item["content"]), source=str(item.get("name") or "upload"))
-            if not self.add(ref if image_problems(ref) else _saved(ref)):
-                return
+        """Files chosen in the browser (saved under uploads/, labelled by their own name)."""
+        files = change["new"] or ()
+        if not files:
+            return
+        try:
+            for item in files:
+                if not self.add(from_bytes(bytes(item["content"]), source=str(item.get("name") or "upload"))):
+                    return
+        finally:
+            self._upload.value = ()  # else the same file chosen again (after ✕) is no change, and is lost
 
     def _add_url(self) -> None:
         text = self._url.value.strip()
