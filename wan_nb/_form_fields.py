@@ -48,6 +48,17 @@ def field_of(name: str) -> str:
     return _SHOWN_AT.get(base, base)
 
 
+def field_row(label: str, children: list[widgets.Widget], problem: widgets.HTML) -> widgets.Box:
+    """A label in its column, the field's widgets (wrapping within their column, never
+    under the label) and its problem line right below them."""
+    problem.add_class("wan-form-problem")
+    head = widgets.HTML(f"<b style='{FONT}'>{esc(label)}</b>",
+                        layout=widgets.Layout(width=LABEL_WIDTH, flex="0 0 auto"))
+    body = widgets.VBox([widgets.HBox(children, layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
+                         problem], layout=widgets.Layout(flex="1 1 auto", min_width="0"))
+    return widgets.HBox([head, body], layout=widgets.Layout(align_items="flex-start"))
+
+
 def problem_html(problems: list[Problem]) -> str:
     return "".join(f"<div style='{FONT};color:#b3261e'>⚠ {esc(p.field)}: {esc(p.message)}</div>" for p in problems)
 
@@ -122,13 +133,9 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _row(self, name: str, label: str, children: list[widgets.Widget]) -> widgets.Box:
         problem = widgets.HTML()
-        problem.add_class("wan-form-problem")
         problem.add_class(f"wan-form-problem-{name}")
         self.problems[name] = problem
-        head = widgets.HTML(f"<b style='{FONT}'>{esc(label)}</b>", layout=widgets.Layout(width=LABEL_WIDTH))
-        row = widgets.VBox([widgets.HBox([head, *children], layout=widgets.Layout(align_items="center",
-                                                                                  flex_flow="row wrap")),
-                            problem])
+        row = field_row(label, children, problem)
         row.add_class(f"wan-form-{name}")
         self.rows[name] = row
         return row

@@ -20,7 +20,7 @@ import ipywidgets as widgets
 from . import _spec
 from ._exceptions import BudgetError, Problem, RequestError, WanError
 from ._form_code import _call, _literal
-from ._form_fields import FieldPanel, field_of, problem_html
+from ._form_fields import FieldPanel, field_of, field_row, problem_html
 from ._html_parts import FONT, esc
 from ._portal import get_portal
 from ._request import FIELDS
@@ -129,12 +129,9 @@ class SweepForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                                          else "a, b, c (an axis overrides the field above)"))
         text.observe(lambda _: self._revalidate(), "value")
         problem = widgets.HTML()
-        problem.add_class("wan-form-problem")
         remove = widgets.Button(icon="times", tooltip="remove this axis", layout=widgets.Layout(width="32px"))
         remove.on_click(lambda _: self._remove_axis(name))
-        row = widgets.VBox([widgets.HBox([widgets.HTML(f"<b style='{FONT}'>{esc(name)}</b>",
-                                                       layout=widgets.Layout(width="110px")), text, remove]),
-                            problem])
+        row = field_row(name, [text, remove], problem)
         row.add_class(f"wan-sweep-axis-{name}")
         self.axes[name] = text
         self._axis_problems[name] = problem
