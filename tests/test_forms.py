@@ -386,7 +386,7 @@ def test_the_status_line_follows_the_task_while_a_plain_call_still_waits_in_one_
 def test_an_error_is_shown_in_the_form_and_the_form_is_usable_again(session: Any) -> None:
     wan.set_budget(0.01)
     f = wan.form(prompt="too dear", resolution="1K")
-    assert "of its $0.01 budget" in f.cost.value
+    assert "of its $0.01 budget" in f.cost.value and "more than is left" in f.cost.value
     with pytest.raises(wan.BudgetError):
         f.submit().result(timeout=30)
     deadline = time.monotonic() + 5
@@ -394,7 +394,9 @@ def test_an_error_is_shown_in_the_form_and_the_form_is_usable_again(session: Any
         time.sleep(0.02)
     assert "BudgetError" in f.status.value and "session budget" in f.message.value
     assert not f.generate_button.disabled and f.cancel_button.disabled
-    wan.set_budget(None)
+    wan.set_budget(1)
+    f.fields.prompt.value = "too dear no more"  # the cost line is worked out again on each edit
+    assert "more than is left" not in f.cost.value
     assert f.submit().result(timeout=30).status == "completed"
 
 

@@ -22,7 +22,7 @@ import ipywidgets as widgets
 
 from . import _config, _spec
 from . import _states as S
-from ._exceptions import Problem, RequestError, TaskCancelled, WanError
+from ._exceptions import BudgetError, Problem, RequestError, TaskCancelled, WanError
 from ._form_code import call_code, sweep_code
 from ._form_fields import FieldPanel, problem_html
 from ._html_parts import FONT, esc
@@ -308,6 +308,11 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if sess.budget_usd is not None:
                 left = max(0.0, sess.budget_usd - sess.spent_usd)
                 text += f" of its ${sess.budget_usd:.2f} budget (${left:.5f} left)"
+                if self._request is not None and not self.running:
+                    try:
+                        sess.check_budget(self._request.cost_quota)  # the rule Generate meets, said before it
+                    except BudgetError:
+                        text += " · <b style='color:#b3261e'>⚠ more than is left: only a cache hit would run</b>"
             else:
                 text += " (no session budget: wan.set_budget(usd))"
         self.cost.value = f"<span style='{FONT};color:#333'>{text}</span>"
