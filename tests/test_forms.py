@@ -513,6 +513,8 @@ def test_a_clicked_run_shows_its_details_opens_in_a_form_and_compares(session: A
 
     f = e.open_in_form(edited.run_id)
     assert f.mode == "edit" and f.request.request_hash == edited.request.request_hash
+    assert e.open_in_form(edited.run_id) is e.form and f not in e.detail.children  # clicked again: replaced
+    assert sum(isinstance(c, wan.Form) for c in e.detail.children) == 1
     assert run_code(f.code).cache_hit
 
     e.compare_with(edited.run_id)

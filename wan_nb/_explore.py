@@ -380,8 +380,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         row = self.run_log.get_run(run_id)
         if row is None:
             raise KeyError(f"no run {run_id!r} in {self.run_log.path}")
-        self.form = Form(**form_fields(self.run_log, row))
-        self.detail.children = [*self.detail.children, self.form]
+        old, self.form = self.form, Form(**form_fields(self.run_log, row))
+        self.detail.children = [*(c for c in self.detail.children if c is not old), self.form]  # one form at a time
         return self.form
 
     # -- display --------------------------------------------------------------------------------
