@@ -132,6 +132,17 @@ def test_prompt_enables_generate_which_runs_in_the_background(page: Any, lab: An
     ledger = printed(page, 4, "LEDGER")
     assert ledger["submitted"] == 1 and ledger["billed_quota"] == 11475, ledger
 
+    # saved, the notebook's static view of the form is the form as the run left it
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    deadline = time.monotonic() + 15
+    while True:
+        outputs = json.loads((lab["root"] / "form.ipynb").read_text())["cells"][1]["outputs"]
+        static = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+        if "a heron in reeds at dawn" in static or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert "a heron in reeds at dawn" in static and "<img" in static and f"seed={state['seed']}" in static, static[:500]
+
 
 @pytest.mark.timeout(240)
 def test_cancel_during_a_queued_run_is_refunded(page: Any, lab: Any, tmp_path: Path) -> None:

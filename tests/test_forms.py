@@ -237,7 +237,7 @@ def test_the_same_file_uploaded_again_after_its_removal_is_taken(session: Any, p
     upload = f.fields.images._upload
     item = {"name": "photo0.png", "type": "image/png", "size": photos[0].stat().st_size,
             "content": memoryview(photos[0].read_bytes()),
-            "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}
+            "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)}
     upload.value = (item,)
     assert [i.label for i in f.fields.images.inputs] == ["photo0.png"]
     f.fields.images.remove(0)
@@ -411,6 +411,11 @@ def test_a_saved_form_shows_its_request_code_and_result_without_widgets(session:
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "wan.generate(" in html and "<img" in html and "$0.02295" in html
     assert "Form generate" in bundle["text/plain"]
+
+    f.set(seed=-1)
+    seed = f.submit().result(timeout=30).request.seed
+    table_seed = re.search(r"<th[^>]*>seed</th><td>(\d+)</td>", f._repr_mimebundle_()["text/html"])
+    assert table_seed and int(table_seed.group(1)) == seed  # the table, the code and the image agree
 
 
 # ------------------------------------------------------------------ sweep form

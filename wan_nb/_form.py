@@ -31,6 +31,7 @@ from ._portal import get_portal
 from ._request import Request
 from ._result import Result
 from ._session import Session, session
+from ._static_view import LiveFallback
 from ._wire import Task
 
 TICK_SECONDS = 1.0  # the status line's elapsed time is redrawn this often
@@ -49,7 +50,7 @@ def _same_but_seed(a: Request, b: Request) -> bool:
     return ca == cb
 
 
-class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """A request of any mode, built field by field, run without blocking the kernel.
 
     ``f.request`` (the ``Request`` the fields describe, or the ``RequestError``),
@@ -230,6 +231,7 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._refresh_buttons()
         self._show_cost()
         self._show_code()
+        self.refresh_fallback()  # a saved notebook shows the form as this run left it
 
     # -- views of the state -----------------------------------------------------------
     def _elapsed(self) -> str:
@@ -378,8 +380,9 @@ class Form(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return bundle
 
     def static_html(self) -> str:
-        """The form as static HTML: its request, its problems, its code, its last result."""
-        request = self.request
+        """The form as static HTML: its request, its problems, its code, its last result
+        (after a run with a random seed: the request that run sent, as its code says)."""
+        request = self._request_for_code()
         rows = [("mode", self.mode), ("prompt", self.fields.prompt.value or "—")]
         if isinstance(request, Request):
             rows += [(k, v) for k, v in request.canonical().items() if k not in ("model", "action", "prompt")]

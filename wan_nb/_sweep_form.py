@@ -24,6 +24,7 @@ from ._form_fields import FieldPanel, field_of, field_row, problem_html
 from ._html_parts import FONT, esc
 from ._portal import get_portal
 from ._request import FIELDS
+from ._static_view import LiveFallback
 from ._sweep import Sweep, sweep
 from ._sweep_plan import Plan, _placeholders, plan_sweep, random_seeds
 
@@ -68,7 +69,7 @@ def parse_axis(name: str, text: str) -> list[Any] | random_seeds:
     return values
 
 
-class SweepForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """Template + fixed fields + axes; cell count and cost live; Start / Cancel; the live grid.
 
     ``s.plan`` (the ``Plan``, or the ``RequestError``), ``s.axes`` (axis name → its text
@@ -267,6 +268,7 @@ class SweepForm(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 await asyncio.sleep(0.25)
         finally:
             self._refresh_buttons()
+            self.refresh_fallback()  # a saved notebook shows the sweep's grid as it ended
 
     def cancel(self) -> None:
         """Stop the sweep: no new cells; queued tasks cancelled on the server (refunded)."""
