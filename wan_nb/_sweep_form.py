@@ -226,8 +226,8 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
             return
         usd = _spec.quota_to_usd(plan.cost_quota)
         text = (f"{len(plan.cells)} cell{'s' if len(plan.cells) != 1 else ''} · {plan.images} image"
-                f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> in all (before the cache and the log "
-                "are counted; nothing sent yet)")
+                f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> at most (cells in the cache or already "
+                "run cost nothing)")  # true before Start and while the sweep runs
         from . import _session
 
         sess = _session._current
