@@ -239,7 +239,7 @@ def test_the_explorer_shows_a_grid_and_switching_the_column_redraws_it(page: Any
     # a click on a run's button shows its details and its image at full size
     grid.locator("button.wan-explore-open").first.click()
     explorer.locator(".wan-explore-info").wait_for()
-    explorer.locator("img.wan-explore-full, .wan-explore-full img, img").last.wait_for()
+    explorer.locator("img.wan-explore-full").first.wait_for()
     assert "a fox in snow" in explorer.locator(".wan-explore-info").inner_text() or \
         "in snow" in explorer.locator(".wan-explore-info").inner_text()
     assert printed(page, 2, "GRID")["selected"]
