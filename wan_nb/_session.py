@@ -183,9 +183,9 @@ class Session:
             elif state in S.MAYBE_BILLED and held:
                 self.unconfirmed[run_id] = held
 
-    def completed_hashes(self) -> dict[str, set]:
+    def completed_hashes(self) -> dict[str, set[str | None]]:
         """request_hash → sweep ids of completed runs whose files are on disk."""
-        out: dict[str, set] = {}
+        out: dict[str, set[str | None]] = {}
         for row in self.log.find_runs(status=S.COMPLETED):
             if row.get("request_hash") and self._files_ok(row):
                 out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
@@ -246,7 +246,7 @@ class Session:
         fresh: bool = False,
         timeout: float | None = None,
         sweep_id: str | None = None,
-        cell: dict | None = None,
+        cell: dict[str, Any] | None = None,
         cell_index: int | None = None,
         tags: list[str] | None = None,
         note: str | None = None,
@@ -288,8 +288,11 @@ class Session:
                 won = row is not None and row["run_id"] == run_id
                 if won and placed.images:
                     await self._write(self.log.add_inputs, run_id, placed.images)
-            except BaseException:
+            except BaseException as exc:
                 self._settle(run_id, request.cost_quota, S.ERROR, 0)
+                if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
+                    self._write_later(self.log.transition, run_id, S.CANCELLED, cost_quota=0, cost_usd=0.0,
+                                      error_message="cancelled before it was sent")
                 raise
             if won:
                 return await self._execute(run_id, placed, key, None, timeout, on_update,
@@ -459,7 +462,7 @@ class Session:
             return S.UNCONFIRMED, {**cols, "cost_quota": None, "cost_usd": None}
         return S.ERROR, {**cols, "cost_quota": 0, "cost_usd": 0.0}  # refused: no task was made
 
-    async def _record_cache_hit(self, request: Request, source: dict | None, base: dict,
+    async def _record_cache_hit(self, request: Request, source: dict[str, Any] | None, base: dict[str, Any],
                                 result: Result | None = None) -> Result:
         """A zero-cost row for this request, showing the images of ``source`` (or of ``result``)."""
         run_id = _new_run_id()
@@ -474,17 +477,17 @@ class Session:
         return Result(run_id, request, task_id, S.COMPLETED, images, 0, cache_hit=True,
                       cached_from=from_run, warnings=request.warnings)
 
-    def _result_from_row(self, row: dict, request: Request | None) -> Result:
+    def _result_from_row(self, row: dict[str, Any], request: Request | None) -> Result:
         return Result(row["run_id"], request, row.get("task_id"), row["status"], self._images_of(row),
                       0, cache_hit=bool(row.get("cache_hit")), cached_from=row.get("cached_from"),
                       warnings=request.warnings if request else ())
 
-    def _images_of(self, row: dict) -> list[StoredImage]:
+    def _images_of(self, row: dict[str, Any]) -> list[StoredImage]:
         """A logged run's images (the log gives absolute paths; ones outside the folder are refused)."""
         return [StoredImage(**{f: img.get(f) for f in IMAGE_FIELDS}) for img in row.get("images") or []
                 if img.get("path") is not None]
 
-    def _files_ok(self, row: dict) -> bool:
+    def _files_ok(self, row: dict[str, Any]) -> bool:
         images = row.get("images") or []
         return bool(images) and all(img.get("path") is not None and Path(img["path"]).is_file() for img in images)
 
