@@ -52,7 +52,7 @@ class CellItem:
     @classmethod
     def of_image(cls, image: Any, caption: str = "") -> "CellItem":
         """A finished item for an image on disk (a StoredImage)."""
-        return cls(thumb=image.thumb_path, full=image.path, status="completed", caption=caption,
+        return cls(thumb=image.thumb_path, full=image.path, status=S.COMPLETED, caption=caption,
                    width=image.width, height=image.height)
 
 

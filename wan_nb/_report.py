@@ -108,7 +108,7 @@ def _error_text(run: dict[str, Any]) -> str | None:
 
 def _run_items(run: dict[str, Any], images: list[dict[str, Any]], caption: str) -> list[CellItem]:
     """A run's images as grid items, or one placeholder/error item if it has none."""
-    status = run.get("status") or "planned"
+    status = run.get("status") or S.PLANNED
     error = _error_text(run)
     if images:
         many = len(images) > 1

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import _states as S
 from ._sweep_plan import cell_label
 
 PROG = "wan-nb"
@@ -300,9 +301,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _out(f"sweep {sw.id}: {counts['completed']}/{total} completed"
          + (f", {counts['failed']} failed" if counts["failed"] else "")
          + (f" ({hits} from the cache)" if hits else "")
-         + f" · {len(files)} image file(s) · spent {_usd(sw.spent_usd)}{billed}")
+         + f" · {len(files)} image file(s) · spent {_usd(sw.spent_usd)}"
+         + (f" + up to {_usd(sw.unconfirmed_usd)} unconfirmed" if sw.unconfirmed_usd else "") + billed)
     for c in sw.cells:
-        if c.status != "completed":
+        if c.status != S.COMPLETED:
             _out(f"  {c.status}: {cell_label(c.coords, 40)}: {_one_line(Exception(c.error or 'no result'))}")
     if counts["completed"] < total:
         _out("  run the same command again to retry only these; finished cells are not paid for twice")
