@@ -375,3 +375,27 @@ def test_connect_checks_its_timeouts(tmp_path):
         with pytest.raises(wan.RequestError) as info:
             wan.connect(base_url="http://127.0.0.1:9/v1", home=tmp_path, quiet=True, **kw)
         assert info.value.problems[0].field == next(iter(kw))
+
+
+def test_a_cell_that_raises_a_non_wan_error_ends_as_error_and_the_sweep_finishes(sim, sess, monkeypatch):
+    """A disk that fills up while one cell stores its image (an OSError, not a WanError):
+    that cell ends as error with the reason shown, the other cells run to the end, and
+    the sweep finishes instead of showing 'running' forever."""
+    from wan_nb._store import Store
+
+    real, calls = Store.put, []
+
+    def put(self, data, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, data, **kw)
+
+    monkeypatch.setattr(Store, "put", put)
+    sw = wan.sweep("disk fills", seed=range(4), resolution="1K", concurrency=1).wait(timeout=60)
+    assert not sw.running and sw.done
+    broken = [c for c in sw.results if c.status == "error"]
+    assert len(broken) == 1 and "No space left on device" in broken[0].error
+    assert sw.counts()["completed"] == 3
+    assert "No space left on device" in sw._repr_mimebundle_()["text/html"]
+    assert "1 failed" in sw.progress_line() and "0 running" in sw.progress_line()

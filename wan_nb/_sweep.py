@@ -243,6 +243,9 @@ class Sweep:
         except WanError as exc:
             cell.status, cell.error = S.ended_as(exc.run_state), str(exc)
             cell.run_id = exc.run_id or cell.run_id
+        except Exception as exc:  # the disk, a bug: this cell ends with the reason shown, the sweep goes on
+            logging.getLogger("wan_nb").exception("cell %s of sweep %s failed", cell.index, self.id)
+            cell.status, cell.error = S.ERROR, f"{type(exc).__name__}: {exc}"
         else:
             cell.result, cell.run_id, cell.task_id, cell.status = result, result.run_id, result.task_id, S.COMPLETED
             cell.billed_quota = result.cost_quota
