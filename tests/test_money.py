@@ -96,6 +96,32 @@ def test_rerunning_a_run_whose_images_were_lost_sends_nothing_and_fresh_pays(tmp
             sess.close()
 
 
+def test_an_input_link_the_server_evicted_early_is_marked_dead_and_the_next_run_uploads_it(tmp_path):
+    """A result evicted early (max_result_mb) still announces its 24 h expiry; used as an
+    input, the server refuses it (400, link expired). That refusal marks the link dead in
+    the log, so running the same edit again uploads the file instead of sending the dead
+    link forever; nothing was billed for the refused submit."""
+    with Simulator(latency=0.02, max_result_mb=0.05) as sim:  # about one 1K image
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            first = wan.generate("soon evicted", seed=1, resolution="1K")
+            wan.generate("evicts the first", seed=2, resolution="1K")
+            assert first.images[0].expires_at > time.time() + 3600, "the link still promises hours"
+            with pytest.raises(wan.InvalidRequestError) as info:
+                wan.edit("from the evicted one", first, seed=3, resolution="1K")
+            assert "expired" in str(info.value) and "again" in str(info.value)
+            billed = sim.ledger()["billed_quota"]
+            again = wan.edit("from the evicted one", first, seed=3, resolution="1K")  # the way out
+            assert again.status == "completed" and again.images
+            (sent,) = sess.log.inputs(again.run_id)
+            assert sent["via"] == "upload", "the dead link was sent again"
+            ledger = sim.ledger()
+            assert ledger["billed_quota"] == billed + UNIT and ledger["requests"].get("upload") == 1
+            assert sess.log.spend().loc["all", "billed_quota"] == ledger["billed_quota"]
+        finally:
+            sess.close()
+
+
 # -- (2) billed but never answered -----------------------------------------------------------
 
 

@@ -634,6 +634,28 @@ class Log:
             ).fetchone()
         return (row[0], row[1]) if row else None
 
+    def mark_link_dead(self, url: str, when: float) -> None:
+        """The server refused ``url`` as expired (evicted before its announced end): it
+        ended by ``when``, whatever expiry was recorded, so no later run sends it again."""
+        with self._transaction(write=True) as conn:
+            conn.execute("UPDATE images SET expires_at = ? WHERE source_url = ? AND (expires_at IS NULL "
+                         "OR expires_at > ?)", (when, url, when))
+            conn.execute("UPDATE inputs SET expires_at = ? WHERE url = ? AND via = 'link' AND (expires_at IS NULL "
+                         "OR expires_at > ?)", (when, url, when))
+
+    def dead_links(self, urls: Iterable[str], now: float) -> set[str]:
+        """Those of ``urls`` that the log knows ended before ``now`` (expired or refused)."""
+        wanted = sorted(set(urls))
+        if not wanted:
+            return set()
+        marks = ", ".join("?" for _ in wanted)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT source_url FROM images WHERE source_url IN ({marks}) AND expires_at <= ?",
+                (*wanted, now),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def made_from(self) -> dict[str, list[str]]:
         """run_id → the runs whose images it took as inputs, in input order.
 

@@ -29,6 +29,7 @@ import dataclasses
 import getpass
 import math
 import numbers
+import re
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ from ._exceptions import (
     BudgetError,
     ConfigError,
     DownloadError,
+    InvalidRequestError,
     LinkExpiredError,
     Problem,
     RequestError,
@@ -326,7 +328,12 @@ class Session:
             held = 0 if billed_before else request.cost_quota
             self._hold(row["run_id"], held, checked=status == S.ERROR)  # in flight: owed, not a new spend
             try:
-                request = await asyncio.to_thread(self._as_sent_before, request, row["run_id"])
+                if status == S.ERROR:  # refused before any task existed: placed anew (a dead link is not resent)
+                    request = await self._place_inputs(request)
+                    if request.images:
+                        await self._write(self.log.add_inputs, row["run_id"], request.images)
+                else:
+                    request = await asyncio.to_thread(self._as_sent_before, request, row["run_id"])
             except BaseException:
                 self._settle(row["run_id"], held, S.ERROR, 0)
                 raise
@@ -344,8 +351,12 @@ class Session:
         is logged, sent or billed."""
         if not request.images:
             return request
+        dead = await asyncio.to_thread(self.log.dead_links, [r.url for r in request.images if r.sha256 and r.url],
+                                       time.time())
         refs = []
         for ref in request.images:
+            if ref.url in dead:  # refused as expired before (freed early): its bytes go another way
+                ref = dataclasses.replace(ref, url=None, expires_at=None)
             if ref.sha256 and ref.live_url(self.aio.link_margin) is None:
                 # an expired one still tells when it ended
                 link = await asyncio.to_thread(self.log.result_link, ref.sha256)
@@ -393,18 +404,47 @@ class Session:
             await self._write(self.log.transition, run_id, state, **cols, within=INTERRUPTED_WRITE_S)
             self._settle(run_id, held, state, 0 if billed_before else (cols.get("cost_quota") or 0))
             raise
-        except WanError as exc:
+        except WanError as caught:
+            exc = await self._mark_dead_inputs(caught, request)
             task = last[0] if last else None
             state, cols = self._stopped_by(exc, task)
             final = await self._write(self.log.transition, run_id, state, **cols)
             self._settle(run_id, held, state, 0)
             exc.run_id, exc.run_state = run_id, final or state
+            if exc is not caught:
+                raise exc from caught
             raise
         except BaseException:
             self._settle(run_id, held, S.UNCONFIRMED, 0)
             raise
         return await self._deliver(run_id, request, done.task, held=held, billed_before=billed_before,
                                    submitted_at=done.submitted_at, finished_at=done.finished_at)
+
+    async def _mark_dead_inputs(self, exc: WanError, request: Request) -> WanError:
+        """A 400 saying that input links we sent have expired, though they announced a later
+        end (the server freed them early): they are marked dead in the log, so running the
+        same request again uploads the files instead of sending the dead links forever."""
+        if not isinstance(exc, InvalidRequestError):
+            return exc
+        dead = []
+        for p in exc.problems:
+            found = re.fullmatch(r"image_urls\[(\d+)\]", p.field)
+            if found is None or "expired" not in f"{p.rule} {p.message}":
+                continue
+            idx = int(found.group(1))
+            ref = request.images[idx] if idx < len(request.images) else None
+            if ref is not None and ref.sha256 and ref.url and ref.via != "upload":
+                dead.append(ref.url)
+        if not dead:
+            return exc
+        now = time.time()
+        for url in dead:
+            await self._write(self.log.mark_link_dead, url, now)
+        return InvalidRequestError(
+            f"{exc.message} — {len(dead)} input link(s) ended before the expiry they announced (the server freed "
+            "them early); the log now marks them dead, so running the same request again uploads the file(s) "
+            "instead (nothing was billed)",
+            status=exc.status, code=exc.code, task_id=exc.task_id, body=exc.body)
 
     async def _deliver(self, run_id: str, request: Request | None, task: Task, *, held: int, billed_before: bool,
                        submitted_at: float | None, finished_at: float) -> Result:
