@@ -417,6 +417,40 @@ class Log:
                                  f"run in the log ({self.path}); one run per key") from exc
             raise ValueError(f"run_id {run_id!r} is already in the log ({self.path})") from exc
 
+    def add_runs(self, runs: Iterable[Mapping[str, Any]],
+                 images: Mapping[str, Iterable[Any]] | None = None) -> int:
+        """Insert many runs (and ``images``: run_id → its images) in one transaction.
+
+        For imports and fixtures: a thousand rows cost about what one ``add_run``
+        does. Every value is checked as ``add_run`` checks it; one bad row refuses
+        the whole batch (nothing written). Returns the number of runs written.
+        """
+        cols = [c.name for c in schema.RUN_COLUMNS]
+        created, now = cols.index("created_at"), time.time()
+        values: list[list[Any]] = []
+        for i, run in enumerate(runs):
+            if not isinstance(run, Mapping):
+                raise TypeError(f"runs[{i}]: expected a dict of column values, got {type(run).__name__}")
+            _check_known(run, schema.RUNS, "run")
+            if not isinstance(run.get("run_id"), str) or not run.get("run_id"):
+                raise ValueError(f"runs[{i}].run_id: required, a non-empty string (got {run.get('run_id')!r})")
+            row = [to_sql_value(schema.RUNS[c], run[c]) if c in run else None for c in cols]
+            if row[created] is None:
+                row[created] = now
+            values.append(row)
+        image_rows = [self._image_row(rid, i, im) for rid, ims in (images or {}).items() for i, im in enumerate(ims)]
+        image_cols = ["run_id", "idx", *IMAGE_FIELDS]
+        try:
+            with self._transaction(write=True) as conn:
+                conn.executemany(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                                 values)
+                conn.executemany(
+                    f"INSERT INTO images ({', '.join(image_cols)}) VALUES ({', '.join('?' for _ in image_cols)})",
+                    [[r.get(c) for c in image_cols] for r in image_rows])
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"add_runs: {exc} ({self.path}); nothing was written") from exc
+        return len(values)
+
     def _put_images(self, conn: sqlite3.Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Replace a run's image rows (inside the caller's transaction)."""
         cols = ["run_id", "idx", *IMAGE_FIELDS]
