@@ -37,11 +37,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import pandas as pd
 
+from . import _log_query as query
 from . import _log_schema as schema
 from . import _spec, _states
 from ._atomic import atomic_write_bytes
 from ._exceptions import ConfigError
 from ._html_parts import is_missing
+from ._log_query import Clause
 from ._request import unicode_problem
 
 BUSY_TIMEOUT_S = 60.0
@@ -255,6 +257,30 @@ def apply_filters(df: pd.DataFrame, where: Where = None, **filters: Any) -> pd.D
     else:
         raise TypeError(f"where: expected a pandas query string or a callable(df) -> mask, got {type(where).__name__}")
     return df.reset_index(drop=True)
+
+
+def _check_page(limit: Any, offset: Any) -> None:
+    for name, value, least in (("limit", limit, 0), ("offset", offset, 0)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name}: expected a whole number, {least} or more (got {value!r})")
+
+
+def _ordered(column: str, values: list[Any]) -> list[Any]:
+    """Distinct values in reading order: the document's order for its vocabularies,
+    numbers ascending, text alphabetically, anything else as found; missing last."""
+    present = [v for v in values if v is not None]
+    tail = [None] * (len(present) < len(values))
+    order = schema.CATEGORY_ORDER.get(column)
+    if order:
+        rank = {v: i for i, v in enumerate(order)}
+        return sorted(present, key=lambda v: (rank.get(v, len(rank)), str(v))) + tail
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present):
+        return sorted(present) + tail
+    if all(isinstance(v, str) for v in present):
+        return sorted(present) + tail
+    return present + tail
 
 
 # ----------------------------------------------------------------- the log
@@ -742,26 +768,36 @@ class Log:
                 if parent not in depth:
                     depth[parent] = depth[current] + 1
                     queue.append(parent)
-        df = self.runs()
-        df = df[df["run_id"].isin(list(depth))].reset_index(drop=True)
+        df = self.runs(run_id=list(depth))
         df["made_from"] = pd.Series([parents[r] for r in df["run_id"]], index=df.index, dtype=object)
         df["depth"] = pd.Series([depth[r] for r in df["run_id"]], index=df.index, dtype="Int64")
         return df
 
     # -- DataFrames ------------------------------------------------------------------
-    def _read_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        with self._transaction(write=False) as conn:  # one snapshot for both tables
-            cur = conn.execute("SELECT * FROM runs ORDER BY created_at, rowid")
+    def _read_tables(self, clause: Clause, limit: int | None = None, offset: int = 0,
+                     sources: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The runs ``clause`` selects (oldest first, ``limit``/``offset`` applied) and their
+        image rows, in one snapshot; ``sources``: also the images of the runs a cache hit
+        among them was served from."""
+        page = "" if limit is None and not offset else " LIMIT ? OFFSET ?"
+        page_params = [] if not page else [-1 if limit is None else int(limit), int(offset)]
+        selected = f"SELECT {{}} FROM runs WHERE {clause.sql} ORDER BY created_at, rowid{page}"
+        with self._transaction(write=False) as conn:
+            cur = conn.execute(selected.format("*"), [*clause.params, *page_params])
             runs = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
-            cur = conn.execute("SELECT * FROM images ORDER BY run_id, idx")
+            ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
+            params = [*clause.params, *page_params]
+            if sources:
+                ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
+                params += params
+            cur = conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids}) ORDER BY run_id, idx", params)
             images = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
         runs = runs.astype(object)
         images = images.astype(object)
         return runs.where(runs.notna(), None), images.where(images.notna(), None)
 
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(runs, images) with documented dtypes, unfiltered."""
-        raw_runs, raw_images = self._read_tables()
+    def _typed(self, raw_runs: pd.DataFrame, raw_images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) with documented dtypes and the derived columns."""
         runs = pd.DataFrame(index=raw_runs.index)
         for col in schema.RUN_COLUMNS:
             runs[col.name] = _typed_column(col, raw_runs[col.name])
@@ -789,28 +825,124 @@ class Log:
             runs[key] = _infer_series(values, runs.index)
         return runs, images
 
-    def runs(self, where: Where = None, **filters: Any) -> pd.DataFrame:
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) with documented dtypes, unfiltered: the whole log."""
+        return self._typed(*self._read_tables(Clause()))
+
+    def _selection(self, where: Where, filters: dict[str, Any]) -> tuple[Clause, dict[str, Any], Where]:
+        """(the SQL of what translates, filters left for pandas, ``where`` left for pandas)."""
+        clause, rest = Clause(), {}
+        for name, want in filters.items():
+            try:
+                clause = clause.also(query.filter_clause(name, want))
+            except query.Untranslatable:
+                rest[name] = want
+        if isinstance(where, str):
+            try:
+                clause, where = clause.also(query.where_clause(where)), None
+            except query.Untranslatable:
+                pass
+        return clause, rest, where
+
+    def _check_keys(self, filters: dict[str, Any]) -> None:
+        """A filter on a name that is no column and no sweep-cell key of any run: say so."""
+        known = [*schema.RUNS, *DERIVED_COLUMNS]
+        with self._transaction(write=False) as conn:
+            for name in filters:
+                if name in known:
+                    continue
+                try:
+                    exists = query.cell_key_exists_sql(name)
+                except query.Untranslatable:
+                    continue
+                if conn.execute(f"SELECT 1 FROM runs WHERE {exists.sql} LIMIT 1", exists.params).fetchone() is None:
+                    raise ValueError(f"unknown column {name!r} in filter{_did_you_mean(name, known)}; "
+                                     f"columns are: {', '.join(known)} and the keys of sweep cells")
+
+    def frames(self, where: Where = None, *, limit: int | None = None, offset: int = 0,
+               **filters: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) of the selected runs: ``runs()`` rows and the image rows they
+        show (their own, and those a cache hit among them was served from).
+
+        Filters and ``where`` strings run as SQL on the log's indexes (see
+        ``_log_query``); what SQL cannot say is evaluated with pandas on the rows SQL
+        selected. ``limit``/``offset`` page through the selection, oldest first.
+        """
+        _check_page(limit, offset)
+        clause, rest, pwhere = self._selection(where, filters)
+        exact = not rest and pwhere is None
+        raw = self._read_tables(clause, limit if exact else None, offset if exact else 0, sources=True)
+        runs, images = self._typed(*raw)
+        if not len(runs) and len(rest) < len(filters):
+            self._check_keys({k: v for k, v in filters.items() if k not in rest})
+        if not exact:
+            runs = apply_filters(runs, pwhere, **rest)
+            if limit is not None or offset:
+                runs = runs.iloc[offset:None if limit is None else offset + limit].reset_index(drop=True)
+        return runs, images
+
+    def runs(self, where: Where = None, *, limit: int | None = None, offset: int = 0, **filters: Any) -> pd.DataFrame:
         """One row per run, oldest first, filtered by ``column=value(s)`` and ``where``.
 
         dtypes: ``*_at`` UTC datetimes; action/aspect_ratio/resolution/status/model/backend
         categories; counts and sizes Int64; flags boolean; cost_usd Float64; JSON columns
         as Python objects. Added: ``n_images``, ``paths`` (absolute), ``duration_s``
-        (finished − submitted) and one column per sweep-cell key (e.g. ``style``).
+        (finished − submitted) and one column per sweep-cell key (e.g. ``style``) of the
+        selected runs. ``limit``/``offset``: one page of the selection. Filters and
+        simple ``where`` strings run as indexed SQL (see ``frames``).
         """
-        runs, _ = self._frames()
-        return apply_filters(runs, where, **filters)
+        return self.frames(where, limit=limit, offset=offset, **filters)[0]
+
+    def count(self, where: Where = None, **filters: Any) -> int:
+        """How many runs ``runs(where, **filters)`` would return, without reading them."""
+        clause, rest, pwhere = self._selection(where, filters)
+        if rest or pwhere is not None:
+            return len(self.runs(where, **filters))
+        with self._transaction(write=False) as conn:
+            n = int(conn.execute(f"SELECT COUNT(*) FROM runs WHERE {clause.sql}", clause.params).fetchone()[0])
+        if not n:
+            self._check_keys(filters)
+        return n
+
+    def distinct(self, column: str, where: Where = None, **filters: Any) -> list[Any]:
+        """The values ``column`` takes in the selected runs, each once, in order
+        (documented vocabularies in the document's order, numbers ascending, text
+        alphabetically; a missing value last). A sweep-cell key works as a column."""
+        clause, rest, pwhere = self._selection(where, filters)
+        col = schema.RUNS.get(column)
+        if rest or pwhere is not None or column in DERIVED_COLUMNS or (col is not None and col.is_json):
+            df = self.runs(where, **filters)
+            if column not in df.columns:
+                raise ValueError(f"unknown column {column!r}{_did_you_mean(column, df.columns)}")
+            found = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v: v
+                     for v in (None if is_missing(v) else v for v in df[column].tolist())}
+            values = list(found.values())
+        else:
+            try:
+                target = column if col is not None else f"json_extract(runs.cell, '{query.cell_path(column)}')"
+            except query.Untranslatable:
+                raise ValueError(f"unknown column {column!r}") from None
+            with self._transaction(write=False) as conn:
+                rows = conn.execute(f"SELECT DISTINCT {target} FROM runs WHERE {clause.sql}", clause.params).fetchall()
+            if col is None and not rows:
+                self._check_keys({column: None})
+            values = [_from_sql(col, r[0]) for r in rows]
+        return _ordered(column, values)
 
     def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
         """One row per image, with its run's parameters alongside (width/height are the image's)."""
-        runs, images = self._frames()
+        own = {k: v for k, v in filters.items() if k in schema.RUNS and (k == "run_id" or k not in schema.IMAGES)}
+        runs, images = self.frames(**own)
+        rest = {k: v for k, v in filters.items() if k not in own}
         order = {rid: i for i, rid in enumerate(runs["run_id"])}
+        images = images[images["run_id"].isin(list(order))]
         # the image's own columns win (width/height are its real size, not the requested one)
         clash = [c for c in runs.columns if c in images.columns and c != "run_id"]
         params = runs.drop(columns=[*clash, "paths", "n_images"])
         merged = images.merge(params, on="run_id", how="left", sort=False)
         merged["_order"] = [order.get(r, len(order)) for r in merged["run_id"]]
         merged = merged.sort_values(["_order", "idx"], kind="stable").drop(columns="_order")
-        return apply_filters(merged.reset_index(drop=True), where, **filters)
+        return apply_filters(merged.reset_index(drop=True), where, **rest)
 
     # -- money -----------------------------------------------------------------------
     def spend(self) -> pd.DataFrame:

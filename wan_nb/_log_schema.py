@@ -179,6 +179,8 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
     "CREATE INDEX IF NOT EXISTS runs_hash ON runs (request_hash)",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
+    "CREATE INDEX IF NOT EXISTS runs_prompt ON runs (prompt)",
+    "CREATE INDEX IF NOT EXISTS runs_cached_from ON runs (cached_from)",
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
     "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
 ]

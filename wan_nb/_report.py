@@ -203,10 +203,7 @@ def grid_from_frame(
 
 
 def build_grid(log: Any, rows: str, cols: str, where: Any = None, **filters: Any) -> Grid:
-    from ._log import apply_filters
-
-    runs, images = log._frames()
-    selected = apply_filters(runs, where, **filters)
+    selected, images = log.frames(where, **filters)  # indexed SQL: only the selected runs are read
     return grid_from_frame(selected, images, rows, cols)
 
 
@@ -294,7 +291,7 @@ def _resolve(log: Any, x: Any) -> tuple[str, str]:
         raise TypeError(f"compare: expected a run id, a sweep id or an object with .run_id/.sweep_id, got {x!r}")
     if log.get_run(x) is not None:
         return "run", x
-    if log.find_runs(sweep_id=x):
+    if log.count(sweep_id=x):
         return "sweep", x
     raise KeyError(f"compare: {x!r} is neither a run_id nor a sweep_id in {log.path}")
 
@@ -313,9 +310,9 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
     (kind_a, id_a), (kind_b, id_b) = _resolve(log, a), _resolve(log, b)
     if kind_a != kind_b:
         raise ValueError(f"compare: cannot compare a {kind_a} ({id_a!r}) with a {kind_b} ({id_b!r}); pass two runs or two sweeps")
-    runs, images = log._frames()
-    by_run = _images_by_run(images)
     col = "run_id" if kind_a == "run" else "sweep_id"
+    runs, images = log.frames(**{col: [id_a, id_b]})
+    by_run = _images_by_run(images)
     part_a, part_b = runs[runs[col] == id_a], runs[runs[col] == id_b]
     both = pd.concat([part_a, part_b])
     names = parameter_columns(both.dropna(axis=1, how="all")) or list(schema.PARAMETERS)
@@ -424,10 +421,7 @@ def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_
 
 def report_html(log: Any, link_base: Path, where: Any = None, title: str | None = None, **filters: Any) -> str:
     """The report page: summary, one grid per sweep, then every run with its images."""
-    from ._log import apply_filters
-
-    runs, images = log._frames()
-    df = apply_filters(runs, where, **filters)
+    df, images = log.frames(where, **filters)
     by_run = _images_by_run(images)
     title = title or f"wan_nb report · {log.root.name}"
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -36,7 +36,7 @@ import uuid
 import warnings
 import weakref
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import _config, _spec
 from . import _states as S
@@ -185,12 +185,15 @@ class Session:
             elif state in S.MAYBE_BILLED and held:
                 self.unconfirmed[run_id] = held
 
-    def completed_hashes(self) -> dict[str, set[str | None]]:
-        """request_hash → sweep ids of completed runs whose files are on disk."""
+    def completed_hashes(self, hashes: Iterable[str]) -> dict[str, set[str | None]]:
+        """request_hash → sweep ids of completed runs whose files are on disk, for these
+        ``hashes`` only (indexed look-ups: a sweep never reads the whole log)."""
+        wanted = list(dict.fromkeys(hashes))
         out: dict[str, set[str | None]] = {}
-        for row in self.log.find_runs(status=S.COMPLETED):
-            if row.get("request_hash") and self._files_ok(row):
-                out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
+        for i in range(0, len(wanted), 500):
+            for row in self.log.find_runs(request_hash=wanted[i:i + 500], status=S.COMPLETED):
+                if self._files_ok(row):
+                    out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
         return out
 
     def close(self) -> None:

@@ -514,7 +514,8 @@ def _cost_to_pay(sess: Session, plan: Plan, fresh: bool) -> int:
     """Quota the sweep will really spend: cells already done (resume or cache) are free."""
     if fresh:
         return plan.cost_quota
-    done = sess.completed_hashes()
+    done = sess.completed_hashes(c.request.request_hash for c in plan.cells)
+
     def free(req: Request) -> bool:
         sweeps = done.get(req.request_hash, set())
         return plan.sweep_id in sweeps or (bool(sweeps) and not req.seed_random)

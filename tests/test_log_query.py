@@ -1,0 +1,206 @@
+"""The log answers with indexed SQL: same rows as pandas, and no full-table scans on a sweep's way.
+
+Every ``where`` string and filter here is evaluated twice, by the SQL translation
+(``Log.runs``) and by pandas on the whole log (``apply_filters`` over ``_frames``),
+and the two must select the same runs, missing values included. A sweep run against
+the simulator over loopback records every SQL statement its log connections run;
+each is put through ``EXPLAIN QUERY PLAN``, and none may scan the runs table.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wan_nb as wan
+from wan_nb import _log_query as query
+from wan_nb._log import Log, apply_filters
+from wan_nb._states import STATES
+from wan_nb.sim import Simulator
+
+STYLES = ["ink", "oil", None]
+
+
+def _rows(n: int = 60) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        style = STYLES[i % 3]
+        cell = {"seed": i % 5, **({"style": style} if style else {}), **({"strength": i / 10} if i % 4 == 0 else {})}
+        rows.append({
+            "run_id": f"run-{i:04d}", "created_at": 1_700_000_000 + i * 3600, "sweep_id": None if i % 7 == 0 else f"sw-{i % 3}",
+            "cell": cell, "cell_index": i % 6, "tags": ["a", "b"] if i % 2 else ["c"], "prompt": f"p{i % 4}",
+            "seed": None if i % 11 == 0 else i, "resolution": ["1K", "2K", "4K"][i % 3], "width": 1024,
+            "status": ["completed", "failed", "cancelled", "queued"][i % 4], "watermark": bool(i % 2),
+            "cost_quota": None if i % 5 == 0 else 11475 * (i % 2), "note": None if i % 3 else "n",
+            "action": "generate", "n": 1 + i % 2,
+        })
+    return rows
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Log:
+    lg = Log(tmp_path / "log.sqlite")
+    lg.add_runs(_rows())
+    return lg
+
+
+WHERES = [
+    "status == 'failed'",
+    "status != 'failed'",
+    "seed > 20",
+    "seed != 22",
+    "not (seed > 20)",
+    "~(seed == 3)",
+    "seed >= 10 and seed < 30 or status == 'queued'",
+    "(status == 'failed') | (resolution == '4K')",
+    "resolution in ['1K', '4K']",
+    "resolution not in ['1K']",
+    "note != 'n'",
+    "note == 'n'",
+    "sweep_id != 'sw-1'",
+    "cost_quota == 0",
+    "cost_quota != 0",
+    "not (cost_quota != 0)",
+    "watermark == True",
+    "watermark",
+    "10 < seed <= 40",
+    "created_at > '2023-11-15T00:00:00+00:00'",
+    "created_at <= '2023-11-15 10:13:20+00:00' or seed == 3",
+    "prompt == 'p2' and n == 2",
+    "seed == cell_index",
+    "seed != cell_index",
+    "status == ['failed', 'queued']",
+]
+
+FILTERS = [
+    {"status": "failed"},
+    {"status": ["failed", "queued"]},
+    {"seed": None},
+    {"seed": [None, 3, 4]},
+    {"tags": "a"},
+    {"tags": ["c", "zz"]},
+    {"style": "ink"},
+    {"style": None},
+    {"style": ["oil", None]},
+    {"strength": 0.8},
+    {"sweep_id": "sw-2", "status": "completed"},
+    {"watermark": False},
+]
+
+
+def _ids(df) -> list[str]:
+    return list(df["run_id"])
+
+
+@pytest.mark.parametrize("where", WHERES)
+def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
+    query.where_clause(where)  # translates: this is the SQL path, not the pandas fallback
+    every = log._frames()[0]
+    assert _ids(log.runs(where=where)) == _ids(apply_filters(every, where))
+    assert log.count(where=where) == len(apply_filters(every, where))
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
+def test_filters_run_as_sql_and_select_what_pandas_selects(log, filters):
+    for name, want in filters.items():
+        query.filter_clause(name, want)
+    every = log._frames()[0]
+    assert _ids(log.runs(**filters)) == _ids(apply_filters(every, **filters))
+
+
+def test_a_date_without_a_zone_means_utc(log):
+    # pandas refuses to compare a UTC column with a date without a zone; the log reads it as UTC
+    assert _ids(log.runs(where="created_at > '2023-11-15'")) == _ids(
+        log.runs(where="created_at > '2023-11-15T00:00:00+00:00'"))
+
+
+def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
+    every = log._frames()[0]
+    for where in ("seed > seed.median()", "n_images == 0", "prompt.str.endswith('2')"):
+        with pytest.raises(query.Untranslatable):
+            query.where_clause(where)
+        assert _ids(log.runs(where=where, status="completed")) == _ids(
+            apply_filters(apply_filters(every, status="completed"), where))
+    mask = log.runs(where=lambda df: df["seed"] > 50)
+    assert _ids(mask) == _ids(every[every["seed"] > 50])
+
+
+def test_pages_counts_and_distinct_values(log):
+    every = _ids(log.runs(status=["completed", "failed"]))
+    pages = [_ids(log.runs(status=["completed", "failed"], limit=7, offset=o)) for o in range(0, 40, 7)]
+    assert sum(pages, []) == every
+    assert log.count(status=["completed", "failed"]) == len(every)
+    assert _ids(log.runs(where="seed > seed.median()", limit=3, offset=2)) == _ids(
+        log.runs(where="seed > seed.median()"))[2:5]
+    assert log.distinct("resolution") == ["1K", "2K", "4K"]
+    assert log.distinct("status", sweep_id="sw-1") == sorted(
+        set(log.runs(sweep_id="sw-1")["status"]), key=STATES.index)
+    assert log.distinct("style") == ["ink", "oil", None]
+    assert log.distinct("seed", where="seed < 4") == [1, 2, 3]
+    with pytest.raises(ValueError, match="limit"):
+        log.runs(limit=-1)
+
+
+def test_unknown_filter_name_is_still_an_error_naming_the_columns(log):
+    with pytest.raises(ValueError, match=r"unknown column 'stauts'.*did you mean 'status'"):
+        log.runs(stauts="failed")
+    with pytest.raises(ValueError, match="unknown column 'colour'"):
+        log.count(colour="red")
+    assert len(log.runs(style="watercolor")) == 0  # a known cell key, no run with that value
+
+
+def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
+    def whole_log(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("read the whole log")
+
+    monkeypatch.setattr(Log, "_frames", whole_log)
+    grid = log.grid("style", "seed", sweep_id="sw-1")
+    assert len(grid.cells) == len({(r["style"], r["seed"]) for _, r in log.runs(sweep_id="sw-1").iterrows()})
+    assert log.compare("sw-1", "sw-2").kind == "sweeps"
+
+
+# ----------------------------------------------------------------- no scans on a sweep's way
+
+
+class _Traced(sqlite3.Connection):
+    statements: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_trace_callback(_Traced.statements.append)
+
+
+def test_a_sweep_on_a_big_log_never_scans_the_runs_table(tmp_path, monkeypatch):
+    home = tmp_path / "runs"
+    Log(home / "log.sqlite").add_runs(_rows(3000))
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=_Traced, **k))
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    decoded = []
+    real_decode = Log._decode_run
+    monkeypatch.setattr(Log, "_decode_run", lambda self, row: decoded.append(1) or real_decode(self, row))
+    _Traced.statements = []
+    with Simulator(latency=0.05, concurrency=4) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=home, quiet=True)
+        try:
+            sw = wan.sweep("a {style} fox", style=["ink", "oil"], seed=[1, 2, 3], resolution="1K", quiet=True).wait()
+            again = wan.sweep("a {style} fox", style=["ink", "oil"], seed=[1, 2, 3], resolution="1K", quiet=True).wait()
+        finally:
+            sess.close()
+    assert sw.counts()["completed"] == 6 and again.counts()["completed"] == 6
+    # 750 of the 3000 runs are completed: an index on status alone still reads them all
+    assert len(decoded) < 100, f"{len(decoded)} runs read from the log for two 6-cell sweeps"
+    monkeypatch.setattr(sqlite3, "connect", real_connect)
+    selects = {s for s in _Traced.statements if s.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT"))}
+    assert len(selects) > 10, selects
+    conn = real_connect(home / "log.sqlite")
+    scans = {}
+    for sql in selects:
+        plan = " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        if re.search(r"\bSCAN (runs|images)\b", plan):
+            scans[sql] = plan
+    assert not scans, "full scans on a sweep's way:\n" + "\n".join(f"{s}\n  -> {p}" for s, p in scans.items())

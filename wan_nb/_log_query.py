@@ -1,0 +1,239 @@
+"""``runs(where=..., **filters)`` as SQL: a query touches only the rows it selects.
+
+A log grows to 100,000 runs; reading it whole into pandas to keep a few rows takes
+seconds. So filters and the common ``where`` strings become one indexed SQL
+``WHERE`` clause, and the DataFrame is built from the rows it returns.
+
+What translates: ``column=value`` / ``column=[values]`` on the log's columns (lists
+such as ``tags`` mean "contains"; a sweep-cell key such as ``style`` reads the
+``cell`` JSON), and ``where`` strings made of comparisons of columns with literals
+(``== != < <= > >=``, ``in``, ``not in``) joined by ``and`` / ``or`` / ``not`` (or
+``& | ~``). Missing values compare as pandas compares them on each column's dtype
+(``!=`` is true for a missing text, unknown for a missing number). Anything else (a
+callable, ``@variables``, methods, derived columns like ``n_images``) returns None
+here, and the log evaluates it with pandas on the rows the filters selected, so the
+answer is the same either way, only slower.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import _log_schema as schema
+
+# Columns a where string may compare in SQL: scalar columns, not JSON ones.
+_SCALAR = {c.name: c for c in schema.RUN_COLUMNS if not c.is_json}
+# dtypes whose comparisons pandas makes definite (False / True for ``!=``) on a missing value;
+# the nullable ones (Int64, Float64, boolean) give NA, which SQL's NULL already behaves as.
+_DEFINITE = ("text", "category", "time")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]*$")  # a cell key that can be named in a JSON path
+_OPS = {ast.Eq: "=", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+class Untranslatable(Exception):
+    """This expression has no SQL form here: evaluate it with pandas instead."""
+
+
+@dataclass
+class Clause:
+    """A SQL condition over ``runs`` with its parameters (``"1"``: every row)."""
+
+    sql: str = "1"
+    params: list[Any] = field(default_factory=list)
+
+    def also(self, other: "Clause") -> "Clause":
+        if other.sql == "1":
+            return self
+        if self.sql == "1":
+            return other
+        return Clause(f"({self.sql}) AND ({other.sql})", self.params + other.params)
+
+
+# ----------------------------------------------------------------- column=value filters
+
+
+def _values(want: Any) -> list[Any]:
+    if isinstance(want, (str, bytes, dict)) or not isinstance(want, Iterable):
+        return [want]
+    return list(want)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return not isinstance(value, (list, tuple, dict, str)) and bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _sql_scalar(col: schema.Column | None, value: Any) -> Any:
+    """A filter value as SQLite stores it in ``col`` (None: a cell key); Untranslatable if it is not a scalar."""
+    if isinstance(value, (list, tuple, dict, set, bytes)):
+        raise Untranslatable(f"{value!r} is not a single value")
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    kind = col.kind if col is not None else None
+    if kind == "time":
+        if isinstance(value, str):
+            value = _timestamp(value)
+        if isinstance(value, (_dt.datetime, pd.Timestamp)):
+            return _seconds(value)
+    if isinstance(value, bool):
+        return int(value)
+    if not isinstance(value, (str, int, float)):
+        raise Untranslatable(f"{type(value).__name__} values are compared in pandas")
+    return value
+
+
+def _timestamp(text: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise Untranslatable(f"{text!r} is not a date") from exc
+
+
+def _seconds(value: _dt.datetime | pd.Timestamp) -> float:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")  # a date without a zone means UTC, as the log's times are
+    return float(ts.timestamp())
+
+
+def cell_path(name: str) -> str:
+    if not _KEY.match(name):
+        raise Untranslatable(f"cell key {name!r}")
+    return f'$."{name}"'
+
+
+def filter_clause(name: str, want: Any) -> Clause:
+    """``name=want`` as SQL, with the meaning ``apply_filters`` gives it."""
+    values = _values(want)
+    if name in schema.CONTAINS_FILTER:  # a list column: rows whose list contains one of the values
+        scalars = [_sql_scalar(None, v) for v in values]
+        marks = ", ".join("?" for _ in scalars) or "NULL"
+        return Clause(f"EXISTS (SELECT 1 FROM json_each(runs.{name}) WHERE json_each.value IN ({marks}))", scalars)
+    col = _SCALAR.get(name)
+    if col is not None:
+        target = name
+    elif name in schema.RUNS or name in ("n_images", "paths", "duration_s"):
+        raise Untranslatable(f"{name} is filtered in pandas")
+    else:
+        target = f"json_extract(runs.cell, '{cell_path(name)}')"
+    present = [_sql_scalar(col, v) for v in values if not _is_missing(v)]
+    parts = []
+    if present:
+        parts.append(f"{target} IN ({', '.join('?' for _ in present)})")
+    if len(present) < len(values):
+        parts.append(f"{target} IS NULL")
+    return Clause("(" + " OR ".join(parts) + ")" if parts else "0", present)
+
+
+def cell_key_exists_sql(name: str) -> Clause:
+    """Does any run's sweep cell have the key ``name``? (an unknown filter name is an error)."""
+    return Clause(f"json_type(runs.cell, '{cell_path(name)}') IS NOT NULL")
+
+
+def filters_clause(filters: dict[str, Any]) -> tuple[Clause, list[str]]:
+    """(SQL of every translatable filter, names of the cell keys used)."""
+    clause, keys = Clause(), []
+    for name, want in filters.items():
+        clause = clause.also(filter_clause(name, want))
+        if name not in schema.RUNS and name not in ("n_images", "paths", "duration_s"):
+            keys.append(name)
+    return clause, keys
+
+
+# ----------------------------------------------------------------- where strings
+
+
+def where_clause(where: str) -> Clause:
+    """A pandas query string as SQL; Untranslatable when it uses anything but the
+    comparisons, literals and boolean operators described in the module docstring."""
+    try:
+        tree = ast.parse(where.strip(), mode="eval")
+    except SyntaxError as exc:  # @variables, backticks: pandas reads those
+        raise Untranslatable(str(exc)) from exc
+    return _bool(tree.body)
+
+
+def _bool(node: ast.AST) -> Clause:
+    if isinstance(node, ast.BoolOp):
+        joiner = " AND " if isinstance(node.op, ast.And) else " OR "
+        parts = [_bool(v) for v in node.values]
+        return Clause("(" + joiner.join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+        left, right = _bool(node.left), _bool(node.right)
+        joiner = " AND " if isinstance(node.op, ast.BitAnd) else " OR "
+        return Clause(f"({left.sql}{joiner}{right.sql})", left.params + right.params)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
+        inner = _bool(node.operand)
+        return Clause(f"(NOT {inner.sql})", inner.params)
+    if isinstance(node, ast.Compare):
+        parts = []
+        left = node.left
+        for op, right in zip(node.ops, node.comparators):  # a < b < c: a < b and b < c
+            parts.append(_compare(left, op, right))
+            left = right
+        return Clause("(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
+    if isinstance(node, ast.Name) and node.id in _SCALAR and _SCALAR[node.id].kind == "bool":
+        return Clause(f"({node.id} = 1)")  # `watermark`: the rows where it is true
+    raise Untranslatable(ast.dump(node))
+
+
+def _literal(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise Untranslatable(ast.dump(node)) from exc
+
+
+def _column(node: ast.AST) -> schema.Column | None:
+    return _SCALAR.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
+    lcol, rcol = _column(left), _column(right)
+    if lcol is None and rcol is not None and type(op) in _OPS:  # 5 < seed: seed > 5
+        flipped = {ast.Lt: ast.Gt(), ast.LtE: ast.GtE(), ast.Gt: ast.Lt(), ast.GtE: ast.LtE()}
+        return _compare(right, flipped.get(type(op), op), left)
+    if lcol is None:
+        raise Untranslatable(ast.dump(left))
+    if rcol is not None:  # column against column
+        if type(op) not in _OPS:
+            raise Untranslatable("in between columns")
+        sql = f"{lcol.name} {_OPS[type(op)]} {rcol.name}"
+        if lcol.kind in _DEFINITE or rcol.kind in _DEFINITE:
+            sql = f"COALESCE({sql}, {int(isinstance(op, ast.NotEq))})"
+        return Clause(f"({sql})")
+    value = _literal(right)
+    name = lcol.name
+    if isinstance(value, (list, tuple, set)) or isinstance(op, (ast.In, ast.NotIn)):
+        if not isinstance(value, (list, tuple, set)):
+            raise Untranslatable("in needs a list")
+        values = list(value)
+        negate = isinstance(op, (ast.NotIn, ast.NotEq))
+        if not isinstance(op, (ast.In, ast.NotIn, ast.Eq, ast.NotEq)):
+            raise Untranslatable("ordering against a list")
+        inner = filter_clause(name, values)  # isin: definite for every dtype
+        return Clause(f"(NOT {inner.sql})", inner.params) if negate else inner
+    if type(op) not in _OPS:
+        raise Untranslatable(ast.dump(op))
+    if _is_missing(value):
+        raise Untranslatable("comparison with a missing value")
+    param = _sql_scalar(lcol, value)
+    if isinstance(param, str) and lcol.kind in ("int", "real", "bool", "time"):
+        raise Untranslatable("text compared with a number")
+    if isinstance(param, (int, float)) and lcol.kind in ("text", "category"):
+        raise Untranslatable("a number compared with text")
+    sql = f"{name} {_OPS[type(op)]} ?"
+    if lcol.kind in _DEFINITE:
+        sql = f"COALESCE({sql}, {int(isinstance(op, ast.NotEq))})"
+    return Clause(f"({sql})", [param])
