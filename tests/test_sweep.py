@@ -399,3 +399,35 @@ def test_a_cell_that_raises_a_non_wan_error_ends_as_error_and_the_sweep_finishes
     assert sw.counts()["completed"] == 3
     assert "No space left on device" in sw._repr_mimebundle_()["text/html"]
     assert "1 failed" in sw.progress_line() and "0 running" in sw.progress_line()
+
+
+def _watch_server(sim, sw):
+    """The most tasks (queued + processing) and the most processing the server held at once."""
+    most_in_flight = most_processing = 0
+    while sw.running:
+        by = sim.ledger()["by_status"]
+        most_in_flight = max(most_in_flight, by["queued"] + by["processing"])
+        most_processing = max(most_processing, by["processing"])
+        time.sleep(0.01)
+    return most_in_flight, most_processing
+
+
+def test_default_sweep_fills_the_servers_width_and_a_cap_holds(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVE_API_KEY", raising=False)
+    with Simulator(latency=0.4, concurrency=6, seed=2) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+        try:
+            sw = wan.sweep("a heron, take {take}", take=list(range(30)), seed=1, resolution="1K", quiet=True)
+            assert "width 4" in sw.progress_line()  # it starts where any account is safe
+            in_flight, processing = _watch_server(sim, sw)
+            assert sw.counts()["completed"] == 30
+            assert processing == 6, f"the server's 6 slots were never all busy (at most {processing})"
+            assert in_flight > 4, "never sent more than the starting width"
+            assert sess.width.limit() >= 6  # kept for the next sweep
+            capped = wan.sweep("a crane, take {take}", take=list(range(12)), seed=1, resolution="1K", quiet=True,
+                               concurrency=2)
+            assert "(cap 2)" in capped.progress_line()
+            in_flight, processing = _watch_server(sim, capped)
+            assert capped.counts()["completed"] == 12 and in_flight == 2, in_flight
+        finally:
+            sess.close()

@@ -68,8 +68,10 @@ class RateGate:
 
     def __init__(self) -> None:
         self._until = 0.0  # time.monotonic() before which no request is sent
+        self.hits = 0  # 429s seen: the sweep's width estimate backs off on each
 
     def close_for(self, seconds: float) -> None:
+        self.hits += 1
         self._until = max(self._until, time.monotonic() + seconds)
 
     @property

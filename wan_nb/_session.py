@@ -59,6 +59,7 @@ from ._portal import get_portal
 from ._request import Request, unicode_problem
 from ._result import Result
 from ._store import Store, StoredImage
+from ._width import WidthEstimate
 from ._wire import Task
 
 SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
@@ -108,6 +109,7 @@ class Session:
         self._sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD
         self._budget_lock = threading.Lock()
         self.sweeps: "weakref.WeakSet[Any]" = weakref.WeakSet()  # running sweeps, cancelled on close
+        self.width = WidthEstimate()  # tasks in flight, learnt from the server: shared by every sweep
 
     def __repr__(self) -> str:
         return f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}>"

@@ -1,12 +1,14 @@
-"""Running a sweep: cost first, bounded concurrency, a grid that fills in live.
+"""Running a sweep: cost first, the server's full width, a grid that fills in live.
 
 ``sweep(...)`` plans every cell (``_sweep_plan``), shows what it will cost, refuses to
 start above a budget without ``confirm=True`` (and never past the session's budget),
 then runs the cells on the portal loop in the background, each through the same
 ``Session.arun`` path as a single call: logged before it is sent, resumed rather than
 re-sent after a kernel restart, served from the cache when identical to a finished
-fixed-seed run. The notebook keeps working while the grid fills in; the grid is
-rendered on a thread of its own, never on the event loop that polls the tasks.
+fixed-seed run. How many cells are in flight at once follows the session's estimate
+of the server's width (``_width``), never above ``concurrency=`` when given. The
+notebook keeps working while the grid fills in; the grid is rendered on a thread of
+its own, never on the event loop that polls the tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numbers
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -38,7 +41,6 @@ from ._session import Session, check_seconds, check_usd, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
-DEFAULT_CONCURRENCY = 4
 REFRESH_SECONDS = 0.25  # at most this often the live view is redrawn
 VIEW_BYTES_PER_SECOND = 1_000_000  # a big grid is redrawn less often: ~1 MB/s to the browser at most
 
@@ -73,7 +75,7 @@ class Sweep:
 
     plan: Plan
     session: Session
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int | None = None  # a cap on cells in flight; None: as wide as the server takes
     fresh: bool = False
     timeout: float | None = None
     tags: list[str] = field(default_factory=list)
@@ -145,6 +147,9 @@ class Sweep:
         if n["failed"]:
             parts.append(f"{n['failed']} failed")
         parts += [f"{n['running']} running", f"{n['queued'] + n['pending']} queued"]
+        if not self.done:
+            cap = f" (cap {self.concurrency})" if self.concurrency is not None else ""
+            parts.append(f"width {self.width}{cap}")
         parts.append(f"spent ${self.spent_usd:.5f} of ${_spec.quota_to_usd(self.plan.cost_quota):.5f}")
         if self.unconfirmed_usd:
             parts.append(f"up to ${self.unconfirmed_usd:.5f} unconfirmed")
@@ -161,7 +166,13 @@ class Sweep:
         if not took:
             return None
         remaining = sum(1 for c in self.cells if not c.done)
-        return sum(took) / len(took) * remaining / max(1, min(self.concurrency, remaining or 1))
+        return sum(took) / len(took) * remaining / max(1, min(self.width, remaining or 1))
+
+    @property
+    def width(self) -> int:
+        """Cells this sweep may have in flight now: the session's estimate of the
+        server's width, never above ``concurrency``."""
+        return self.session.width.limit(self.concurrency)
 
     # -- running -------------------------------------------------------------------
     def start(self, cells: Iterable[SweepCell] | None = None) -> "Sweep":
@@ -184,15 +195,16 @@ class Sweep:
         return not self._finished.is_set()
 
     async def _run(self, todo: list[SweepCell]) -> None:
-        gate = asyncio.Semaphore(self.concurrency)
+        if self.concurrency is not None:
+            self.session.width.trust(self.concurrency)
 
         async def one(cell: SweepCell) -> None:
-            async with gate:
+            async with _Slot(self.session, self.concurrency) as slot:
                 if self._cancelled or self._stop_reason:
                     cell.status, cell.error = S.CANCELLED, self._stop_reason or "sweep cancelled"
                     self._changed()
                     return
-                await self._run_cell(cell)
+                await self._run_cell(cell, slot)
 
         tasks = [asyncio.ensure_future(one(c)) for c in todo]
         try:
@@ -208,11 +220,13 @@ class Sweep:
         finally:
             self._changed(force=True)
 
-    async def _run_cell(self, cell: SweepCell) -> None:
+    async def _run_cell(self, cell: SweepCell, slot: "_Slot") -> None:
         cell.status, cell.error, cell.started, cell.billed_quota = S.SUBMITTED, None, time.time(), 0
         self._changed()
 
         def on_update(run_id: str, task: Task) -> None:
+            if task.status == S.COMPLETED:
+                slot.served()  # the server's time for this task, for the width estimate
             # A cell is "completed" only once its images are on disk (set below); until
             # then a finished task is still being fetched, or about to be retried. It is
             # billed the moment the server says so, whatever the download does.
@@ -454,12 +468,57 @@ def _items(cell: SweepCell) -> list[CellItem]:
     return [CellItem(thumb=None, full=None, status=status, error=cell.error, width=w, height=h)]
 
 
+class _Slot:
+    """One cell's place among the tasks in flight (``async with``): waits until the
+    session's width estimate (and the sweep's cap) leaves room, and tells the estimate
+    how the task went: its server time if it completed, a 429 if one was seen."""
+
+    def __init__(self, session: Session, cap: int | None) -> None:
+        self.session, self.cap = session, cap
+        self.width = session.width
+        self._sent = 0.0
+        self._served: float | None = None
+
+    def served(self) -> None:
+        if self._served is None:
+            self._served = time.monotonic() - self._sent
+
+    async def __aenter__(self) -> "_Slot":
+        cond = _room(self.session)
+        async with cond:
+            await cond.wait_for(lambda: self.width.in_flight < self.width.limit(self.cap))
+            self._ticket = self.width.sent()
+        self._hits = self.session.aio.rate_gate.hits
+        self._sent = time.monotonic()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.session.aio.rate_gate.hits > self._hits:
+            self.width.rate_limited()
+        done = self._served is not None
+        self.width.ended(self._ticket, self._served, time.monotonic() if done else None)
+        cond = _room(self.session)
+        async with cond:
+            cond.notify_all()
+
+
+_ROOM: "weakref.WeakKeyDictionary[Session, asyncio.Condition]" = weakref.WeakKeyDictionary()
+
+
+def _room(session: Session) -> asyncio.Condition:
+    """The condition a session's sweeps wait on for room (made on the portal loop, where they run)."""
+    cond = _ROOM.get(session)
+    if cond is None:
+        cond = _ROOM[session] = asyncio.Condition()
+    return cond
+
+
 def sweep(
     prompts: str | Iterable[str],
     *,
     budget_usd: float | None = None,
     confirm: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | None = None,
     fresh: bool = False,
     timeout: float | None = None,
     tags: list[str] | None = None,
@@ -472,15 +531,19 @@ def sweep(
     Axes: a list / range of values for any field or ``{placeholder}``; ``seed`` also
     takes ``"1-8"`` or ``random_seeds(k)``; list-valued fields (palettes, image sets,
     bbox lists) are axes when given as a list of such values, or via ``vary([...])``.
-    ``mode=`` is an alias of ``action=``. The cost is printed before anything is sent;
+    ``mode=`` is an alias of ``action=``. ``concurrency``: at most this many cells in
+    flight; by default as many as the server takes, found while the sweep runs and
+    kept for the session's next sweeps. The cost is printed before anything is sent;
     above ``budget_usd`` (default: the session's per-sweep budget, $2.00, see
     ``wan.set_budget``) the sweep needs ``confirm=True``.
     """
     if "mode" in fields:
         fields["action"] = fields.pop("mode")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, numbers.Integral) or concurrency < 1:
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, numbers.Integral)
+                                    or concurrency < 1):
         raise RequestError([Problem("concurrency", "whole_number",
-                                    f"must be a whole number of cells at once, 1 or more (got {concurrency!r})")])
+                                    "must be a whole number of cells at once, 1 or more, or None to follow the "
+                                    f"server's width (got {concurrency!r})")])
     budget_usd = check_usd("budget_usd", budget_usd)
     check_seconds("timeout", timeout)
     sess = session()
@@ -490,7 +553,9 @@ def sweep(
     to_pay = _cost_to_pay(sess, plan, fresh)
     line = (f"sweep {plan.sweep_id}: {len(plan.cells)} task(s), {plan.images} image(s), "
             f"${_spec.quota_to_usd(plan.cost_quota):.5f} in all; ${_spec.quota_to_usd(to_pay):.5f} to pay "
-            f"(${_spec.quota_to_usd(plan.cost_quota - to_pay):.5f} already in the log) · concurrency {concurrency}")
+            f"(${_spec.quota_to_usd(plan.cost_quota - to_pay):.5f} already in the log) · "
+            + (f"at most {concurrency} at once" if concurrency is not None
+               else f"as many at once as the server takes (now {sess.width.limit()})"))
     if not quiet:
         print(line)
     usd = _spec.quota_to_usd(to_pay)
@@ -500,7 +565,7 @@ def sweep(
                           "Pass confirm=True to run it anyway, or make the sweep smaller.",
                           cost_usd=usd, limit_usd=limit, confirmable=True)
     sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
-    sw = Sweep(plan, sess, concurrency=int(concurrency), fresh=fresh, timeout=timeout, tags=list(tags or []))
+    sw = Sweep(plan, sess, concurrency=None if concurrency is None else int(concurrency), fresh=fresh, timeout=timeout, tags=list(tags or []))
     return sw.start() if start else sw
 
 
