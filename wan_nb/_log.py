@@ -5,8 +5,8 @@ users run two notebooks against one folder and lose kernels mid-sweep. WAL lets
 readers work while a writer writes, ``BEGIN IMMEDIATE`` takes the write lock up
 front (so two writers queue on the busy timeout instead of failing on a lock
 upgrade), and a write that fails its checks never starts a transaction, so the log
-never holds half a run. Each call opens its own connection: safe across threads,
-forked workers and kernels, and cheap next to an image request.
+never holds half a run. Each thread keeps its own connection (a forked worker opens
+its own): safe across threads, forked workers and kernels.
 
 Image paths are stored relative to the log's folder so a project folder can be
 moved, zipped or published on Binder and still find its images; a path read back
@@ -300,6 +300,7 @@ class Log:
         self._folders: dict[Path, bool] = {}  # folder → inside the run folder (resolved)
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._writer_lock = threading.Lock()
+        self._local = threading.local()  # one connection per thread
         self._init_schema()
 
     def __repr__(self) -> str:
@@ -308,13 +309,18 @@ class Log:
     # -- connections ----------------------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
+        """This thread's connection to the log, opened on first use (and again in a
+        forked child): opening one reads the schema, which costs more than a write."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
-            yield conn
-        finally:
-            conn.close()
+            local.conn, local.pid = conn, os.getpid()
+        conn.row_factory = None
+        yield conn
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:

@@ -17,12 +17,13 @@ import hashlib
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from ._atomic import atomic_write_bytes
+from ._atomic import atomic_write_bytes, fsync_dir
 from ._exceptions import DownloadError
 from ._html_parts import flatten_to_rgb, human_bytes
 
@@ -75,27 +76,54 @@ class StoredImage:
         return f"StoredImage({self.width}×{self.height} {self.format}, {human_bytes(self.bytes)}, {self.path})"
 
 
-def _decode(data: bytes) -> tuple[Image.Image, str]:
-    """Fully decode ``data``; anything that is not a whole image raises DownloadError."""
-    if not data:
+def _inspect(source: bytes | Path, nbytes: int) -> tuple[str, int, int, bytes]:
+    """(format, width, height, thumbnail JPEG) of a whole image, decoded once.
+
+    Anything that is not a whole image raises DownloadError. A JPEG is decoded with
+    DCT scaling (``draft``): every block is still read, so a truncated or corrupt file
+    fails here as it would at full size, but a 4K image costs a 512-px decode, and the
+    thumbnail is made from that same decode. Other formats are checked (``verify``: PNG
+    CRCs) and decoded in full, as before.
+    """
+    if not nbytes:
         raise DownloadError("the downloaded image is empty (0 bytes)")
+
+    def open_() -> Image.Image:
+        return Image.open(source if isinstance(source, Path) else io.BytesIO(source))
+
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            fmt = probe.format
-            probe.verify()  # checksums (PNG CRCs) that load() alone would not check
-        im = Image.open(io.BytesIO(data))
-        im.load()  # decodes every pixel: a truncated file fails here
+        im = open_()
+        try:
+            fmt, (width, height) = im.format, im.size
+            if fmt == "JPEG":
+                im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))
+            else:
+                im.verify()  # checksums (PNG CRCs) that load() alone would not check
+                im.close()
+                im = open_()
+            im.load()  # decodes every block: a truncated file fails here
+            thumb = _thumbnail_jpeg(im)
+        finally:
+            im.close()
     except Image.DecompressionBombError as exc:
         raise DownloadError(f"refusing a suspiciously large image: {exc}") from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, ...
-        head = data[:60].decode("latin-1").replace("\n", " ")
+        head = (source[:60] if isinstance(source, bytes) else _head(source)).decode("latin-1").replace("\n", " ")
         raise DownloadError(
-            f"the downloaded data ({len(data)} bytes) is not a decodable image "
+            f"the downloaded data ({nbytes} bytes) is not a decodable image "
             f"({type(exc).__name__}: {exc}); it starts with {head!r}"
         ) from exc
     if not fmt:
         raise DownloadError("the downloaded data decodes, but its image format is unknown")
-    return im, fmt
+    return fmt, width, height, thumb
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(60)
+    except OSError:
+        return b""
 
 
 def _thumbnail_jpeg(im: Image.Image) -> bytes:
@@ -148,16 +176,49 @@ class Store:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"Store.put expects the image's bytes, got {type(data).__name__}")
         data = bytes(data)
-        im, fmt = _decode(data)
+        fmt, width, height, thumb = _inspect(data, len(data))
         sha = hashlib.sha256(data).hexdigest()
         path = self.image_path(sha, fmt)
         if not _file_has(path, sha, len(data)):
             atomic_write_bytes(path, data)
-        thumb = self.thumb_path(sha)
-        if not thumb.exists():
-            atomic_write_bytes(thumb, _thumbnail_jpeg(im))
+        return self._finish(path, sha, len(data), fmt, width, height, thumb, source_url, expires_at)
+
+    def incoming(self) -> Path:
+        """A fresh temporary file in the images folder, for a download streamed to disk
+        (``put_file`` moves it into place; a rename in the same folder tree)."""
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.images_dir, prefix=".incoming.", suffix=".tmp")
+        os.close(fd)
+        return Path(tmp)
+
+    def put_file(self, tmp: Path, sha256: str, nbytes: int, *, source_url: str | None = None,
+                 expires_at: float | None = None) -> StoredImage:
+        """``put`` for bytes already on disk in ``tmp`` (from ``incoming``), whose sha256
+        and size the writer counted as they streamed: decoded once, then renamed into
+        place (or dropped when the store holds these bytes already). ``tmp`` is gone
+        afterwards, whatever happens."""
+        try:
+            fmt, width, height, thumb = _inspect(tmp, nbytes)
+            path = self.image_path(sha256, fmt)
+            if _file_has(path, sha256, nbytes):
+                tmp.unlink()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+                fsync_dir(path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self._finish(path, sha256, nbytes, fmt, width, height, thumb, source_url, expires_at)
+
+    def _finish(self, path: Path, sha: str, nbytes: int, fmt: str, width: int, height: int, thumb: bytes,
+                source_url: str | None, expires_at: float | None) -> StoredImage:
+        thumb_path = self.thumb_path(sha)
+        if not thumb_path.exists():  # derived data: renamed into place, not fsynced (it can be made again)
+            atomic_write_bytes(thumb_path, thumb, durable=False)
         return StoredImage(
-            path=path, thumb_path=thumb, sha256=sha, bytes=len(data), width=im.width, height=im.height,
+            path=path, thumb_path=thumb_path, sha256=sha, bytes=nbytes, width=width, height=height,
             format=fmt, source_url=source_url, expires_at=expires_at,
         )
 
@@ -180,9 +241,10 @@ class Store:
                 continue
             thumb = self.thumb_path(sha)
             if not thumb.exists():
-                with Image.open(path) as im:
-                    im.load()
-                    atomic_write_bytes(thumb, _thumbnail_jpeg(im))
+                try:
+                    atomic_write_bytes(thumb, _inspect(path, path.stat().st_size)[3])
+                except DownloadError:
+                    continue
             return StoredImage(
                 path=path, thumb_path=thumb, sha256=sha, bytes=path.stat().st_size,
                 width=width, height=height, format=fmt,
