@@ -20,6 +20,7 @@ import pytest
 from browser_lab import fail_info as _fail_info
 from browser_lab import open_notebook as _open_notebook
 from browser_lab import run_all as _run_all
+from browser_lab import run_cell as _run_cell
 
 SWEEP_TIMEOUT = 30_000  # ms for the whole sweep to be drawn
 
@@ -27,6 +28,10 @@ SWEEP_CELLS = [
     "import wan_nb as wan\nwan.connect(latency=1.5)",
     'sw = wan.sweep("a {animal} in snow", animal=["fox", "owl"], seed=range(3), resolution="1K", concurrency=2)\nsw',
     "1 + 1",
+    # run again by the test once the grid is full (sw.wait() here would keep the kernel busy)
+    "import json, os\n"
+    "print('ENDED', json.dumps({c.result.images[0].sha256: c.ended for c in sw.cells if c.result}))\n"
+    "print('THUMBS', sum(os.path.getsize(i.thumb_path) for c in sw.cells if c.result for i in c.result.images))",
 ]
 
 ERROR_CELLS = [
@@ -64,21 +69,22 @@ window.__gridState = (i) => {
     const grid = cell.querySelector('.jp-OutputArea-output .wan-grid');
     if (!grid) return null;
     const widget = grid.closest('.jupyter-widgets, .widget-html');
-    const tds = [...grid.querySelectorAll('tbody td')];
-    const divs = [...grid.children].filter(d => d.tagName === 'DIV');
-    const progress = (divs.map(d => d.textContent).find(t => /\\d+\\/\\d+ done/.test(t)) || null);
+    // the static table (td/th) or the live grid (one widget per cell: data-wan-cell/row/col)
+    const tds = [...grid.querySelectorAll('tbody td, [data-wan-cell]')];
+    const progressEl = grid.querySelector('.wan-progress');
+    const progress = progressEl ? progressEl.textContent : null;
     return {
         widget: !!widget,
         tagged: !!(widget && widget.dataset.testFirstView === '1'),
-        imgs: grid.querySelectorAll('tbody td img[src^="data:"]').length,
+        imgs: tds.reduce((n, td) => n + td.querySelectorAll('img[src^="data:"]').length, 0),
         tds: tds.length,
         placeholders: tds.filter(td => !td.querySelector('img') && td.textContent.includes('···')).length,
         missing: tds.filter(td => td.textContent.includes('image file missing')).length,
         failed: tds.filter(td => td.textContent.includes('✕')).map(td => td.textContent.trim()),
         progress: progress,
-        rows: [...grid.querySelectorAll('tbody th')].map(th => th.textContent.trim()),
-        cols: [...grid.querySelectorAll('thead th')].slice(1).map(th => th.textContent.trim()),
-        title: divs.length ? divs[0].textContent : null,
+        rows: [...grid.querySelectorAll('tbody th, [data-wan-row]')].map(th => th.textContent.trim()),
+        cols: [...grid.querySelectorAll('thead th:not(:first-child), [data-wan-col]')].map(th => th.textContent.trim()),
+        title: (grid.querySelector('.wan-title') || {}).textContent || null,
         prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '',
         outputs: cell.querySelectorAll('.jp-OutputArea-output').length,
     };
@@ -95,8 +101,12 @@ window.__watch = (i) => {
     const widget = area.querySelector('.wan-grid').closest('.jupyter-widgets, .widget-html');
     widget.dataset.testFirstView = '1';
     window.__seen = [];
+    window.__drawn = {};  // link of each image -> Date.now() when it was first in the page
     const t0 = performance.now();
     const note = () => {
+        for (const a of area.querySelectorAll('a[href]')) {
+            if (a.querySelector('img[src^="data:"]') && !(a.href in window.__drawn)) window.__drawn[a.href] = Date.now();
+        }
         const s = window.__gridState(i);
         const last = window.__seen[window.__seen.length - 1];
         if (s && (!last || last.imgs !== s.imgs || last.progress !== s.progress || last.missing !== s.missing))
@@ -117,6 +127,15 @@ def _state(page, i: int):
 
 @pytest.mark.timeout(150)
 def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
+    frames: list[tuple[float, int, bool]] = []  # (time, bytes, a widget message) of each websocket frame
+
+    def on_socket(ws):
+        def received(payload):
+            text = payload if isinstance(payload, str) else payload.decode("latin-1")
+            frames.append((time.time(), len(payload), '"comm_' in text))
+        ws.on("framereceived", received)
+
+    page.on("websocket", on_socket)
     ready_s = _open_notebook(page, lab, "sweep.ipynb", len(SWEEP_CELLS))
     page.evaluate(GRID_STATE_JS)
     t_run = time.monotonic()
@@ -177,6 +196,22 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
     missing = [x for x in seen if x["missing"]]
     assert not missing, "a finished cell must show a placeholder until its image is on disk"
     print(f"screenshot: {shot}")
+
+    # 4. Each cell is drawn as its run ends, and the grid is not re-sent whole on each change.
+    report = dict(line.split(" ", 1) for line in _run_cell(page, 3, wait_for="THUMBS").splitlines() if " " in line)
+    ended = json.loads(report["ENDED"])
+    drawn = page.evaluate("() => window.__drawn")
+    late = {}
+    for sha, t_end in ended.items():
+        t_drawn = next((t for href, t in drawn.items() if sha in href), None)
+        assert t_drawn is not None, f"the image {sha[:12]} was never drawn: {drawn}"
+        late[sha[:12]] = t_drawn / 1000 - t_end
+    widget_bytes = sum(n for _, n, comm in frames if comm)
+    thumbs = int(report["THUMBS"])
+    print(f"task end -> cell drawn: {sorted(round(v, 3) for v in late.values())} s; widget messages "
+          f"{widget_bytes} bytes for {thumbs} bytes of thumbnails ({widget_bytes / thumbs:.2f}x)")
+    assert max(late.values()) < 1.0, f"cells drawn long after their run ended: {late}"
+    assert widget_bytes < 3 * thumbs, "the live grid sent far more than its thumbnails (whole grid re-sent?)"
 
 
 @pytest.mark.timeout(150)

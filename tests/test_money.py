@@ -312,25 +312,25 @@ def test_ctrl_c_cancels_queued_tasks_within_a_second_while_another_process_locks
     assert sim.ledger()["refunded_quota"] == 2 * UNIT
 
 
-def test_the_live_view_is_drawn_off_the_event_loop(tmp_path):
-    """A grid that takes a second to render must not stall the loop that polls tasks."""
+def test_the_live_view_is_drawn_off_the_event_loop(tmp_path, monkeypatch):
+    """A cell that takes a second to render must not stall the loop that polls tasks."""
+    from wan_nb import _live_grid
     from wan_nb._portal import get_portal
 
     with Simulator(latency=0.3, concurrency=4) as sim:
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         try:
             sw = wan.sweep("view {i}", i=[1, 2, 3], resolution="1K", start=False, quiet=True)
+            sw._repr_mimebundle_()
             drawn = threading.Event()
+            render = _live_grid.LiveGrid._cell_html
 
-            class Widget:
-                value = ""
-
-            def slow_html() -> str:
+            def slow_cell(self, key):
                 time.sleep(1.0)
                 drawn.set()
-                return "<div></div>"
+                return render(self, key)
 
-            sw._widget, sw._html = Widget(), slow_html
+            monkeypatch.setattr(_live_grid.LiveGrid, "_cell_html", slow_cell)
             sw.start()
             assert drawn.wait(10), "the view was never drawn"
 

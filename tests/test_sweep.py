@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -252,34 +253,34 @@ def test_session_wide_sweep_budget_asks_for_confirmation(sim, sess):
     assert wan.sweep("small {i}", i=[3, 4], resolution="1K").wait().counts()["completed"] == 2
 
 
-def test_live_view_bandwidth_is_bounded_for_big_grids(sim, sess):
-    """Each redraw resends the whole grid: a big one is redrawn less often, never dropped."""
-    from wan_nb import _sweep
+def test_live_view_sends_each_cell_when_it_changes_and_each_thumbnail_once(sim, sess, monkeypatch):
+    """The live grid is one widget per cell: a finished cell's thumbnail goes to the
+    browser once, in a message of its own, and nothing is re-sent whole."""
+    import comm
+    from comm.base_comm import BaseComm
 
-    class Recorder:
-        def __init__(self):
-            self.sets = 0
+    sent: list[str] = []
 
-        @property
-        def value(self):
-            return ""
+    class Recording(BaseComm):
+        def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+            sent.append(json.dumps(data, default=str))
 
-        @value.setter
-        def value(self, html):
-            self.sets += 1
-
-    sw = wan.sweep("view {i}", i=[1, 2], resolution="1K", start=False)
-    sw._widget = Recorder()
-    size = 2 * _sweep.VIEW_BYTES_PER_SECOND  # a grid that takes ~2 s of the budget
-    sw._html = lambda: "x" * size
-    sw._changed(force=True)
-    for _ in range(50):
-        sw._changed()
-    assert sw._widget.sets == 1, "redraws of a big grid must be spaced out"
-    time.sleep(1.0)  # a small grid would have been redrawn after 0.25 s
-    assert sw._widget.sets == 1, "a 2 MB grid must wait ~2 s before it is sent again"
-    time.sleep(1.4)
-    assert sw._widget.sets == 2, "the pending change must still be drawn"
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: Recording(*a, **k))
+    sw = wan.sweep("view {i}", i=list(range(6)), resolution="1K", seed=1, start=False, quiet=True)
+    bundle = sw._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "wan-grid" in bundle["text/html"]
+    opened = len(sent)
+    sw.start().wait()
+    assert sw._view.wait_drawn()
+    updates = sent[opened:]
+    for c in sw.cells:
+        sha = c.result.images[0].sha256
+        carrying = [m for m in updates if sha in m]
+        assert len(carrying) == 1, f"cell {c.index}'s thumbnail was sent {len(carrying)} times"
+        assert carrying[0].count("data:image/jpeg;base64,") == 1, "a message carried more than one thumbnail"
+    assert max(len(m) for m in updates) < 20_000, "a message as big as the whole grid"
+    finished = sw._repr_mimebundle_()  # shown again when done: the static grid, no widget state
+    assert set(finished) == {"text/plain", "text/html"} and finished["text/html"].count("data:image/jpeg") == 6
 
 
 def test_template_mistakes_are_clear_errors_not_raw_exceptions(sim, sess):

@@ -99,56 +99,73 @@ def _state(item: CellItem) -> str:
     return "pending"
 
 
-def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box: int = BOX) -> str:
-    """One fixed-size box: the thumbnail (linked to the full file), a placeholder, or an error."""
+def _looks(box: int) -> dict[str, str]:
+    """The style of each part of an item, by name: inline in static HTML, or one
+    stylesheet (``item_css``) for the live view, which then sends only class names."""
+    frame = (f"width:{box}px;height:{box}px;display:flex;align-items:center;justify-content:center;"
+             "overflow:hidden;box-sizing:border-box")
+    column = f"{frame};flex-direction:column"
+    return {
+        "item": f"display:inline-block;vertical-align:top;margin:2px;width:{box}px",
+        "img": f"max-width:{box}px;max-height:{box}px;width:auto;height:auto;display:block",
+        "done": f"{frame};background:#f3f3f3;border:1px solid #ddd",
+        "failed": f"{column};padding:6px;background:#fff3f3;border:2px solid #d33;color:#a00;text-align:center;"
+                  "overflow-wrap:anywhere",
+        "missing": f"{column};background:#fafafa;border:1px dashed #bbb;color:#777;text-align:center;"
+                   "overflow-wrap:anywhere;padding:6px",
+        "pending": f"{column};background:repeating-linear-gradient(45deg,#f6f6f6,#f6f6f6 8px,#ececec 8px,"
+                   "#ececec 16px);border:1px dashed #aaa;color:#666",
+        "dots": "font-size:18px;letter-spacing:2px",
+        "small": "font-size:11px",
+        "caption": "font-size:11px;color:#555;overflow-wrap:anywhere",
+    }
+
+
+CSS_PREFIX = "wan-"
+
+
+def item_css(scope: str, box: int = BOX) -> str:
+    """The item styles as one stylesheet under ``scope`` (for ``render_item_html(inline=False)``)."""
+    return "".join(f"{scope} .{CSS_PREFIX}{name}{{{style}}}" for name, style in _looks(box).items())
+
+
+def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box: int = BOX,
+                     inline: bool = True) -> str:
+    """One fixed-size box: the thumbnail (linked to the full file), a placeholder, or an error.
+
+    ``inline=False``: class names instead of inline styles (a few dozen bytes instead of
+    several hundred; the page must carry ``item_css``)."""
+    looks = _looks(box)
+
+    def look(name: str) -> str:
+        return f'style="{looks[name]}"' if inline else f'class="{CSS_PREFIX}{name}"'
+
     state = _state(item)
     size = f"{item.width}×{item.height}" if item.width and item.height else ""
     tooltip = " · ".join(x for x in (item.caption, size, item.status) if x)
-    frame = (
-        f"width:{box}px;height:{box}px;display:flex;align-items:center;justify-content:center;"
-        "overflow:hidden;box-sizing:border-box;"
-    )
     # Embed at the box's size; above the stored thumbnail's size, read the full image.
     side = max(EMBED_SIDE, box)
     sources = (item.full, item.thumb) if side > THUMB_SIDE else (item.thumb, item.full)
     uri = thumb_data_uri(*sources, side=side) if state == "done" else None
     if uri:
-        img = (
-            f'<img src="{esc(uri)}" alt="{esc(item.caption or "image")}" title="{esc(tooltip)}" '
-            f'style="max-width:{box}px;max-height:{box}px;width:auto;height:auto;display:block">'
-        )
+        img = f'<img src="{esc(uri)}" alt="{esc(item.caption or "image")}" title="{esc(tooltip)}" {look("img")}>'
         if item.full is not None:
             img = f'<a href="{esc(href(item.full, link_base))}" target="_blank" rel="noopener">{img}</a>'
-        inner = f'<div style="{frame}background:#f3f3f3;border:1px solid #ddd">{img}</div>'
+        inner = f'<div {look("done")}>{img}</div>'
     elif state == "failed":
         reason = item.error or item.status
-        inner = (
-            f'<div style="{frame}flex-direction:column;padding:6px;background:#fff3f3;'
-            f'border:2px solid #d33;color:#a00;text-align:center;overflow-wrap:anywhere" '
-            f'title="{esc(reason)}">'
-            f'<b>✕ {esc(item.status or "error")}</b>'
-            f'<span style="font-size:11px">{esc(short(reason or "", 220))}</span></div>'
-        )
+        inner = (f'<div {look("failed")} title="{esc(reason)}"><b>✕ {esc(item.status or "error")}</b>'
+                 f'<span {look("small")}>{esc(short(reason or "", 220))}</span></div>')
     elif state == "done":  # finished, but the file is gone (moved folder, deleted image)
         where = str(item.full) if item.full else "no file recorded"
-        inner = (
-            f'<div style="{frame}flex-direction:column;background:#fafafa;border:1px dashed #bbb;'
-            f'color:#777;text-align:center;overflow-wrap:anywhere;padding:6px" title="{esc(where)}">'
-            f'<b>{esc(item.status)}</b><span style="font-size:11px">image file missing</span></div>'
-        )
+        inner = (f'<div {look("missing")} title="{esc(where)}"><b>{esc(item.status)}</b>'
+                 f'<span {look("small")}>image file missing</span></div>')
     else:
-        inner = (
-            f'<div style="{frame}flex-direction:column;background:repeating-linear-gradient(45deg,'
-            f'#f6f6f6,#f6f6f6 8px,#ececec 8px,#ececec 16px);border:1px dashed #aaa;color:#666">'
-            f'<span style="font-size:18px;letter-spacing:2px">···</span><span>{esc(item.status or "pending")}</span></div>'
-        )
-    caption = (
-        f'<div style="font-size:11px;color:#555;overflow-wrap:anywhere" title="{esc(item.caption)}">'
-        f"{esc(short(item.caption, 80))}</div>"
-        if item.caption
-        else ""
-    )
-    return f'<div style="display:inline-block;vertical-align:top;margin:2px;width:{box}px">{inner}{caption}</div>'
+        inner = (f'<div {look("pending")}><span {look("dots")}>···</span>'
+                 f'<span>{esc(item.status or "pending")}</span></div>')
+    caption = (f'<div {look("caption")} title="{esc(item.caption)}">{esc(short(item.caption, 80))}</div>'
+               if item.caption else "")
+    return f'<div {look("item")}>{inner}{caption}</div>'
 
 
 def legend_html(legend: Mapping[str, Any]) -> str:
@@ -159,6 +176,34 @@ def legend_html(legend: Mapping[str, Any]) -> str:
         f'<span style="white-space:nowrap"><b>{esc(k)}</b> = {label_html(v, 120)}</span>' for k, v in legend.items()
     )
     return f'<div style="margin:4px 0 8px 0;color:#333"><span style="color:#777">Same in every run:</span> {parts}</div>'
+
+
+TH_STYLE = "border:1px solid #ddd;padding:4px 6px;background:#fafafa;vertical-align:middle;text-align:center"
+COL_LABEL_STYLE = f"{TH_STYLE};max-width:{2 * BOX}px;white-space:normal;overflow-wrap:anywhere"
+ROW_LABEL_STYLE = f"{TH_STYLE};max-width:240px;min-width:80px;white-space:normal;overflow-wrap:anywhere;text-align:left"
+TD_STYLE = "border:1px solid #ddd;padding:3px;vertical-align:top;text-align:center"
+
+
+def grid_header_html(title: str | None, progress_line: str | None, legend: Mapping[str, Any]) -> str:
+    """The lines above a grid: title, progress, the legend (shared by the table and the live view)."""
+    out = []
+    if title:
+        out.append(f'<div class="wan-title" style="font-weight:600;font-size:14px;margin-bottom:2px">{esc(title)}</div>')
+    if progress_line:
+        out.append(f'<div class="wan-progress" style="color:#555;margin-bottom:2px">{esc(progress_line)}</div>')
+    out.append(legend_html(legend))
+    return "".join(out)
+
+
+def corner_html(row_name: str, col_name: str) -> str:
+    return f"{esc(row_name)} ↓ &nbsp; {esc(col_name)} →"
+
+
+def cell_body_html(cell: Cell | None, link_base: str | Path | None = None, inline: bool = True) -> str:
+    """What one grid cell shows: its items, or a dash where no run has these values."""
+    if cell is None or not cell.items:
+        return '<span style="color:#bbb" title="no run with these values">—</span>'
+    return "".join(render_item_html(it, link_base=link_base, inline=inline) for it in cell.items)
 
 
 def render_grid_html(
@@ -179,33 +224,16 @@ def render_grid_html(
     ``cell_key``); a missing key is an empty cell. ``link_base`` is the folder links
     are relative to: the working directory in a notebook, the report's folder on export.
     """
-    th = "border:1px solid #ddd;padding:4px 6px;background:#fafafa;vertical-align:middle;text-align:center"
-    out = [f'<div class="wan-grid" style="{FONT};color:#222">']
-    if title:
-        out.append(f'<div style="font-weight:600;font-size:14px;margin-bottom:2px">{esc(title)}</div>')
-    if progress_line:
-        out.append(f'<div style="color:#555;margin-bottom:2px">{esc(progress_line)}</div>')
-    out.append(legend_html(legend))
+    out = [f'<div class="wan-grid" style="{FONT};color:#222">', grid_header_html(title, progress_line, legend)]
     out.append('<table style="border-collapse:collapse">')
-    out.append(
-        f'<thead><tr><th style="{th};color:#777;font-weight:normal">'
-        f"{esc(row_name)} ↓ &nbsp; {esc(col_name)} →</th>"
-    )
+    out.append(f'<thead><tr><th style="{TH_STYLE};color:#777;font-weight:normal">{corner_html(row_name, col_name)}</th>')
     for cv in col_values:
-        out.append(f'<th style="{th};max-width:{2 * BOX}px;white-space:normal;overflow-wrap:anywhere">{label_html(cv, 160)}</th>')
+        out.append(f'<th style="{COL_LABEL_STYLE}">{label_html(cv, 160)}</th>')
     out.append("</tr></thead><tbody>")
     for rv in row_values:
-        out.append(
-            f'<tr><th style="{th};max-width:240px;min-width:80px;white-space:normal;'
-            f'overflow-wrap:anywhere;text-align:left">{label_html(rv, 240)}</th>'
-        )
+        out.append(f'<tr><th style="{ROW_LABEL_STYLE}">{label_html(rv, 240)}</th>')
         for cv in col_values:
-            cell = _lookup(cells, rv, cv)
-            if cell is None or not cell.items:
-                body = '<span style="color:#bbb" title="no run with these values">—</span>'
-            else:
-                body = "".join(render_item_html(it, link_base=link_base) for it in cell.items)
-            out.append(f'<td style="border:1px solid #ddd;padding:3px;vertical-align:top;text-align:center">{body}</td>')
+            out.append(f'<td style="{TD_STYLE}">{cell_body_html(_lookup(cells, rv, cv), link_base)}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)

@@ -14,7 +14,6 @@ its own, never on the event loop that polls the tasks.
 from __future__ import annotations
 
 import asyncio
-import logging
 import numbers
 import os
 import threading
@@ -34,6 +33,7 @@ from ._exceptions import (
 )
 from ._grid import Cell, CellItem, Grid, cell_key
 from ._html_parts import short
+from ._live_grid import LiveGrid
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
@@ -41,8 +41,6 @@ from ._session import Session, check_seconds, check_usd, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
-REFRESH_SECONDS = 0.25  # at most this often the live view is redrawn
-VIEW_BYTES_PER_SECOND = 1_000_000  # a big grid is redrawn less often: ~1 MB/s to the browser at most
 
 _STOPPING = (BudgetError, InsufficientBalanceError)  # no further cell can succeed
 
@@ -69,6 +67,18 @@ class SweepCell:
         return self.status in S.TERMINAL or self.status in S.ENDED_WITHOUT_IMAGES
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A sweep's grid: what rows and columns show, and the grid cell of each sweep cell."""
+
+    rows: str
+    col_name: str
+    row_values: list[Any]
+    col_values: list[Any]
+    keys: dict[int, tuple]  # sweep cell index → cell_key of its grid cell
+    legend: dict[str, Any]
+
+
 @dataclass(eq=False)  # a running object: identity, not value, equality
 class Sweep:
     """A running (or finished) sweep. Shows itself as a live grid in a notebook."""
@@ -88,13 +98,7 @@ class Sweep:
         self._finished.set()
         self._cancelled = False
         self._stop_reason: str | None = None
-        self._widget: Any = None
-        self._last_draw = 0.0
-        self._draw_interval = REFRESH_SECONDS
-        self._dirty = False  # a change not drawn yet
-        self._drawing = False  # a drawer thread is running
-        self._urgent = threading.Event()  # draw now (the end of a run), no pacing
-        self._lock = threading.Lock()
+        self._view: LiveGrid | None = None  # the live grid, once the sweep has been shown
         self.started_at: float | None = None
 
     # -- facts ---------------------------------------------------------------------
@@ -202,7 +206,7 @@ class Sweep:
             async with _Slot(self.session, self.concurrency) as slot:
                 if self._cancelled or self._stop_reason:
                     cell.status, cell.error = S.CANCELLED, self._stop_reason or "sweep cancelled"
-                    self._changed()
+                    self._changed(cell)
                     return
                 await self._run_cell(cell, slot)
 
@@ -222,7 +226,7 @@ class Sweep:
 
     async def _run_cell(self, cell: SweepCell, slot: "_Slot") -> None:
         cell.status, cell.error, cell.started, cell.billed_quota = S.SUBMITTED, None, time.time(), 0
-        self._changed()
+        self._changed(cell)
 
         def on_update(run_id: str, task: Task) -> None:
             if task.status == S.COMPLETED:
@@ -236,7 +240,7 @@ class Sweep:
             else:
                 status = "finishing" if task.terminal else task.status
             cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, status, task.progress
-            self._changed()
+            self._changed(cell)
 
         try:
             result = await self.session.arun(
@@ -265,7 +269,7 @@ class Sweep:
             cell.billed_quota = result.cost_quota
         finally:
             cell.ended = time.time()
-            self._changed()
+            self._changed(cell)
 
     def wait(self, timeout: float | None = None) -> "Sweep":
         """Block until every cell has ended; TimeoutError after ``timeout`` s (the sweep goes on).
@@ -307,8 +311,8 @@ class Sweep:
         return self.start(again)
 
     # -- views ---------------------------------------------------------------------
-    def grid(self, rows: str | None = None, cols: str | None = None) -> Grid:
-        """The sweep as a labelled grid (live state; placeholders for cells still running)."""
+    def layout(self, rows: str | None = None, cols: str | None = None) -> "Layout":
+        """Where each cell goes in the grid: rows and columns by the varying axes."""
         varying = [(n, v) for n, v in self.plan.axes if len(v) > 1]
         names = [n for n, _ in varying]
         if rows is None:  # one varying axis reads best as a single row of images
@@ -329,13 +333,18 @@ class Sweep:
         row_values = ([_label_value(rows, v) for v in by_name.get(rows, [])]
                       or _distinct(row_of(c) for c in self.cells)) if rows else [""]
         col_values = _distinct(col_of(c) for c in self.cells)
-        cells: dict[tuple, Cell] = {}
-        for c in self.cells:
-            cells.setdefault(cell_key(row_of(c), col_of(c)), Cell()).items.extend(_items(c))
         legend = {k: _text(v) for k, v in self.plan.fixed.items()}
         legend.update({n: _text(v[0]) for n, v in self.plan.axes if len(v) == 1})
-        col_name = " · ".join(col_axes) if col_axes else ""
-        return Grid(rows, col_name, row_values, col_values, cells, legend,
+        return Layout(rows, " · ".join(col_axes) if col_axes else "", row_values, col_values,
+                      {c.index: cell_key(row_of(c), col_of(c)) for c in self.cells}, legend)
+
+    def grid(self, rows: str | None = None, cols: str | None = None) -> Grid:
+        """The sweep as a labelled grid (live state; placeholders for cells still running)."""
+        lay = self.layout(rows, cols)
+        cells: dict[tuple, Cell] = {}
+        for c in self.cells:
+            cells.setdefault(lay.keys[c.index], Cell()).items.extend(cell_items(c))
+        return Grid(lay.rows, lay.col_name, lay.row_values, lay.col_values, cells, lay.legend,
                     title=f"sweep {self.id}", progress_line=self.progress_line())
 
     def export_html(self, path: Any) -> Any:
@@ -346,56 +355,24 @@ class Sweep:
         """The sweep's grid as a PNG image."""
         return self.grid().to_png(path)
 
-    def _html(self) -> str:
-        return self.grid()._repr_html_()
-
-    def _changed(self, force: bool = False) -> None:
-        """Note a change for the live view; a drawer thread redraws it (never the event
-        loop: a big grid takes a while to render). At most every REFRESH_SECONDS, less
-        often as the grid grows (each redraw resends it whole), and at once on ``force``."""
-        if self._widget is None:
-            return
-        with self._lock:
-            self._dirty = True
-            if force:
-                self._urgent.set()
-            if self._drawing:
-                return
-            self._drawing = True
-        threading.Thread(target=self._draw_loop, name=f"wan_nb-view-{self.id}", daemon=True).start()
-
-    def _draw_loop(self) -> None:
-        while True:
-            with self._lock:
-                if not self._dirty:
-                    self._drawing = False
-                    return
-            wait = self._draw_interval - (time.monotonic() - self._last_draw)
-            if wait > 0:
-                self._urgent.wait(wait)
-            with self._lock:
-                self._dirty = False
-                self._urgent.clear()
-            try:
-                html = self._html()
-                self._widget.value = html
-            except Exception:  # a view must never take the sweep down; the next change redraws
-                logging.getLogger("wan_nb").exception("redrawing the live view of sweep %s failed", self.id)
-                continue
-            finally:
-                self._last_draw = time.monotonic()
-            self._draw_interval = max(REFRESH_SECONDS, len(html) / VIEW_BYTES_PER_SECOND)
+    def _changed(self, cell: SweepCell | None = None, force: bool = False) -> None:
+        """Note a change for the live view (if shown): that cell's widget is redrawn and
+        sent by the view's own thread, never on the event loop; ``force``: the progress
+        line too, at once."""
+        if self._view is not None:
+            self._view.changed(None if cell is None else cell.index, force=force)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
-        html = self._html()
-        bundle = {"text/plain": repr(self), "text/html": html}
-        try:
-            import ipywidgets
-        except ImportError:  # pragma: no cover - ipywidgets is a dependency
+        """A finished sweep shows as its static grid (each thumbnail saved once, in the
+        cell's HTML); one still running as a live grid that fills in cell by cell, with
+        the grid as it is now as the text/html fallback (nbviewer, a saved notebook)."""
+        html = self.grid()._repr_html_()
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": html}
+        if self.done:
             return bundle
-        if self._widget is None:
-            self._widget = ipywidgets.HTML(value=html)
-        bundle.update(self._widget._repr_mimebundle_() or {})
+        if self._view is None:
+            self._view = LiveGrid(self, link_base=os.getcwd())
+        bundle.update(self._view.mimebundle())
         bundle["text/html"] = html  # frontends without the widget manager still see the grid
         bundle["text/plain"] = repr(self)
         return bundle
@@ -456,7 +433,7 @@ def _distinct(values: Iterable[Any]) -> list[Any]:
     return out
 
 
-def _items(cell: SweepCell) -> list[CellItem]:
+def cell_items(cell: SweepCell) -> list[CellItem]:
     """A cell's images, or its placeholder; no caption: the row and column labels say which cell."""
     if cell.result is not None:
         cap = "cache hit" if cell.result.cache_hit else ""
