@@ -51,13 +51,13 @@ def run_notebook(url: str, n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(src) for src in (
-            f"import json, os, time\nimport wan_nb as wan\n"
-            f"wan.connect(api_key='bench', base_url={url!r}, home='runs', quiet=True)",
+            (f"import json, os, time\nimport wan_nb as wan\n"
+             f"wan.connect(api_key='bench', base_url={url!r}, home='runs', quiet=True)"),
             f"sw = wan.sweep('bench notebook', seed=list(range(1, {n + 1})), resolution='2K', quiet=True)\nsw",
-            "sw.wait()\ntime.sleep(1.0)  # the last update\n"
-            "ended = {c.result.images[0].sha256: c.ended for c in sw.cells if c.result}\n"
-            "thumbs = sum(os.path.getsize(i.thumb_path) for c in sw.cells if c.result for i in c.result.images)\n"
-            f"print({REPORT!r} + json.dumps({{'ended': ended, 'thumbs': thumbs}}))",
+            ("sw.wait()\ntime.sleep(1.0)  # the last update\n"
+             "ended = {c.result.images[0].sha256: c.ended for c in sw.cells if c.result}\n"
+             "thumbs = sum(os.path.getsize(i.thumb_path) for c in sw.cells if c.result for i in c.result.images)\n"
+             f"print({REPORT!r} + json.dumps({{'ended': ended, 'thumbs': thumbs}}))"),
             "sw",
         )]
         client = TimedClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}})
@@ -106,6 +106,6 @@ def measure(short: bool) -> list[tuple[str, float, str, bool]]:
          "<= 10240", r["done_saved"] <= 10240),
         ("live grid: task end -> cell received by the front-end, median (s)", r["median"], "(p90 below)", True),
         ("live grid: task end -> cell received by the front-end, p90 (s)", r["p90"], "<= 0.15", r["p90"] <= 0.15),
-        (f"live grid: bytes sent for a {n}-cell sweep / its thumbnails' bytes "
-         f"[{r['bytes'] / 1e6:.2f} MB in {r['messages']} messages]", ratio, "<= 2.0", ratio <= 2.0),
+        ((f"live grid: bytes sent for a {n}-cell sweep / its thumbnails' bytes "
+          f"[{r['bytes'] / 1e6:.2f} MB in {r['messages']} messages]"), ratio, "<= 2.0", ratio <= 2.0),
     ]

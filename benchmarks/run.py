@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
 
 SECTIONS = ("sweeps", "log_scale", "client_cost", "live_view")

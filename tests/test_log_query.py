@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -74,6 +74,9 @@ WHERES = [
     "seed == cell_index",
     "seed != cell_index",
     "status == ['failed', 'queued']",
+    "not (resolution in ['1K', '4K'])",
+    "prompt.str.contains('P1', case=False, regex=False)",
+    "prompt.str.contains('p1', regex=False) or seed < 5",
 ]
 
 FILTERS = [
@@ -132,7 +135,7 @@ def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
 def test_pages_counts_and_distinct_values(log):
     every = _ids(log.runs(status=["completed", "failed"]))
     pages = [_ids(log.runs(status=["completed", "failed"], limit=7, offset=o)) for o in range(0, 40, 7)]
-    assert sum(pages, []) == every
+    assert [run for page in pages for run in page] == every
     assert log.count(status=["completed", "failed"]) == len(every)
     assert _ids(log.runs(where="seed > seed.median()", limit=3, offset=2)) == _ids(
         log.runs(where="seed > seed.median()"))[2:5]
@@ -141,6 +144,8 @@ def test_pages_counts_and_distinct_values(log):
         set(log.runs(sweep_id="sw-1")["status"]), key=STATES.index)
     assert log.distinct("style") == ["ink", "oil", None]
     assert log.distinct("seed", where="seed < 4") == [1, 2, 3]
+    assert log.distinct("sweep_id", newest_first=True) == ["sw-2", "sw-1", "sw-0", None]
+    assert set(log.cell_keys()) == {"strength", "style"}  # seed is a column of its own
     with pytest.raises(ValueError, match="limit"):
         log.runs(limit=-1)
 
@@ -167,7 +172,7 @@ def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
 
 
 class _Traced(sqlite3.Connection):
-    statements: list[str] = []
+    statements: ClassVar[list[str]] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -204,3 +209,26 @@ def test_a_sweep_on_a_big_log_never_scans_the_runs_table(tmp_path, monkeypatch):
         if re.search(r"\bSCAN (runs|images)\b", plan):
             scans[sql] = plan
     assert not scans, "full scans on a sweep's way:\n" + "\n".join(f"{s}\n  -> {p}" for s, p in scans.items())
+
+
+def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, monkeypatch):
+    from wan_nb._explore import LogExplorer
+
+    log = Log(tmp_path / "log.sqlite")
+    log.add_runs(_rows(3000))
+    reads: list[tuple[str, Any]] = []
+    real = Log._read_tables
+
+    def recorded(self, clause, limit=None, offset=0, sources=False):
+        reads.append((clause.sql, limit))
+        return real(self, clause, limit, offset, sources)
+
+    monkeypatch.setattr(Log, "_read_tables", recorded)
+    explorer = LogExplorer(log, rows="style", cols="seed", page_rows=2, page_cols=3, status="completed")
+    explorer.prompt.value = "P0"  # "prompt has", case-insensitive
+    explorer._page("right")
+    assert explorer.grid is not None and explorer.grid.col_values and explorer.grid.row_values
+    shown = {it.run_id for cell in explorer.grid.cells.values() for it in cell.items}
+    expected = log.runs(where="prompt.str.contains('p0', case=False, regex=False)", status="completed")
+    assert shown and shown <= set(expected["run_id"])
+    assert reads and all(sql != "1" or limit is not None for sql, limit in reads), reads

@@ -73,13 +73,13 @@ def test_starts_safe_and_keeps_to_a_cap():
     assert est.limit(2) == 2
     est.trust(8)  # the user said 8: start there
     assert est.limit() == 8 and est.limit(6) == 6
-    ratio, windows, most = serve(WidthEstimate(), 60, 16, cap=5)
+    _ratio, _windows, most = serve(WidthEstimate(), 60, 16, cap=5)
     assert most == 5, "went above the explicit cap"
 
 
 def test_grows_while_the_server_answers_promptly():
     est = WidthEstimate()
-    ratio, windows, _ = serve(est, 16, 64)  # a wide server: nothing ever queues
+    _ratio, windows, _ = serve(est, 16, 64)  # a wide server: nothing ever queues
     assert windows == sorted(windows) and windows[-1] > 2 * START, windows
 
 
@@ -96,7 +96,7 @@ def test_finds_the_width_of_a_queueing_server(width):
 
 def test_backs_off_when_queueing_time_grows():
     est = WidthEstimate()
-    ratio, windows, most = serve(est, 300, 3, seed=4)
+    _ratio, windows, most = serve(est, 300, 3, seed=4)
     assert most > 6, "never probed above the width"
     assert max(windows[-100:]) < most, f"did not come back down from {most}: {windows[-100:]}"
     assert not est.slow_start
@@ -112,7 +112,7 @@ def test_a_429_halves_the_window_and_it_stays_near_what_the_server_takes():
     est.rate_limited()
     assert est.window == 16 and not est.slow_start
     est = WidthEstimate()
-    ratio, windows, most = serve(est, 120, 64, refuse_above=6)
+    _ratio, windows, _most = serve(est, 120, 64, refuse_above=6)
     assert est.limit() <= 8, f"kept sending past the 429s: {windows[-20:]}"
 
 

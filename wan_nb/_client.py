@@ -162,7 +162,7 @@ class AsyncClient:
         timeout: float | None = None,
         auth: bool = True,
         task_id: str | None = None,
-        sink: "FileSink | None" = None,
+        sink: FileSink | None = None,
     ) -> httpx.Response:
         """One logical call with the retry policy applied; returns a 2xx response.
 
@@ -523,7 +523,7 @@ class AsyncClient:
             await self._http.aclose()
             self._http = None
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -576,7 +576,7 @@ def _blocking(name: str) -> Callable[..., Any]:
     async_method = getattr(AsyncClient, name)
 
     @functools.wraps(async_method)
-    def method(self: "Client", *args: Any, **kwargs: Any) -> Any:
+    def method(self: Client, *args: Any, **kwargs: Any) -> Any:
         return self._portal.run(getattr(self.aio, name)(*args, **kwargs))
 
     return method
@@ -623,7 +623,7 @@ class Client:
     def close(self) -> None:
         self._portal.run(self.aio.aclose())
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -5,10 +5,11 @@ the runs with filters, and the grid is drawn again; click an image to see its ru
 every parameter, the images full size, the runs it was made from, and buttons to open
 it in a form (pre-filled with its fields) or compare it with another run.
 
-Why it stays light on a log of thousands of runs: the log is read once (and again on
-Refresh), filters run on that frame with the log's own ``apply_filters``, and the grid
-is paged: only the page's runs are looked up (``get_run``) and only their stored
-thumbnails are sent, at most ``max_images`` of them. The layout (axis order, legend,
+Why it stays light on a log of 100,000 runs: nothing reads the whole log. The
+filters become one indexed SQL selection (``Log.runs``/``frames``); the dropdowns and
+the axis values are ``Log.distinct`` queries over it; the grid is paged, and only the
+page's runs and their images are read (``Log.frames`` with the page's row and column
+values), and only their stored thumbnails are sent, at most ``max_images`` of them. The layout (axis order, legend,
 captions) is ``_report.grid_from_frame``'s, the same as ``log.grid``; a saved notebook
 without widgets shows that grid's HTML.
 """
@@ -27,13 +28,10 @@ from . import _log_schema as schema
 from ._exceptions import RequestError
 from ._grid import CellItem, Grid, _key, cell_key
 from ._html_parts import FONT, esc, format_value, short
-from ._log import Log, apply_filters
+from ._log import Log
 from ._report import (
-    _distinct,
     _plain,
-    _sort_axis,
     grid_from_frame,
-    parameter_columns,
 )
 
 ANY = "(any)"
@@ -45,28 +43,23 @@ LABEL_CHARS = 60
 AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit")  # also offered as rows / columns
 
 
-def _axis_options(df: pd.DataFrame) -> list[str]:
-    names = parameter_columns(df) + [c for c in AXIS_EXTRA if c in df.columns]
+def _axis_options(log: Log) -> list[str]:
+    """Sweep axes (the keys of logged cells), then the request parameters, then extras."""
+    names = log.cell_keys() + [c for c in schema.PARAMETERS] + list(AXIS_EXTRA)
     return list(dict.fromkeys(names))
 
 
-def _date_filter(since: _dt.date | None, until: _dt.date | None, text: str) -> Any:
-    """A ``where`` callable for the date range and "prompt contains" (case-insensitive)."""
-    if since is None and until is None and not text:
-        return None
-
-    def where(df: pd.DataFrame) -> pd.Series:
-        mask = pd.Series(True, index=df.index)
-        if text:
-            mask &= df["prompt"].fillna("").str.contains(text, case=False, regex=False)
-        created = df["created_at"]
-        if since is not None:
-            mask &= created >= pd.Timestamp(since, tz="UTC")
-        if until is not None:
-            mask &= created < pd.Timestamp(until, tz="UTC") + pd.Timedelta(days=1)
-        return mask
-
-    return where
+def _selection(since: _dt.date | None, until: _dt.date | None, text: str) -> str | None:
+    """A ``where`` string for the date range and "prompt contains" (case-insensitive, plain
+    text): one the log runs as indexed SQL."""
+    parts = []
+    if text:
+        parts.append(f"prompt.str.contains({text!r}, case=False, regex=False)")
+    if since is not None:
+        parts.append(f"created_at >= {pd.Timestamp(since, tz='UTC').isoformat()!r}")
+    if until is not None:
+        parts.append(f"created_at < {(pd.Timestamp(until, tz='UTC') + pd.Timedelta(days=1)).isoformat()!r}")
+    return " and ".join(parts) or None
 
 
 class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -81,7 +74,6 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                  page_cols: int = 6, max_images: int = MAX_IMAGES, **filters: Any) -> None:
         self.run_log = log
         self.page_rows, self.page_cols, self.max_images = page_rows, page_cols, max_images
-        self._frame = pd.DataFrame()
         self._row_page = self._col_page = 0
         self.grid: Grid | None = None
         self.selected: str | None = None
@@ -128,22 +120,21 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     # -- data ---------------------------------------------------------------------------
     def refresh(self, **choices: Any) -> None:
         """Read the log again (new runs appear), keep the choices, draw the grid."""
-        self._frame = self.run_log.runs()
-        df = self._frame
-        axes = _axis_options(df) or ["prompt", "seed"]
+        log = self.run_log
+        axes = _axis_options(log)
         rows, cols = choices.pop("rows", self.rows.value), choices.pop("cols", self.cols.value)
         for name, value in (("rows", rows), ("cols", cols)):
             if value is not None and value not in axes:
                 raise ValueError(f"{name}={value!r} is not a column of the log; choose one of: {', '.join(axes)}")
-        sweeps = [s for s in reversed(df["sweep_id"].dropna().tolist())] if len(df) else []
+        sweeps = [s for s in log.distinct("sweep_id", newest_first=True) if s is not None]
         self._drawing = True
         try:
             self.rows.options, self.cols.options = axes, axes
             self.rows.value = rows if rows in axes else axes[0]
             self.cols.value = cols if cols in axes else axes[min(1, len(axes) - 1)]
-            self._set_options(self.sweep, list(dict.fromkeys(sweeps)), choices.pop("sweep_id", None))
-            self._set_options(self.action, self._present(df, "action"), choices.pop("action", None))
-            self._set_options(self.status, self._present(df, "status"), choices.pop("status", None))
+            self._set_options(self.sweep, sweeps, choices.pop("sweep_id", None))
+            self._set_options(self.action, self._present("action"), choices.pop("action", None))
+            self._set_options(self.status, self._present("status"), choices.pop("status", None))
             if "prompt" in choices:
                 self.prompt.value = choices.pop("prompt")
             for name in ("since", "until"):
@@ -156,13 +147,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                              "status, prompt, since, until")
         self.draw()
 
-    @staticmethod
-    def _present(df: pd.DataFrame, column: str) -> list[str]:
-        if not len(df):
-            return []
-        order = schema.CATEGORY_ORDER.get(column, ())
-        seen = {str(v) for v in df[column].dropna().unique()}
-        return [v for v in order if v in seen] + sorted(seen - set(order))
+    def _present(self, column: str) -> list[str]:
+        return [str(v) for v in self.run_log.distinct(column) if v is not None]
 
     @staticmethod
     def _set_options(dropdown: widgets.Dropdown, values: list[str], chosen: Any) -> None:
@@ -179,10 +165,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 out[name] = dropdown.value
         return out
 
-    def runs(self) -> pd.DataFrame:
-        """The runs the filters select, oldest first."""
-        where = _date_filter(self.since.value, self.until.value, self.prompt.value.strip())
-        return apply_filters(self._frame, where, **self.filters)
+    @property
+    def where(self) -> str | None:
+        """The date range and "prompt has" as the ``where`` string ``log.runs()`` takes."""
+        return _selection(self.since.value, self.until.value, self.prompt.value.strip())
+
+    def runs(self, **more: Any) -> pd.DataFrame:
+        """The runs the filters select, oldest first (an indexed query, not the whole log)."""
+        return self.run_log.runs(self.where, **self.filters, **more)
 
     # -- the grid ---------------------------------------------------------------------------
     def _controls_changed(self, widget: widgets.Widget) -> None:
@@ -200,16 +190,17 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def draw(self) -> None:
         """Lay out the selected runs by the chosen rows and columns, one page of them."""
         rows, cols = str(self.rows.value), str(self.cols.value)
-        df = self.runs()
-        if not len(df):
+        log, where, filters = self.run_log, self.where, self.filters
+        total = log.count(where, **filters)
+        if not total:
             self.grid = None
             self.grid_box.children = []
             self.summary.value = f"<span style='{FONT};color:#777'>no runs match</span>"
             for b in self._pager.values():
                 b.disabled = True
             return
-        row_values = _sort_axis(rows, _distinct(_plain(v) for v in df[rows]), df[rows])
-        col_values = _sort_axis(cols, _distinct(_plain(v) for v in df[cols]), df[cols])
+        row_values = log.distinct(rows, where, **filters)
+        col_values = log.distinct(cols, where, **filters)
         row_pages = max(1, math.ceil(len(row_values) / self.page_rows))
         col_pages = max(1, math.ceil(len(col_values) / self.page_cols))
         self._row_page = min(self._row_page, row_pages - 1)
@@ -218,9 +209,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         page_rows = row_values[r0:r0 + self.page_rows]
         page_cols = col_values[c0:c0 + self.page_cols]
         keep_r, keep_c = {_key(v) for v in page_rows}, {_key(v) for v in page_cols}
+        # only the page's runs are read: its row and column values go to SQL as filters
+        # (when an axis is also a filter, or holds lists, SQL reads a little more and pandas keeps the page)
+        narrow = {name: values for name, values in ((rows, page_rows), (cols, page_cols))
+                  if name not in filters and all(not isinstance(v, (list, dict)) for v in values)}
+        df, images = log.frames(where, **filters, **(narrow if rows != cols else {}))
         mask = [(_key(_plain(a)) in keep_r and _key(_plain(b)) in keep_c) for a, b in zip(df[rows], df[cols])]
         page = df[mask]
-        self.grid = grid_from_frame(page, self._images_of(page), rows, cols, title=f"{rows} × {cols}")
+        self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}")
         self.grid.legend = {}  # the filters say what is shared; labels say the rest
         self._show_grid(self.grid)
         self._pager["up"].disabled = self._row_page == 0
@@ -228,23 +224,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._pager["left"].disabled = self._col_page == 0
         self._pager["right"].disabled = self._col_page >= col_pages - 1
         self.summary.value = (
-            f"<span style='{FONT};color:#555'>{len(df)} run{'s' if len(df) != 1 else ''} · rows "
+            f"<span style='{FONT};color:#555'>{total} run{'s' if total != 1 else ''} · rows "
             f"{r0 + 1}-{r0 + len(page_rows)} of {len(row_values)} · columns {c0 + 1}-{c0 + len(page_cols)} "
             f"of {len(col_values)}</span>")
-
-    def _images_of(self, page: pd.DataFrame) -> pd.DataFrame:
-        """Image rows of the page's runs only (their stored thumbnails, never the whole table)."""
-        records: list[dict[str, Any]] = []
-        for run_id, cached_from in zip(page["run_id"], page["cached_from"]):
-            for rid in (run_id, cached_from):
-                if not isinstance(rid, str):
-                    continue
-                row = self.run_log.get_run(rid)
-                for im in (row or {}).get("images", []):
-                    records.append({k: im.get(k) for k in ("run_id", "idx", "path", "thumb_path", "width", "height")})
-                if row and row.get("images"):
-                    break
-        return pd.DataFrame(records, columns=["run_id", "idx", "path", "thumb_path", "width", "height"])
 
     def _show_grid(self, grid: Grid) -> None:
         budget = self.max_images

@@ -20,11 +20,13 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
+from . import _states as S
 from ._grid import (
     COL_LABEL_STYLE,
     ROW_LABEL_STYLE,
@@ -37,7 +39,6 @@ from ._grid import (
     grid_header_html,
     item_css,
 )
-from . import _states as S
 from ._html_parts import FONT, label_html
 
 if TYPE_CHECKING:
@@ -62,12 +63,12 @@ def _box(style: str, body: str, attrs: str = "") -> str:
 class LiveGrid:
     """The live view of one sweep; ``widget`` is what the notebook shows."""
 
-    def __init__(self, sweep: "Sweep", link_base: str | None = None) -> None:
+    def __init__(self, sweep: Sweep, link_base: str | None = None) -> None:
         self.sweep = sweep
         self.link_base = link_base
         lay = sweep.layout()
         self.keys = lay.keys
-        self.members: dict[tuple, list[int]] = {}
+        self.members: dict[tuple[Any, ...], list[int]] = {}
         for index, key in lay.keys.items():
             self.members.setdefault(key, []).append(index)
         self.legend = lay.legend
@@ -81,7 +82,7 @@ class LiveGrid:
         self.header = html(self._header_html())
         children = [html(_box(f"{TH_STYLE};color:#777;font-weight:normal", corner_html(lay.rows, lay.col_name)))]
         children += [html(_box(COL_LABEL_STYLE, label_html(cv, 160), ' data-wan-col=""')) for cv in lay.col_values]
-        self.cells: dict[tuple, ipywidgets.HTML] = {}
+        self.cells: dict[tuple[Any, ...], ipywidgets.HTML] = {}
         for rv in lay.row_values:
             children.append(html(_box(ROW_LABEL_STYLE, label_html(rv, 240), ' data-wan-row=""')))
             for cv in lay.col_values:
@@ -94,7 +95,7 @@ class LiveGrid:
         self.widget = ipywidgets.VBox([sheet, self.header, self.box], layout=ipywidgets.Layout(width="auto"))
         self.widget.add_class("wan-grid")
         self.widget.add_class(SCOPE[1:])
-        self._dirty: set[tuple] = set()
+        self._dirty: set[tuple[Any, ...]] = set()
         self._header_due = False
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -106,7 +107,7 @@ class LiveGrid:
         body = grid_header_html(f"sweep {self.sweep.id}", self.sweep.progress_line(), self.legend)
         return f'<div style="{FONT};color:#222">{body}</div>'
 
-    def _cell_html(self, key: tuple) -> str:
+    def _cell_html(self, key: tuple[Any, ...]) -> str:
         from ._sweep import cell_items
 
         indexes = self.members.get(key, [])

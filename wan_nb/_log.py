@@ -318,6 +318,7 @@ class Log:
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.create_function("wan_contains", 3, query.contains, deterministic=True)
             local.conn, local.pid = conn, os.getpid()
         conn.row_factory = None
         yield conn
@@ -910,10 +911,11 @@ class Log:
             self._check_keys(filters)
         return n
 
-    def distinct(self, column: str, where: Where = None, **filters: Any) -> list[Any]:
+    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, **filters: Any) -> list[Any]:
         """The values ``column`` takes in the selected runs, each once, in order
         (documented vocabularies in the document's order, numbers ascending, text
-        alphabetically; a missing value last). A sweep-cell key works as a column."""
+        alphabetically; a missing value last; ``newest_first``: by their latest run).
+        A sweep-cell key works as a column."""
         clause, rest, pwhere = self._selection(where, filters)
         col = schema.RUNS.get(column)
         if rest or pwhere is not None or column in DERIVED_COLUMNS or (col is not None and col.is_json):
@@ -921,19 +923,32 @@ class Log:
             if column not in df.columns:
                 raise ValueError(f"unknown column {column!r}{_did_you_mean(column, df.columns)}")
             found = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v: v
-                     for v in (None if is_missing(v) else v for v in df[column].tolist())}
+                     for v in (None if is_missing(v) else v for v in df[column].tolist()[::-1 if newest_first else 1])}
             values = list(found.values())
+            if newest_first:
+                return values
         else:
             try:
                 target = column if col is not None else f"json_extract(runs.cell, '{query.cell_path(column)}')"
             except query.Untranslatable:
                 raise ValueError(f"unknown column {column!r}") from None
+            sql = (f"SELECT {target} FROM runs WHERE {clause.sql} GROUP BY 1 ORDER BY MAX(created_at) DESC"
+                   if newest_first else f"SELECT DISTINCT {target} FROM runs WHERE {clause.sql}")
             with self._transaction(write=False) as conn:
-                rows = conn.execute(f"SELECT DISTINCT {target} FROM runs WHERE {clause.sql}", clause.params).fetchall()
+                rows = conn.execute(sql, clause.params).fetchall()
             if col is None and not rows:
                 self._check_keys({column: None})
             values = [_from_sql(col, r[0]) for r in rows]
+            if newest_first:
+                return values
         return _ordered(column, values)
+
+    def cell_keys(self) -> list[str]:
+        """The keys of sweep cells in the log (what ``runs()`` adds as columns), first seen first."""
+        with self._transaction(write=False) as conn:
+            rows = conn.execute("SELECT j.key FROM runs, json_each(runs.cell) AS j WHERE runs.cell IS NOT NULL "
+                                "GROUP BY j.key ORDER BY MIN(runs.created_at)").fetchall()
+        return [r[0] for r in rows if r[0] not in schema.RUNS and r[0] not in DERIVED_COLUMNS]
 
     def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
         """One row per image, with its run's parameters alongside (width/height are the image's)."""

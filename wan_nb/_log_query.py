@@ -48,7 +48,7 @@ class Clause:
     sql: str = "1"
     params: list[Any] = field(default_factory=list)
 
-    def also(self, other: "Clause") -> "Clause":
+    def also(self, other: Clause) -> Clause:
         if other.sql == "1":
             return self
         if self.sql == "1":
@@ -129,8 +129,8 @@ def filter_clause(name: str, want: Any) -> Clause:
         target = f"json_extract(runs.cell, '{cell_path(name)}')"
     present = [_sql_scalar(col, v) for v in values if not _is_missing(v)]
     parts = []
-    if present:
-        parts.append(f"{target} IN ({', '.join('?' for _ in present)})")
+    if present:  # "AND ... IS NOT NULL": definite (never NULL), so NOT(...) means "not one of these"
+        parts.append(f"({target} IN ({', '.join('?' for _ in present)}) AND {target} IS NOT NULL)")
     if len(present) < len(values):
         parts.append(f"{target} IS NULL")
     return Clause("(" + " OR ".join(parts) + ")" if parts else "0", present)
@@ -178,14 +178,40 @@ def _bool(node: ast.AST) -> Clause:
         return Clause(f"(NOT {inner.sql})", inner.params)
     if isinstance(node, ast.Compare):
         parts = []
-        left = node.left
-        for op, right in zip(node.ops, node.comparators):  # a < b < c: a < b and b < c
-            parts.append(_compare(left, op, right))
-            left = right
+        lhs = node.left
+        for op, rhs in zip(node.ops, node.comparators):  # a < b < c: a < b and b < c
+            parts.append(_compare(lhs, op, rhs))
+            lhs = rhs
         return Clause("(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
     if isinstance(node, ast.Name) and node.id in _SCALAR and _SCALAR[node.id].kind == "bool":
         return Clause(f"({node.id} = 1)")  # `watermark`: the rows where it is true
+    if isinstance(node, ast.Call):
+        return _contains(node)
     raise Untranslatable(ast.dump(node))
+
+
+def _contains(node: ast.Call) -> Clause:
+    """``prompt.str.contains('fox', case=False, regex=False)``: plain text search, as pandas
+    does it (``wan_contains``, a function every log connection registers)."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "contains" and isinstance(func.value, ast.Attribute)
+            and func.value.attr == "str" and _column(func.value.value) is not None and len(node.args) == 1):
+        raise Untranslatable(ast.dump(node))
+    col = _column(func.value.value)
+    assert col is not None
+    options = {k.arg: _literal(k.value) for k in node.keywords}
+    needle = _literal(node.args[0])
+    if col.kind not in ("text", "category") or not isinstance(needle, str) or options.get("regex", True) is not False \
+            or set(options) - {"case", "regex"}:
+        raise Untranslatable("only plain-text contains (regex=False) on a text column")
+    return Clause(f"(wan_contains({col.name}, ?, ?) = 1)", [needle, int(bool(options.get("case", True)))])
+
+
+def contains(text: str | None, needle: str, case: int) -> int | None:
+    """pandas' ``str.contains(needle, case=..., regex=False)`` for one value (None stays unknown)."""
+    if text is None:
+        return None
+    return int(needle in text if case else needle.upper() in text.upper())
 
 
 def _literal(node: ast.AST) -> Any:
@@ -234,6 +260,6 @@ def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
     if isinstance(param, (int, float)) and lcol.kind in ("text", "category"):
         raise Untranslatable("a number compared with text")
     sql = f"{name} {_OPS[type(op)]} ?"
-    if lcol.kind in _DEFINITE:
-        sql = f"COALESCE({sql}, {int(isinstance(op, ast.NotEq))})"
+    if lcol.kind in _DEFINITE:  # definite on a missing value, written so that the index still serves it
+        sql = f"{sql} OR {name} IS NULL" if isinstance(op, ast.NotEq) else f"{sql} AND {name} IS NOT NULL"
     return Clause(f"({sql})", [param])

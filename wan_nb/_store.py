@@ -67,7 +67,10 @@ class StoredImage:
         return (self.width, self.height)
 
     def _repr_html_(self) -> str:
-        from ._grid import CellItem, render_item_html  # here, not at the top: _grid imports this module
+        from ._grid import (  # here, not at the top: _grid imports this module
+            CellItem,
+            render_item_html,
+        )
 
         caption = f"{self.width}×{self.height} · {self.format} · {human_bytes(self.bytes)}"
         return render_item_html(CellItem.of_image(self, caption), box=THUMB_SIDE)

@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Self
 
 from . import _spec
 from . import _states as S
@@ -40,7 +40,6 @@ from ._result import Result
 from ._session import Session, check_seconds, check_usd, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
-
 
 _STOPPING = (BudgetError, InsufficientBalanceError)  # no further cell can succeed
 
@@ -75,7 +74,7 @@ class Layout:
     col_name: str
     row_values: list[Any]
     col_values: list[Any]
-    keys: dict[int, tuple]  # sweep cell index → cell_key of its grid cell
+    keys: dict[int, tuple[Any, ...]]  # sweep cell index → cell_key of its grid cell
     legend: dict[str, Any]
 
 
@@ -93,7 +92,7 @@ class Sweep:
 
     def __post_init__(self) -> None:
         self.cells = [SweepCell(c.index, c.coords, c.request) for c in self.plan.cells]
-        self._task: "asyncio.Task | None" = None  # the runner, on the portal loop
+        self._task: asyncio.Task | None = None  # the runner, on the portal loop
         self._finished = threading.Event()  # set after the runner AND its cleanup ended
         self._finished.set()
         self._cancelled = False
@@ -179,7 +178,7 @@ class Sweep:
         return self.session.width.limit(self.concurrency)
 
     # -- running -------------------------------------------------------------------
-    def start(self, cells: Iterable[SweepCell] | None = None) -> "Sweep":
+    def start(self, cells: Iterable[SweepCell] | None = None) -> Sweep:
         todo = list(cells if cells is not None else self.cells)
         self._cancelled = False
         self._stop_reason = None
@@ -224,7 +223,7 @@ class Sweep:
         finally:
             self._changed(force=True)
 
-    async def _run_cell(self, cell: SweepCell, slot: "_Slot") -> None:
+    async def _run_cell(self, cell: SweepCell, slot: _Slot) -> None:
         cell.status, cell.error, cell.started, cell.billed_quota = S.SUBMITTED, None, time.time(), 0
         self._changed(cell)
 
@@ -271,7 +270,7 @@ class Sweep:
             cell.ended = time.time()
             self._changed(cell)
 
-    def wait(self, timeout: float | None = None) -> "Sweep":
+    def wait(self, timeout: float | None = None) -> Sweep:
         """Block until every cell has ended; TimeoutError after ``timeout`` s (the sweep goes on).
 
         Ctrl-C cancels the sweep (queued tasks are cancelled on the server). No-op when done.
@@ -292,7 +291,7 @@ class Sweep:
         get_portal().run(_wait())
         return self
 
-    def cancel(self) -> "Sweep":
+    def cancel(self) -> Sweep:
         """Stop sending new cells and cancel queued tasks on the server."""
         self._cancelled = True
         if self._task is not None and self.running:
@@ -301,7 +300,7 @@ class Sweep:
         self._changed(force=True)
         return self
 
-    def retry_failed(self) -> "Sweep":
+    def retry_failed(self) -> Sweep:
         """Run again only the cells that failed, errored or were cancelled."""
         if self.running:
             raise RuntimeError("the sweep is still running; wait() or cancel() it first")
@@ -311,7 +310,7 @@ class Sweep:
         return self.start(again)
 
     # -- views ---------------------------------------------------------------------
-    def layout(self, rows: str | None = None, cols: str | None = None) -> "Layout":
+    def layout(self, rows: str | None = None, cols: str | None = None) -> Layout:
         """Where each cell goes in the grid: rows and columns by the varying axes."""
         varying = [(n, v) for n, v in self.plan.axes if len(v) > 1]
         names = [n for n, _ in varying]
@@ -460,7 +459,7 @@ class _Slot:
         if self._served is None:
             self._served = time.monotonic() - self._sent
 
-    async def __aenter__(self) -> "_Slot":
+    async def __aenter__(self) -> Self:
         cond = _room(self.session)
         async with cond:
             await cond.wait_for(lambda: self.width.in_flight < self.width.limit(self.cap))
@@ -469,7 +468,7 @@ class _Slot:
         self._sent = time.monotonic()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self.session.aio.rate_gate.hits > self._hits:
             self.width.rate_limited()
         done = self._served is not None
@@ -479,7 +478,7 @@ class _Slot:
             cond.notify_all()
 
 
-_ROOM: "weakref.WeakKeyDictionary[Session, asyncio.Condition]" = weakref.WeakKeyDictionary()
+_ROOM: weakref.WeakKeyDictionary[Session, asyncio.Condition] = weakref.WeakKeyDictionary()
 
 
 def _room(session: Session) -> asyncio.Condition:

@@ -320,7 +320,7 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         bundle["text/plain"] = repr(self)
-        grid = self.sweep._html() if self.sweep is not None else ""
+        grid = self.sweep.grid()._repr_html_() if self.sweep is not None else ""
         bundle["text/html"] = (f"<div class='wan-sweep-form-static' style='{FONT}'><b>wan_nb sweep form</b> "
                                f"(static view)<pre>{esc(self.code)}</pre>{self.plan_line.value}{grid}</div>")
         return bundle
