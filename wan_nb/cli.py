@@ -180,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             files += 1
             _out(f"    {img.path}  ({img.width}×{img.height})")
     home = Path(sess.home).absolute()
-    n_runs = len(sess.log.runs())
+    n_runs = sess.log.count()
     _out(f"done: {files} image file(s), spent {_usd(spent)}{billed}")
     for line in _where(home):
         _out(line + (f"  ({n_runs} run(s))" if line.startswith("log:") else ""))
