@@ -11,16 +11,17 @@ content and binary buffers). From that run:
 * task end → cell sent: from the moment a cell's run ended in the kernel (images on
   disk) to the first message that carries its image, as received;
 * notebook bytes per image, saved with its widget state (as nbclient and JupyterLab's
-  "save widget state" store it): for the sweep shown live, and shown when done.
+  "save widget state" store it): the cell's outputs and the state of the widgets they
+  show, for a sweep shown live and for another shown once it was done.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -47,6 +48,22 @@ class TimedClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
+def _saved_bytes(nb: Any, index: int) -> int:
+    """Bytes cell ``index`` adds to the saved notebook: its outputs (as nbformat writes them)
+    and the saved state of every widget they show (followed through IPY_MODEL_ references)."""
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    outputs = json.dumps(nb.cells[index].outputs, indent=1)
+    todo = re.findall(r'"model_id": "([0-9a-f]+)"', outputs)
+    seen: set[str] = set()
+    while todo:
+        mid = todo.pop()
+        if mid in seen or mid not in state:
+            continue
+        seen.add(mid)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[mid]))
+    return len(outputs.encode()) + sum(len(json.dumps(state[m], indent=1).encode()) for m in seen)
+
+
 def run_notebook(url: str, n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         nb = nbformat.v4.new_notebook()
@@ -58,28 +75,16 @@ def run_notebook(url: str, n: int) -> dict[str, Any]:
              "ended = {c.result.images[0].sha256: c.ended for c in sw.cells if c.result}\n"
              "thumbs = sum(os.path.getsize(i.thumb_path) for c in sw.cells if c.result for i in c.result.images)\n"
              f"print({REPORT!r} + json.dumps({{'ended': ended, 'thumbs': thumbs}}))"),
-            "sw",
+            (f"done = wan.sweep('bench notebook, shown when done', seed=list(range(1, {n + 1})), resolution='2K', "
+             "quiet=True)\ndone.wait()\ndone"),
         )]
         client = TimedClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}})
         client.execute()
         report = json.loads(nb.cells[2].outputs[-1]["text"].split(REPORT, 1)[1])
         if len(report["ended"]) != n:
             raise RuntimeError(f"the notebook's sweep completed {len(report['ended'])} of {n}")
-        path = Path(tmp, "saved.ipynb")
-
-        def size(keep: list[int], widgets: bool) -> int:
-            copy = nbformat.from_dict(json.loads(json.dumps(nb)))
-            for i, c in enumerate(copy.cells):
-                if i not in keep:
-                    c.outputs = []
-            if not widgets:
-                copy.metadata.pop("widgets", None)
-            nbformat.write(copy, path)
-            return path.stat().st_size
-
-        bare = size([], False)
-        live_saved = (size([1], True) - bare) / n
-        done_saved = (size([3], False) - bare) / n
+        live_saved = _saved_bytes(nb, 1) / n
+        done_saved = _saved_bytes(nb, 3) / n
     sent = client.widget_messages
     lat = []
     for sha, ended in report["ended"].items():

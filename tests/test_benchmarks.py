@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = 21
+FIGURES = 22
 
 
 @pytest.mark.timeout(240)

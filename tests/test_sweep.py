@@ -221,10 +221,13 @@ def test_wait_with_timeout_returns(sim, sess):
 
 
 def test_plain_text_view_of_a_sweep_is_not_html(sim, sess):
-    sw = wan.sweep("plain {i}", i=[1, 2], resolution="1K").wait()
-    bundle = sw._repr_mimebundle_()
-    assert bundle["text/plain"].startswith("<Sweep sw-") and "<div" not in bundle["text/plain"]
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    sw = wan.sweep("plain {i}", i=[1, 2], resolution="1K", start=False)
+    live = sw._repr_mimebundle_()  # not done: the live grid, with the grid as text/html fallback
+    assert live["text/plain"].startswith("<Sweep sw-") and "<div" not in live["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in live and "wan-grid" in live["text/html"]
+    done = sw.start().wait()._repr_mimebundle_()  # done: the static grid only (its thumbnails saved once)
+    assert done["text/plain"].startswith("<Sweep sw-") and "<div" not in done["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" not in done and done["text/html"].count("<img") == 2
 
 
 def test_log_timings_span_the_held_submit(tmp_path, monkeypatch):

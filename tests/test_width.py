@@ -96,14 +96,15 @@ def test_finds_the_width_of_a_queueing_server(width):
 
 def test_backs_off_when_queueing_time_grows():
     est = WidthEstimate()
-    _ratio, windows, most = serve(est, 300, 3, seed=4)
-    assert most > 6, "never probed above the width"
-    assert max(windows[-100:]) < most, f"did not come back down from {most}: {windows[-100:]}"
-    assert not est.slow_start
+    ratio, windows, most = serve(est, 300, 3, seed=4)
+    assert most > 3, "never probed above the width"
+    assert not est.slow_start, "never saw the queue"
+    settled = windows[-100:]
+    assert min(settled) >= 3 and max(settled) <= 2 * 3 + 3, f"did not settle near the width 3: {settled}"
     est2 = WidthEstimate()
-    est2.trust(40)
+    est2.trust(40)  # told 40 is fine; the server takes 4
     serve(est2, 200, 4, seed=1)
-    assert est2.window < 40 and est2.limit() >= 4, est2
+    assert 4 <= est2.limit() <= 2 * 4 + 3, est2
 
 
 def test_a_429_halves_the_window_and_it_stays_near_what_the_server_takes():

@@ -474,8 +474,8 @@ class _Slot:
         done = self._served is not None
         self.width.ended(self._ticket, self._served, time.monotonic() if done else None)
         cond = _room(self.session)
-        async with cond:
-            cond.notify_all()
+        async with cond:  # wake as many waiting cells as there are free slots (not every one of them)
+            cond.notify(max(1, self.width.limit(self.cap) - self.width.in_flight))
 
 
 _ROOM: weakref.WeakKeyDictionary[Session, asyncio.Condition] = weakref.WeakKeyDictionary()

@@ -15,7 +15,8 @@ increase, multiplicative decrease, as TCP does):
   such tasks, sent since the last decrease, shrink the window to ``DECREASE`` of
   itself, but not below the server's width estimated by Little's law (tasks
   completed per second × the median no-queue task time): a queue at the server
-  costs nothing as long as every slot stays busy;
+  costs nothing as long as every slot stays busy. Above twice that width (plus
+  ``QUEUE_ALLOWANCE``) it never grows: more in flight would only wait;
 * a 429 halves it.
 
 Pure arithmetic on times the caller passes in: no clock, no I/O, no asyncio. The
@@ -34,6 +35,7 @@ DECREASE = 0.7  # multiplicative decrease on queueing
 QUEUED_FACTOR = 1.5  # a task this much slower than the slowest no-queue task waited in a queue
 QUEUED_SIGNALS = 2  # ... and it takes two such tasks to say so (task times vary 0.5–1.5×)
 SLOW_START_STEP = 2.0  # window growth per task in slow start (1: doubles each round)
+QUEUE_ALLOWANCE = 2.0  # tasks allowed to wait at the server above twice its estimated width
 SAFE_SAMPLES = 32  # task times kept for the no-queue baseline
 
 
@@ -104,11 +106,13 @@ class WidthEstimate:
             self.slow_start = False
             self._queued = 0
             return
+        grown = self.window + (SLOW_START_STEP if self.slow_start else 1.0 / self.window)
         if self.slow_start:  # at most double what the server has been seen to take without queueing
-            self.window = min(self.window + SLOW_START_STEP, max(self.window, 2.0 * self.confirmed))
-        else:
-            self.window += 1.0 / self.window
-        self.window = min(float(self.ceiling), self.window)
+            grown = min(grown, 2.0 * self.confirmed)
+        est = self.estimate()
+        if est is not None:  # more than twice the server's width in flight only makes a queue
+            grown = min(grown, 2.0 * est + QUEUE_ALLOWANCE)
+        self.window = min(float(self.ceiling), max(self.window, grown))  # growth stops; it never shrinks here
 
     def rate_limited(self) -> None:
         """The server answered 429: halve the window."""
