@@ -387,15 +387,15 @@ def test_a_cell_that_raises_a_non_wan_error_ends_as_error_and_the_sweep_finishes
     the sweep finishes instead of showing 'running' forever."""
     from wan_nb._store import Store
 
-    real, calls = Store.put, []
+    real, calls = Store.put_file, []  # where a download is stored (streamed to disk first)
 
-    def put(self, data, **kw):
+    def put_file(self, *args, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return real(self, data, **kw)
+        return real(self, *args, **kw)
 
-    monkeypatch.setattr(Store, "put", put)
+    monkeypatch.setattr(Store, "put_file", put_file)
     sw = wan.sweep("disk fills", seed=range(4), resolution="1K", concurrency=1).wait(timeout=60)
     assert not sw.running and sw.done
     broken = [c for c in sw.results if c.status == "error"]

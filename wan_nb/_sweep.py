@@ -14,6 +14,7 @@ its own, never on the event loop that polls the tasks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import numbers
 import os
 import threading
