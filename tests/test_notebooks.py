@@ -356,20 +356,44 @@ def test_interactive_notebook_shows_the_drawer_with_a_static_fallback(interactiv
     assert interactive.rich(shown, WIDGET_VIEW), "the drawer is a live widget"
     (static,) = interactive.rich(shown, "text/html")
     assert "wan-bbox-static" in static and "[420,300,900,620]" in static and "data:image/jpeg;base64," in static
-    (only_static,) = interactive.rich(interactive.cell('display(d, include=["text/html"])'), "text/html")
-    assert "[420,300,900,620]" in only_static
+    drawer_static = interactive.rich(interactive.cell('display(d, include=["text/html"])'), "text/html")[0]
+    assert "[420,300,900,620]" in drawer_static
     refused = interactive.stdout(interactive.cell("except wan.RequestError"))
     assert "bbox_list[0][0]" in refused and "outside the image" in refused
 
 
 def test_interactive_notebook_edits_inside_the_drawn_box_and_uses_the_palette(interactive: Executed) -> None:
     runs = Log(interactive.home / "log.sqlite").runs()
-    assert list(runs["action"].astype(str)) == ["generate", "interactive_edit", "generate"]
+    assert list(runs["action"].astype(str)) == ["generate", "interactive_edit", "interactive_edit",
+                                                "interactive_edit", "generate"]
     assert (runs["status"].astype(str) == "completed").all()
     edit = runs.iloc[1]
     assert [[list(map(int, b)) for b in bs] for bs in edit["bbox_list"]] == [[[420, 300, 900, 620]]]
     assert (edit["width"], edit["height"]) == (1360, 768)  # the input's size
-    palette = runs.iloc[2]["color_palette"]
+    palette = runs.iloc[4]["color_palette"]
     assert 3 <= len(palette) <= 5 and sum(int(ratio) for _, ratio in palette) == 100
     editor = interactive.cell("p = wan.PaletteEditor(")
     assert interactive.rich(editor, WIDGET_VIEW) and "wan-palette-static" in interactive.rich(editor, "text/html")[0]
+
+
+def test_interactive_notebook_shows_the_edit_only_inside_the_boxes(interactive: Executed) -> None:
+    """The reader sees it: a picture of before | after | changed pixels, and the changed area printed."""
+    for needle, box in (("where_it_changed(photo, edited", [420, 300, 900, 620]),
+                        ("lighthouse = f.wait()", [980, 90, 1300, 420])):
+        shown = interactive.cell(needle)
+        assert f"pixels changed inside {box}" in interactive.stdout(shown)
+        assert interactive.rich(shown, "image/png"), "the side-by-side picture is not in the saved notebook"
+
+
+def test_interactive_notebook_generates_from_the_form(interactive: Executed) -> None:
+    runs = Log(interactive.home / "log.sqlite").runs()
+    formed, code = runs.iloc[2], runs.iloc[3]
+    assert [[list(map(int, b)) for b in bs] for bs in formed["bbox_list"]] == [[[980, 90, 1300, 420]]]
+    assert float(formed["cost_usd"]) > 0 and bool(code["cache_hit"]) and float(code["cost_usd"]) == 0
+    shown = interactive.cell("f = wan.interactive_edit.form(")
+    assert interactive.rich(shown, WIDGET_VIEW), "the form is a live widget"
+    (static,) = interactive.rich(shown, "text/html")
+    # saved as the run left it (its output is refreshed when the run ends): the boxes, the result
+    assert "wan-form-static" in static and "[[[980,90,1300,420]]]" in static and "wan-result" in static
+    (only_static,) = interactive.rich(interactive.cell("HTML(f.static_html())"), "text/html", of="<IPython")
+    assert "wan-form-static" in only_static and "a lighthouse on the far shore" in only_static
