@@ -5,7 +5,9 @@ driven by Playwright (see /work/shared/recipes/browser-tests.md for the gotchas)
 module says which notebooks its server serves: ``NOTEBOOKS = {"name.ipynb":
 [cell sources]}``, and optionally ``prepare_lab_root(root: Path)`` to put more files
 next to them. Each module gets its own server (module scope), stopped afterwards with
-its kernels.
+its kernels. The server is JupyterLab; a module that parametrizes ``lab`` indirectly
+with ``FRONT_ENDS`` (``"lab"``, ``"notebook"``) runs its tests in JupyterLab and in
+Jupyter Notebook 7 (``lab["front_end"]`` says which); the helpers below work in both.
 
 Without /usr/bin/chromium or the ``playwright`` package the tests are skipped,
 unless the environment variable CI is set: then they fail, so CI cannot skip them.
@@ -41,6 +43,12 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT = 60  # s for /api/status to answer
 READY_TIMEOUT = 45_000  # ms from page load to a notebook with its cells and an idle kernel
 VISIBLE_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+FRONT_ENDS = ("lab", "notebook")  # JupyterLab, Jupyter Notebook 7: ``jupyter lab`` / ``jupyter notebook``
+# The kernel is idle: Lab's status bar ends in "| Idle"; Notebook 7 has an execution indicator.
+KERNEL_IDLE_JS = {
+    "lab": "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(el => /\\|\\s*Idle\\s*$/.test(el.textContent))",
+    "notebook": "!!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')",
+}
 
 
 def _missing(reason: str) -> None:
@@ -86,13 +94,19 @@ def tail(path: Path, n: int = 4000) -> str:
 
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A JupyterLab server on loopback serving a temporary folder with the module's notebooks."""
+    """A JupyterLab (or, parametrized ``"notebook"``, Notebook 7) server on loopback serving
+    a temporary folder with the module's notebooks."""
+    front_end = getattr(request, "param", "lab")
+    assert front_end in FRONT_ENDS, front_end
     require_browser()
     try:
         import jupyterlab  # noqa: F401
         import nbformat  # noqa: F401
+
+        if front_end == "notebook":
+            import notebook  # noqa: F401
     except ImportError as exc:
-        pytest.fail(f"JupyterLab and nbformat are needed for the browser test: {exc}", pytrace=False)
+        pytest.fail(f"JupyterLab, Notebook 7 and nbformat are needed for the browser test: {exc}", pytrace=False)
 
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
@@ -123,12 +137,15 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     token = uuid.uuid4().hex
     log_path = base / "jupyter.log"
     cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        sys.executable, "-m", "jupyter", front_end, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
         "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-        "--ServerApp.password=", "--allow-root", "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.password=", "--allow-root",
     ]
+    if front_end == "lab":
+        cmd += ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--LabApp.expose_app_in_browser=True"]
+    else:
+        cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     started = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -138,7 +155,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
+                pytest.fail(f"jupyter {front_end} exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
             try:
                 req = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
                 with urllib.request.urlopen(req, timeout=2) as resp:
@@ -146,11 +163,11 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer in {SERVER_START_TIMEOUT} s:\n{tail(log_path)}",
+                    pytest.fail(f"jupyter {front_end} did not answer in {SERVER_START_TIMEOUT} s:\n{tail(log_path)}",
                                 pytrace=False)
                 time.sleep(0.2)
         yield {"url": url, "token": token, "root": root, "base": base, "log": log_path,
-               "home": base / "wan_home", "start_s": time.monotonic() - started}
+               "home": base / "wan_home", "start_s": time.monotonic() - started, "front_end": front_end}
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels
@@ -197,14 +214,15 @@ def page(browser: Any) -> Any:
 def open_notebook(page: Any, lab: Any, name: str, n_cells: int) -> float:
     """Open a notebook and wait until it is really ready (recipe gotcha 1). Returns seconds."""
     t = time.monotonic()
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}&reset")
+    front_end = lab.get("front_end", "lab")
+    path = f"lab/tree/{name}?token={lab['token']}&reset" if front_end == "lab" else f"notebooks/{name}?token={lab['token']}"
+    page.goto(f"{lab['url']}/{path}")
     page.wait_for_function(
         """(n) => {
             const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
             if (!panel || panel.querySelectorAll('.jp-Notebook .jp-Cell').length !== n) return false;
-            const items = [...document.querySelectorAll('.jp-StatusBar-TextItem')];
-            return items.some(el => /\\|\\s*Idle\\s*$/.test(el.textContent));
-        }""",
+            return IDLE;
+        }""".replace("IDLE", KERNEL_IDLE_JS[front_end]),
         arg=n_cells,
         timeout=READY_TIMEOUT,
     )
