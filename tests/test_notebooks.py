@@ -17,11 +17,15 @@ import html
 import json
 import os
 import re
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 import wan_nb
 from wan_nb import Log
@@ -231,6 +235,137 @@ def test_saved_notebook_shows_without_a_kernel(path: Path, tmp_path_factory: pyt
                     assert WIDGET_VIEW in data, f"{where}: a running sweep shows itself live, as a widget"
                 else:  # shown when done: its grid, each thumbnail saved once (no widget state beside it)
                     assert WIDGET_VIEW not in data and _embedded_images(html_text) >= cells, f"{where}: {plain}"
+
+
+# What each widget puts beside itself for viewers without widgets (its text/html fallback).
+FALLBACKS = {
+    "wan-bbox-static": "the bbox drawer",
+    "wan-palette-static": "the palette editor",
+    "wan-form-static": "a form",
+    "wan-sweep-form-static": "the sweep form",
+    "wan-explore-static": "the log explorer",
+    'class="wan-grid"': "a sweep's live grid",
+}
+WITHOUT_WIDGET_JS = ["text/html", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]
+
+
+class _Scripts(HTMLParser):
+    """The <script type=...> blocks of an exported page: (type, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[tuple[str, str]] = []
+        self._type: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self._type, self._text = dict(attrs).get("type") or "", []
+
+    def handle_data(self, data: str) -> None:
+        if self._type is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._type is not None:
+            self.scripts.append((self._type, "".join(self._text)))
+            self._type = None
+
+    def of(self, kind: str) -> list[Any]:
+        return [json.loads(text) for t, text in self.scripts if t == kind]
+
+
+def _exported(nb: nbformat.NotebookNode, priority: list[str] | None = None) -> str:
+    """The notebook as ``jupyter nbconvert --to html`` writes it (the exporter nbviewer runs);
+    ``priority``: the output types a viewer picks from, best first."""
+    config = Config({"NbConvertBase": {"display_data_priority": priority}}) if priority else Config()
+    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
+    return str(body)
+
+
+def _in_page(html_text: str, page: str) -> bool:
+    """An output's HTML made it into an exported page (nbconvert may restyle it): its
+    embedded pictures and the class of its outermost element."""
+    pictures = re.findall(r"src=\"(data:image/[^\"]{,300})", html_text)
+    outer = re.search(r"class=['\"]([\w-]+)", html_text)
+    return all(p in page for p in pictures) and (outer is None or outer.group(1) in page)
+
+
+def _shows(state: dict[str, Any], model_id: str) -> list[str]:
+    """What the widget manager draws from a saved widget tree: its pictures and its texts."""
+    seen, todo, shown = set(), [model_id], []
+    while todo:
+        mid = todo.pop()
+        if mid in seen or mid not in state:
+            continue
+        seen.add(mid)
+        model = state[mid]
+        if model["model_name"] == "ImageModel" and any(b["path"] == ["value"] for b in model.get("buffers", [])):
+            shown.append("<img>")
+        if model["model_name"] in ("HTMLModel", "LabelModel") and _visible(model["state"].get("value", "")):
+            shown.append(model["state"]["value"])
+        for value in model["state"].values():
+            for ref in value if isinstance(value, list) else [value]:
+                if isinstance(ref, str) and ref.startswith("IPY_MODEL_"):
+                    todo.append(ref.removeprefix("IPY_MODEL_"))
+    return shown
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The saved notebook through nbconvert's HTML exporter, as nbviewer renders it.
+
+    With widget JavaScript (nbviewer loads the widget manager): each widget view's saved
+    model is in the page and draws a picture or text. Without it (a viewer that runs no
+    widget code): each widget's static fallback is in the page instead. Either way every
+    result and grid is there, its thumbnails embedded.
+    """
+    nb = execute(path, tmp_path_factory).nb
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "data" in o]
+    widget_outputs = [o for o in outputs if WIDGET_VIEW in o.data]
+    page = _exported(nb)
+    scripts = _Scripts()
+    scripts.feed(page)
+    views = scripts.of(WIDGET_VIEW)
+    assert [v["model_id"] for v in views] == [o.data[WIDGET_VIEW]["model_id"] for o in widget_outputs]
+    if views:
+        (state,) = [s["state"] for s in scripts.of(WIDGET_STATE)]
+        for view in views:
+            model = state.get(view["model_id"], {}).get("model_name")
+            assert _shows(state, view["model_id"]), f"{path.name}: a saved {model} draws an empty box"
+    for out in outputs:
+        if WIDGET_VIEW not in out.data and "text/html" in out.data:
+            assert _in_page(out.data["text/html"], page), f"{path.name}: {out.data['text/plain'][:60]} is not in the page"
+
+    plain = _exported(nb, WITHOUT_WIDGET_JS)
+    for out in widget_outputs:
+        fallback = out.data.get("text/html", "")
+        assert fallback and _in_page(fallback, plain), f"{path.name}: {out.data['text/plain'][:60]} has no fallback"
+    without = _Scripts()
+    without.feed(plain)
+    assert not without.of(WIDGET_VIEW), "the second page was to show no widget views"
+
+
+def test_exported_html_covers_every_widget() -> None:
+    """The notebooks between them show every widget, so the test above sees each fallback."""
+    sources = "\n".join(c.source for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells)
+    for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep("):
+        assert call in sources, f"no notebook shows {call}"
+
+
+@pytest.mark.parametrize("marker", FALLBACKS, ids=list(FALLBACKS.values()))
+def test_exported_html_holds_each_widget_fallback(marker: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each kind of widget is shown by some notebook, and its fallback is in that page."""
+    for path in NOTEBOOKS:
+        nb = execute(path, tmp_path_factory).nb
+        fallbacks = [o.data.get("text/html", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.outputs if WIDGET_VIEW in o.get("data", {})]
+        shown = [f for f in fallbacks if marker in f]
+        if shown:
+            page = _exported(nb, WITHOUT_WIDGET_JS)
+            assert all(_in_page(f, page) for f in shown), f"{path.name}: {FALLBACKS[marker]}'s fallback not in the page"
+            return
+    pytest.fail(f"no notebook shows {FALLBACKS[marker]} as a widget with its fallback")
 
 
 # ----------------------------------------------------------------- the quickstart's promises
