@@ -13,6 +13,7 @@ a refused request, images on disk, an escaped report.
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import os
@@ -25,7 +26,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
-from traitlets.config import Config
 
 import wan_nb
 from wan_nb import Log
@@ -246,7 +246,6 @@ FALLBACKS = {
     "wan-explore-static": "the log explorer",
     'class="wan-grid"': "a sweep's live grid",
 }
-WITHOUT_WIDGET_JS = ["text/html", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]
 
 
 class _Scripts(HTMLParser):
@@ -275,11 +274,14 @@ class _Scripts(HTMLParser):
         return [json.loads(text) for t, text in self.scripts if t == kind]
 
 
-def _exported(nb: nbformat.NotebookNode, priority: list[str] | None = None) -> str:
-    """The notebook as ``jupyter nbconvert --to html`` writes it (the exporter nbviewer runs);
-    ``priority``: the output types a viewer picks from, best first."""
-    config = Config({"NbConvertBase": {"display_data_priority": priority}}) if priority else Config()
-    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
+def _exported(nb: nbformat.NotebookNode, *, widget_state: bool = True) -> str:
+    """The notebook as ``jupyter nbconvert --to html`` writes it (the exporter nbviewer runs).
+    Without ``widget_state`` (a notebook saved in JupyterLab, which by default does not
+    save it) nbconvert shows each widget output's other data instead of the widget."""
+    if not widget_state:
+        nb = copy.deepcopy(nb)
+        nb.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     return str(body)
 
 
@@ -315,10 +317,10 @@ def _shows(state: dict[str, Any], model_id: str) -> list[str]:
 def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The saved notebook through nbconvert's HTML exporter, as nbviewer renders it.
 
-    With widget JavaScript (nbviewer loads the widget manager): each widget view's saved
-    model is in the page and draws a picture or text. Without it (a viewer that runs no
-    widget code): each widget's static fallback is in the page instead. Either way every
-    result and grid is there, its thumbnails embedded.
+    Saved with its widget state (nbclient, ``nbconvert --execute``): each widget view's
+    saved model is in the page, and the widget manager nbviewer loads draws a picture or
+    text from it. Saved without (JupyterLab's default): each widget's static fallback is
+    in the page instead. Either way every result and grid is there, its thumbnails embedded.
     """
     nb = execute(path, tmp_path_factory).nb
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "data" in o]
@@ -337,13 +339,13 @@ def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.T
         if WIDGET_VIEW not in out.data and "text/html" in out.data:
             assert _in_page(out.data["text/html"], page), f"{path.name}: {out.data['text/plain'][:60]} is not in the page"
 
-    plain = _exported(nb, WITHOUT_WIDGET_JS)
+    plain = _exported(nb, widget_state=False)
     for out in widget_outputs:
         fallback = out.data.get("text/html", "")
         assert fallback and _in_page(fallback, plain), f"{path.name}: {out.data['text/plain'][:60]} has no fallback"
     without = _Scripts()
     without.feed(plain)
-    assert not without.of(WIDGET_VIEW), "the second page was to show no widget views"
+    assert not without.of(WIDGET_VIEW), "without widget state nbconvert was to show no widget views"
 
 
 def test_exported_html_covers_every_widget() -> None:
@@ -362,7 +364,7 @@ def test_exported_html_holds_each_widget_fallback(marker: str, tmp_path_factory:
                      for o in c.outputs if WIDGET_VIEW in o.get("data", {})]
         shown = [f for f in fallbacks if marker in f]
         if shown:
-            page = _exported(nb, WITHOUT_WIDGET_JS)
+            page = _exported(nb, widget_state=False)
             assert all(_in_page(f, page) for f in shown), f"{path.name}: {FALLBACKS[marker]}'s fallback not in the page"
             return
     pytest.fail(f"no notebook shows {FALLBACKS[marker]} as a widget with its fallback")
