@@ -47,7 +47,13 @@ FRONT_ENDS = ("lab", "notebook")  # JupyterLab, Jupyter Notebook 7: ``jupyter la
 # The kernel is idle: Lab's status bar ends in "| Idle"; Notebook 7 has an execution indicator.
 KERNEL_IDLE_JS = {
     "lab": "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(el => /\\|\\s*Idle\\s*$/.test(el.textContent))",
-    "notebook": "!!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')",
+    # Notebook 7: the indicator can say idle before a kernel is there, and on a loaded machine
+    # it may ask which kernel to start (the notebook names python3): accept its choice.
+    "notebook": ("(() => { const ask = document.querySelector('.jp-Dialog .jp-mod-accept'); if (ask) ask.click();"
+                 " const w = window.jupyterapp.shell.currentWidget;"
+                 " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+                 " return !ask && !!k && k.status === 'idle'"
+                 " && !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]'); })()"),
 }
 
 
