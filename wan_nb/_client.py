@@ -26,7 +26,7 @@ from typing import Any, Awaitable, BinaryIO, Callable
 
 import httpx
 
-from . import _config, _spec, _wire
+from . import _config, _http_backend, _spec, _wire
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -146,6 +146,8 @@ class AsyncClient:
                 transport=self._transport,
                 follow_redirects=True,
             )
+            if self._transport is None:
+                _http_backend.install(self._http)
         return self._http
 
     def _scrub(self, text: str) -> str:
