@@ -177,20 +177,24 @@ def expand_inputs(values: Any) -> list[Any]:
     return out
 
 
+def _is_result(value: Any) -> bool:
+    """A ``Result``, known by what it holds (images on disk), so this lower layer need not
+    import it: an object whose ``images`` is a list of ``StoredImage``."""
+    held = None if isinstance(value, (str, bytes, os.PathLike)) else getattr(value, "images", None)
+    return isinstance(held, list) and all(isinstance(i, StoredImage) for i in held)
+
+
 def to_image_ref(value: Any) -> ImageRef:
     """Turn a URL / path / PIL image / bytes / result into an ImageRef, or raise ImageInputError."""
-    # imported here: _result imports _request, which imports this module
-    from ._result import Result
-
     if isinstance(value, ImageRef):
         return value
     if isinstance(value, StoredImage):
         return from_stored(value)
-    if isinstance(value, Result):
+    if _is_result(value):
         if len(value.images) != 1:
             raise ImageInputError(
                 "type",
-                f"this Result has {len(value.images)} images: pass one of them (r.images[0]), "
+                f"this {type(value).__name__} has {len(value.images)} images: pass one of them (r.images[0]), "
                 "or the list r.images where several images are taken",
             )
         return from_stored(value.images[0])
