@@ -206,7 +206,25 @@ def test_ignored_fields_warn_and_are_not_sent():
 )
 def test_mode_is_inferred_like_the_quick_reference(fields, action):
     req = build_request(prompt="x", **fields)
-    assert req.action == action and req.action_inferred
+    assert req.action == action
+
+
+def test_numbers_computed_with_numpy_are_taken_and_sent_as_plain_numbers():
+    """Users compute boxes, ratios and seeds with numpy: np.int64 is a whole number."""
+    import numpy as np
+
+    data = _png(320, 200)
+    req = build_request(prompt="x", image_urls=[data], bbox_list=np.array([[[10, 20, 300, 190]]]),
+                        seed=np.int64(7), n=np.int32(2))
+    plain = build_request(prompt="x", image_urls=[data], bbox_list=[[[10, 20, 300, 190]]], seed=7, n=2)
+    assert req == plain and req.canonical_json() == plain.canonical_json()
+    assert type(req.seed) is int and type(req.n) is int and type(req.bbox_list[0][0][0]) is int
+    palette = build_request(prompt="x", color_palette=[("#000000", np.int64(50)), ("#FFFFFF", np.float32(30)),
+                                                       {"hex": "#FF0000", "ratio": np.uint8(20)}]).color_palette
+    assert palette == (("#000000", 50), ("#FFFFFF", 30), ("#FF0000", 20))
+    with pytest.raises(wan.RequestError) as info:
+        build_request(prompt="x", image_urls=[data], bbox_list=[[np.array([10, 20, 300.5, 190])]])
+    assert info.value.fields == ["bbox_list[0][0]"] and info.value.problems[0].rule == "shape"
 
 
 def test_random_seed_is_resolved_and_recorded():

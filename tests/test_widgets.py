@@ -299,6 +299,20 @@ def test_none_or_an_empty_list_from_python_clears_every_image() -> None:
     assert str(info.value.problems[0]) == "bbox_list[0]: takes at most 2 boxes per image (got 3)"
 
 
+def test_boxes_computed_with_numpy_are_taken_as_whole_pixels() -> None:
+    """np.int64 coordinates (and arrays of boxes) were refused as 'not whole' numbers."""
+    import numpy as np
+
+    d = wan.BBoxDrawer(picture(), bbox_list=np.array([10, 10, 50, 50]))
+    assert d.bbox_list == [[[10, 10, 50, 50]]]
+    d.bbox_list = [[np.array([1, 2, 30, 40]), [np.int64(5), np.int32(6), 70, np.float64(80.0)]]]
+    assert d.bbox_list == [[[1, 2, 30, 40], [5, 6, 70, 80]]]
+    assert all(type(v) is int for box in d.bbox_list[0] for v in box)
+    with pytest.raises(wan.RequestError) as info:
+        d.bbox_list = np.array([[[0, 0, 10, 901]]])
+    assert info.value.fields == ["bbox_list[0][0]"] and info.value.problems[0].rule == "inside_image"
+
+
 def test_constructor_takes_boxes_and_the_one_image_shorthand() -> None:
     assert wan.BBoxDrawer(picture(), bbox_list=[[10, 10, 50, 50]]).bbox_list == [[[10, 10, 50, 50]]]
     assert wan.BBoxDrawer(picture(), bbox_list=[10, 10, 50, 50]).bbox_list == [[[10, 10, 50, 50]]]

@@ -40,7 +40,7 @@ from ._exceptions import Problem, RequestError
 from ._html_parts import FONT, esc, short
 from ._images import expand_inputs
 from ._pixels import open_rgb
-from ._request import boxes_for_one_image, check_bbox_list
+from ._request import as_lists, boxes_for_one_image, check_bbox_list
 from ._store import StoredImage
 from ._trait_checks import by_request_rules
 
@@ -106,11 +106,12 @@ def _stack(picture: widgets.Image, canvas: Canvas, view: geo.View) -> widgets.Gr
 
 
 class _BoxLists(traitlets.List[Any]):
-    """A list trait that lets None through to the drawer's validator ("no boxes"):
-    traitlets would refuse it first, with a TraitError that is not a RequestError."""
+    """A list trait that lets None ("no boxes") and numpy arrays (boxes computed with numpy)
+    through to the drawer's validator: traitlets would refuse them first, with a
+    TraitError that is not a RequestError."""
 
     def validate(self, obj: Any, value: Any) -> Any:
-        return super().validate(obj, [] if value is None else value)
+        return super().validate(obj, [] if value is None else as_lists(value))
 
 
 class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped

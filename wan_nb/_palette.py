@@ -36,12 +36,13 @@ DEFAULT_PALETTE = [
     {"hex": "#E04B3A", "ratio": 15},
 ]
 LO, HI, TOTAL = _spec.PALETTE_MIN_ITEMS, _spec.PALETTE_MAX_ITEMS, _spec.PALETTE_RATIO_SUM
+MIN_RATIO = _spec.PALETTE_MIN_RATIO
 ANALYSIS_SIDE = 256  # px: palette_from_image looks at a thumbnail this big (enough for k <= 10)
 
 
 # ------------------------------------------------------------------ ratio arithmetic (pure)
 
-def spread(weights: list[float], total: int = TOTAL, minimum: int = 1) -> list[int]:
+def spread(weights: list[float], total: int = TOTAL, minimum: int = MIN_RATIO) -> list[int]:
     """Whole numbers in proportion to ``weights`` that add up to exactly ``total``, each
     at least ``minimum`` (largest remainders get the spare units)."""
     n = len(weights)
@@ -64,7 +65,7 @@ def rebalance(ratios: list[int], index: int, value: int) -> list[int]:
     """``ratios`` with ``ratios[index] = value`` (kept within 1..100 - the others' 1 each)
     and the others rescaled to fill the rest of 100."""
     n = len(ratios)
-    value = max(1, min(int(value), TOTAL - (n - 1)))
+    value = max(MIN_RATIO, min(int(value), TOTAL - (n - 1) * MIN_RATIO))
     others = [r for i, r in enumerate(ratios) if i != index]
     rest = spread([float(r) for r in others], TOTAL - value)
     out = rest[:index] + [value] + rest[index:]
@@ -188,7 +189,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
                 picker, text, ratio, remove, problem = row.children
                 picker.value = item["hex"].lower()
                 text.value = item["hex"]
-                ratio.max = TOTAL - (len(palette) - 1)
+                ratio.max = TOTAL - (len(palette) - 1) * MIN_RATIO
                 ratio.value = item["ratio"]
                 remove.disabled = len(palette) <= LO
         finally:
@@ -206,7 +207,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
     def _row(self, i: int) -> widgets.HBox:
         picker = widgets.ColorPicker(concise=True, layout=widgets.Layout(width="36px"))
         text = widgets.Text(continuous_update=False, layout=widgets.Layout(width="90px"))
-        ratio = widgets.BoundedIntText(min=1, max=TOTAL, layout=widgets.Layout(width="70px"))
+        ratio = widgets.BoundedIntText(min=MIN_RATIO, max=TOTAL, layout=widgets.Layout(width="70px"))
         remove = widgets.Button(icon="times", tooltip="remove this colour", layout=widgets.Layout(width="36px"))
         problem = widgets.HTML()
         for w, name in ((picker, "picker"), (text, "hex"), (ratio, "ratio"), (problem, "problem")):

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import random
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from . import _spec
 from ._exceptions import Problem, RequestError
@@ -71,7 +73,6 @@ class Request:
     color_palette: Palette | None = None
     bbox_list: BoxList | None = None
     seed_random: bool = False
-    action_inferred: bool = False
     warnings: tuple[str, ...] = ()
     ignored: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -82,11 +83,6 @@ class Request:
         if self.action == _spec.INTERACTIVE_EDIT and self.images and self.images[0].size:
             return self.images[0].size  # type: ignore[return-value]
         return _spec.output_size(self.aspect_ratio, self.resolution)
-
-    @property
-    def image_count(self) -> int:
-        """Images this request produces, and so pays for."""
-        return self.n
 
     @property
     def cost_quota(self) -> int:
@@ -177,11 +173,12 @@ class _Checker:
             return False
         return True
 
-    def integer(self, name: str, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int):
+    def integer(self, name: str, value: Any) -> int | None:
+        """``value`` as an int (numpy integers too: users compute with numpy), or None and a problem."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             self.add(name, "type", f"must be an integer (got {value!r})")
-            return False
-        return True
+            return None
+        return int(value)
 
     def sendable(self, name: str, value: str) -> bool:
         """Text that can go on the wire: a lone surrogate ('\\ud800', e.g. from a broken
@@ -203,6 +200,16 @@ def unicode_problem(text: str) -> str | None:
     return None
 
 
+def as_lists(value: Any) -> Any:
+    """numpy arrays and scalars as the plain lists and numbers they hold (boxes and
+    palettes are often computed with numpy); anything else unchanged."""
+    if hasattr(value, "tolist") and hasattr(value, "ndim"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [as_lists(v) for v in value]
+    return value
+
+
 def nesting_depth(value: Any) -> int:
     """How deeply lists nest at their first items: a box is 1, an image's boxes 2, a bbox_list 3."""
     depth = 0
@@ -214,6 +221,7 @@ def nesting_depth(value: Any) -> int:
 
 def boxes_for_one_image(bbox_list: Any) -> Any:
     """With one image, ``bbox_list`` may be just its boxes or a single box: the document's shape."""
+    bbox_list = as_lists(bbox_list)
     depth = nesting_depth(bbox_list)
     leaf = bbox_list
     for _ in range(depth):
@@ -228,30 +236,18 @@ def boxes_for_one_image(bbox_list: Any) -> Any:
 
 
 def _whole(value: Any) -> int | None:
-    """An integral number as int (JSON may carry 50.0), else None."""
+    """An integral number as int (JSON may carry 50.0; numpy gives np.int64), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():
         return int(value)
     return None
 
 
-def _infer_action(enable_sequential: Any, bbox_list: Any, n_images: int) -> str:
-    """The document's "Mode Quick Reference", read from the fields."""
-    if enable_sequential is True:
-        return _spec.GROUP
-    if bbox_list is not None:
-        return _spec.INTERACTIVE_EDIT
-    if n_images >= 2:
-        return _spec.REFERENCE
-    if n_images == 1:
-        return _spec.IMAGE2IMAGE
-    return _spec.GENERATE
-
-
 def _check_palette(c: _Checker, value: Any) -> Palette | None:
+    value = as_lists(value)
     if not isinstance(value, (list, tuple)):
         c.add("color_palette", "type", "must be a list of {hex, ratio} items")
         return None
@@ -277,22 +273,45 @@ def _check_palette(c: _Checker, value: Any) -> Palette | None:
             c.add(f"{name}.hex", "hex", f"must be a hex colour like #0A2540 (got {hex_!r})")
             ok = False
         whole = _whole(ratio)
+        lo_ratio, total = _spec.PALETTE_MIN_RATIO, _spec.PALETTE_RATIO_SUM
         if whole is None:
             c.add(f"{name}.ratio", "integer", f"must be a whole-number percentage (got {ratio!r})")
             ok = False
-        elif not 1 <= whole <= 100:
-            c.add(f"{name}.ratio", "range", f"must be between 1 and 100 (got {whole})")
+        elif not lo_ratio <= whole <= total:
+            c.add(f"{name}.ratio", "range", f"must be between {lo_ratio} and {total} (got {whole})")
             ok = False
-        if ok:
-            items.append((hex_.upper(), whole))  # type: ignore[union-attr,arg-type]
+        if ok and isinstance(hex_, str) and whole is not None:
+            items.append((hex_.upper(), whole))
     if ok and items:
         total = sum(r for _, r in items)
         if total != _spec.PALETTE_RATIO_SUM:
-            c.add("color_palette", "ratio_sum", f"ratios must add up to exactly 100 (they add up to {total})")
+            c.add("color_palette", "ratio_sum",
+                  f"ratios must add up to exactly {_spec.PALETTE_RATIO_SUM} (they add up to {total})")
     return tuple(items) if ok else None
 
 
+def _check_box(c: _Checker, name: str, box: Any, size: tuple[int, int] | None) -> Box | None:
+    coords = [_whole(v) for v in box] if isinstance(box, (list, tuple)) else []
+    whole = [v for v in coords if v is not None]
+    if len(coords) != 4 or len(whole) != 4:
+        c.add(name, "shape", f"must be 4 whole pixel coordinates [x1, y1, x2, y2] (got {box!r})")
+        return None
+    x1, y1, x2, y2 = whole
+    ok = True
+    if min(whole) < 0:
+        c.add(name, "non_negative", f"coordinates must be 0 or more (got {whole})")
+        ok = False
+    if not (x1 < x2 and y1 < y2):
+        c.add(name, "corners", f"needs x1 < x2 and y1 < y2 (top-left, bottom-right); got {whole}")
+        ok = False
+    if size and (x2 > size[0] or y2 > size[1]):
+        c.add(name, "inside_image", f"lies outside the image ({size[0]}×{size[1]} px); got {whole}")
+        ok = False
+    return (x1, y1, x2, y2) if ok else None
+
+
 def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef], min_boxes: int = 1) -> BoxList | None:
+    value = as_lists(value)
     if not isinstance(value, (list, tuple)):
         c.add("bbox_list", "type", "must be a list with one list of boxes per image: [[[x1, y1, x2, y2], ...], ...]")
         return None
@@ -303,39 +322,19 @@ def _check_bboxes(c: _Checker, value: Any, images: list[ImageRef], min_boxes: in
             f"needs one list of boxes per image in image_urls ({len(images)} image(s), {len(value)} list(s))",
         )
     out: list[tuple[Box, ...]] = []
-    ok = True
+    problems_before = len(c.problems)
     for i, boxes in enumerate(value):
         name = f"bbox_list[{i}]"
         if not isinstance(boxes, (list, tuple)):
             c.add(name, "type", "must be a list of boxes [x1, y1, x2, y2]")
-            ok = False
             continue
         if not min_boxes <= len(boxes) <= _spec.MAX_BOXES_PER_IMAGE:
             need = f"needs {min_boxes} to" if min_boxes else "takes at most"
             c.add(name, "max_boxes", f"{need} {_spec.MAX_BOXES_PER_IMAGE} boxes per image (got {len(boxes)})")
-            ok = False
         size = images[i].size if i < len(images) else None
-        these: list[Box] = []
-        for j, box in enumerate(boxes if isinstance(boxes, (list, tuple)) else []):
-            bname = f"{name}[{j}]"
-            coords = [_whole(v) for v in box] if isinstance(box, (list, tuple)) else []
-            if len(coords) != 4 or any(v is None for v in coords):
-                c.add(bname, "shape", f"must be 4 whole pixel coordinates [x1, y1, x2, y2] (got {box!r})")
-                ok = False
-                continue
-            x1, y1, x2, y2 = coords  # type: ignore[misc]
-            if min(coords) < 0:  # type: ignore[type-var]
-                c.add(bname, "non_negative", f"coordinates must be 0 or more (got {list(coords)})")
-                ok = False
-            if not (x1 < x2 and y1 < y2):
-                c.add(bname, "corners", f"needs x1 < x2 and y1 < y2 (top-left, bottom-right); got {list(coords)}")
-                ok = False
-            if size and (x2 > size[0] or y2 > size[1]):
-                c.add(bname, "inside_image", f"lies outside the image ({size[0]}×{size[1]} px); got {list(coords)}")
-                ok = False
-            these.append((x1, y1, x2, y2))  # type: ignore[arg-type]
-        out.append(tuple(these))
-    return tuple(out) if ok else None
+        checked = [_check_box(c, f"{name}[{j}]", box, size) for j, box in enumerate(boxes)]
+        out.append(tuple(b for b in checked if b is not None))
+    return tuple(out) if len(c.problems) == problems_before else None
 
 
 def check_palette(value: Any) -> Palette:
@@ -409,21 +408,256 @@ def _check_images(c: _Checker, value: Any) -> list[ImageRef]:
     return refs
 
 
+class _Draft(_Checker):
+    """One request being checked: the values as given (None: not given), the effective
+    values the rules settle (``out``), and every problem and warning found."""
+
+    def __init__(self, given: dict[str, Any], rng: random.Random | None) -> None:
+        super().__init__()
+        self.given = given
+        self.rng = rng
+        self.out: dict[str, Any] = {}
+        self.ignored: dict[str, str] = {}
+        self.images: list[ImageRef] = []
+        self.n_images = 0
+        self.action_ok = False
+        self.seed_random = False
+
+    @property
+    def action(self) -> Any:
+        return self.out["action"]
+
+    @property
+    def group(self) -> bool:
+        return bool(self.out["action"] == _spec.GROUP)
+
+    def value(self, name: str) -> Any:
+        """The given value, or the document's default."""
+        given = self.given[name]
+        return _spec.DEFAULTS[name] if given is None else given
+
+
+# One function per field, each the document's rule for it. They run in the order of the
+# table below; a rule may read what an earlier one settled (n needs the mode, the mode
+# needs how many images were given, the boxes need the images' sizes).
+
+def _holders(d: _Draft) -> None:
+    d.given["image_urls"], d.given["bbox_list"], d.given["color_palette"] = _from_holders(
+        d, d.given["image_urls"], d.given["bbox_list"], d.given["color_palette"])
+
+
+def _model(d: _Draft) -> None:
+    d.out["model"] = model = _spec.MODEL if d.given["model"] is None else d.given["model"]
+    d.choice("model", model, _spec.MODELS)
+
+
+def _prompt(d: _Draft) -> None:
+    d.out["prompt"] = prompt = d.given["prompt"]
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        d.add("prompt", "required", "is required: describe the image (or the edit) in words")
+    elif not isinstance(prompt, str):
+        d.add("prompt", "type", f"must be text (got {type(prompt).__name__})")
+    else:
+        d.sendable("prompt", prompt)
+
+
+def _image_urls(d: _Draft) -> None:
+    given = d.given["image_urls"]
+    d.images = _check_images(d, given)
+    d.n_images = len(given) if isinstance(given, (list, tuple)) else len(d.images)
+
+
+def _action(d: _Draft) -> None:
+    """Given, or read from the fields as the document's "Mode Quick Reference" says."""
+    action = d.given["action"]
+    if action is None:
+        if d.given["enable_sequential"] is True:
+            action = _spec.GROUP
+        elif d.given["bbox_list"] is not None:
+            action = _spec.INTERACTIVE_EDIT
+        else:
+            action = {0: _spec.GENERATE, 1: _spec.IMAGE2IMAGE}.get(d.n_images, _spec.REFERENCE)
+    d.out["action"] = action
+    d.action_ok = d.choice("action", action, _spec.ACTIONS)
+
+
+def _image_count(d: _Draft) -> None:
+    given = d.given["image_urls"]
+    if not d.action_ok or not (given is None or isinstance(given, (list, tuple))):
+        return
+    lo, hi = _spec.IMAGE_COUNTS[d.action]
+    if not lo <= d.n_images <= hi:
+        if hi == 0:
+            rule_text = f"{d.action} takes no input images"
+        elif lo == hi:
+            rule_text = f"{d.action} takes exactly {lo} image"
+        else:
+            rule_text = f"{d.action} takes {lo} to {hi} images"
+        d.add("image_urls", "count", f"{rule_text} (got {d.n_images})")
+
+
+def _enable_sequential(d: _Draft) -> None:
+    """True exactly in group mode."""
+    value = d.given["enable_sequential"]
+    if value is None:
+        value = d.group
+    elif d.boolean("enable_sequential", value) and d.action_ok:
+        if d.group and not value:
+            d.add("enable_sequential", "group_requires", "group mode needs enable_sequential=true")
+        if value and not d.group:
+            d.add("enable_sequential", "group_only",
+                  f"enable_sequential=true is group mode, but action is {d.action!r}")
+    d.out["enable_sequential"] = value
+
+
+def _n(d: _Draft) -> None:
+    d.out["n"] = n = d.value("n")
+    if d.given["n"] is None or (n := d.integer("n", n)) is None:
+        return
+    d.out["n"] = n
+    if n < 1:
+        d.add("n", "min", f"must be at least 1 (got {n})")
+    elif d.group and n > _spec.MAX_N_GROUP:
+        d.add("n", "max_group", f"group mode makes at most {_spec.MAX_N_GROUP} images (got {n})")
+    elif not d.group and n > _spec.MAX_N_STANDARD:
+        d.add("n", "max_standard",
+              f"at most {_spec.MAX_N_STANDARD} images outside group mode (got {n}); "
+              f"use group mode (enable_sequential=true) for up to {_spec.MAX_N_GROUP}")
+
+
+def _seed(d: _Draft) -> None:
+    """-1 is random: resolved here to a concrete seed, so every image can be made again."""
+    d.out["seed"] = seed = d.integer("seed", d.value("seed"))
+    if seed == _spec.RANDOM_SEED:
+        d.out["seed"] = (d.rng or _SYSTEM_RANDOM).randint(_spec.SEED_MIN, _spec.SEED_MAX)
+        d.seed_random = True
+    elif seed is not None and not _spec.SEED_MIN <= seed <= _spec.SEED_MAX:
+        d.add("seed", "range", f"must be -1 (random) or 0 to {_spec.SEED_MAX} (got {seed})")
+
+
+def _aspect_ratio(d: _Draft) -> None:
+    d.out["aspect_ratio"] = d.value("aspect_ratio")
+    d.choice("aspect_ratio", d.out["aspect_ratio"], _spec.ASPECT_RATIOS)
+
+
+def _resolution(d: _Draft) -> None:
+    resolution = d.value("resolution")
+    d.out["resolution"] = resolution = resolution.upper() if isinstance(resolution, str) else resolution
+    if d.choice("resolution", resolution, _spec.RESOLUTIONS) and d.action_ok:
+        cap = _spec.MAX_RESOLUTION[d.action]
+        if _spec.resolution_rank(resolution) > _spec.resolution_rank(cap):
+            why = "group mode caps at 2K" if d.group else "4K is for text-to-image (generate) only"
+            d.add("resolution", "mode_cap", f"{d.action} is limited to {cap}: {why} (got {resolution})")
+
+
+def _watermark(d: _Draft) -> None:
+    d.out["watermark"] = d.value("watermark")
+    d.boolean("watermark", d.out["watermark"])
+
+
+def _thinking_mode(d: _Draft) -> None:
+    """No effect in group mode or with input images: recorded as ignored, not sent."""
+    d.out["thinking_mode"] = thinking = d.value("thinking_mode")
+    no_effect = not _spec.has_effect("thinking_mode", d.action) if d.action_ok else (d.group or d.n_images)
+    if d.boolean("thinking_mode", thinking) and no_effect:
+        reason = "group mode" if d.group else "requests with input images"
+        d.ignored["thinking_mode"] = f"thinking_mode has no effect in {reason}"
+        if d.given["thinking_mode"]:
+            d.warnings.append(d.ignored["thinking_mode"] + "; it is not sent")
+        d.out["thinking_mode"] = False
+
+
+def _color_palette(d: _Draft) -> None:
+    """No effect in group mode: recorded as ignored, not sent."""
+    d.out["color_palette"] = None
+    if d.given["color_palette"] is None:
+        return
+    palette = _check_palette(d, d.given["color_palette"])
+    if d.action_ok and not _spec.has_effect("color_palette", d.action):
+        d.ignored["color_palette"] = "color_palette has no effect in group mode"
+        d.warnings.append(d.ignored["color_palette"] + "; it is not sent")
+        palette = None
+    d.out["color_palette"] = palette
+
+
+def _bbox_list(d: _Draft) -> None:
+    """interactive_edit only, and required there: 1-2 boxes per image, inside it."""
+    d.out["bbox_list"] = None
+    value = d.given["bbox_list"]
+    if not d.action_ok:
+        return
+    if d.action != _spec.INTERACTIVE_EDIT:
+        if value is not None:
+            d.add("bbox_list", "interactive_only",
+                  f"bbox_list is only used by action interactive_edit (action is {d.action!r})")
+    elif value is None:
+        d.add("bbox_list", "required", "interactive_edit needs bbox_list: one list of 1-2 boxes per image")
+    else:
+        sized = d.images if len(d.images) == d.n_images else [ImageRef()] * d.n_images
+        d.out["bbox_list"] = _check_bboxes(d, value, sized)
+
+
+def _callback_url(d: _Draft) -> None:
+    d.out["callback_url"] = url = d.given["callback_url"]
+    if url is not None and (not isinstance(url, str) or not is_url(url)):
+        d.add("callback_url", "url", f"must be an http(s) URL with a host (got {url!r})")
+    elif url is not None:
+        d.sendable("callback_url", url)
+
+
+def _callback_events(d: _Draft) -> None:
+    d.out["callback_events"] = ()
+    events = d.given["callback_events"]
+    if events is None:
+        return
+    if isinstance(events, str) or not isinstance(events, (list, tuple)):
+        d.add("callback_events", "type", "must be a list of event names")
+    elif not all(isinstance(e, str) and e.strip() for e in events):
+        d.add("callback_events", "type", "event names must be non-empty text")
+    elif all(d.sendable(f"callback_events[{i}]", e) for i, e in enumerate(events)):
+        d.out["callback_events"] = tuple(events)
+        if d.given["callback_url"] is None:
+            d.warnings.append("callback_events has no effect without callback_url")
+
+
+# The order problems are listed in: as the checks were always made (not the document's
+# field order), because the mode must be known before the counts and caps that depend on it.
+_RULES: tuple[Callable[[_Draft], None], ...] = (
+    _holders,            # a drawer / palette editor stands for the fields it holds
+    _model,              # one of the models
+    _prompt,             # required text
+    _image_urls,         # each input readable: a URL, or a JPEG/PNG/WEBP file of at most 30 MB
+    _action,             # given, or inferred (Mode Quick Reference)
+    _image_count,        # none / exactly 1 / 2-9 / 1-? per mode
+    _enable_sequential,  # true exactly in group mode
+    _n,                  # at least 1; at most 4, or 12 in group mode
+    _seed,               # -1 (random, resolved) or 0 to 2**31-1
+    _aspect_ratio,       # one of seven
+    _resolution,         # 1K / 2K / 4K; 4K for generate only, group caps at 2K
+    _watermark,          # true or false
+    _thinking_mode,      # no effect in group mode or with input images
+    _color_palette,      # 3-10 colours, whole ratios adding up to 100; none in group mode
+    _bbox_list,          # interactive_edit only: 1-2 boxes per image, inside it
+    _callback_url,       # an http(s) URL
+    _callback_events,    # event names, useful only with callback_url
+)
+
+
 def build_request(
     *,
-    model: Any = None,
-    action: Any = None,
-    prompt: Any = None,
-    n: Any = None,
-    seed: Any = None,
-    aspect_ratio: Any = None,
-    resolution: Any = None,
-    image_urls: Any = None,
-    callback_url: Any = None,
-    callback_events: Any = None,
-    watermark: Any = None,
-    thinking_mode: Any = None,
-    enable_sequential: Any = None,
+    model: str | None = None,
+    action: str | None = None,
+    prompt: str | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+    aspect_ratio: str | None = None,
+    resolution: str | None = None,
+    image_urls: Sequence[Any] | None = None,
+    callback_url: str | None = None,
+    callback_events: Sequence[str] | None = None,
+    watermark: bool | None = None,
+    thinking_mode: bool | None = None,
+    enable_sequential: bool | None = None,
     color_palette: Any = None,
     bbox_list: Any = None,
     rng: random.Random | None = None,
@@ -432,158 +666,21 @@ def build_request(
 
     ``None`` means "not given" (the document's default applies). Raises
     ``RequestError`` listing every problem at once; nothing is sent before this passes.
+    ``image_urls`` takes URLs, paths, PIL images, bytes, results or a box drawer;
+    ``color_palette`` a list of ``{hex, ratio}`` (or a palette editor); ``bbox_list``
+    one list of ``[x1, y1, x2, y2]`` boxes per image (lists, tuples or numpy arrays).
     """
-    c = _Checker()
-    ignored: dict[str, str] = {}
-    d = _spec.DEFAULTS
-    image_urls, bbox_list, color_palette = _from_holders(c, image_urls, bbox_list, color_palette)
-
-    model = _spec.MODEL if model is None else model
-    c.choice("model", model, _spec.MODELS)
-
-    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
-        c.add("prompt", "required", "is required: describe the image (or the edit) in words")
-    elif not isinstance(prompt, str):
-        c.add("prompt", "type", f"must be text (got {type(prompt).__name__})")
-    else:
-        c.sendable("prompt", prompt)
-
-    images = _check_images(c, image_urls)
-    n_images = len(image_urls) if isinstance(image_urls, (list, tuple)) else len(images)
-
-    inferred = action is None
-    if inferred:
-        action = _infer_action(enable_sequential, bbox_list, n_images)
-    action_ok = c.choice("action", action, _spec.ACTIONS)
-
-    # image counts per mode
-    if action_ok and (image_urls is None or isinstance(image_urls, (list, tuple))):
-        lo, hi = _spec.IMAGE_COUNTS[action]
-        if not lo <= n_images <= hi:
-            if hi == 0:
-                rule_text = f"{action} takes no input images"
-            elif lo == hi:
-                rule_text = f"{action} takes exactly {lo} image"
-            else:
-                rule_text = f"{action} takes {lo} to {hi} images"
-            c.add("image_urls", "count", f"{rule_text} (got {n_images})")
-
-    # enable_sequential <-> group mode
-    if enable_sequential is None:
-        enable_sequential = action == _spec.GROUP
-    elif c.boolean("enable_sequential", enable_sequential) and action_ok:
-        if action == _spec.GROUP and not enable_sequential:
-            c.add("enable_sequential", "group_requires", "group mode needs enable_sequential=true")
-        if enable_sequential and action != _spec.GROUP:
-            c.add("enable_sequential", "group_only", f"enable_sequential=true is group mode, but action is {action!r}")
-    group = action == _spec.GROUP
-
-    if n is None:
-        n = d["n"]
-    elif c.integer("n", n):
-        if n < 1:
-            c.add("n", "min", f"must be at least 1 (got {n})")
-        elif group and n > _spec.MAX_N_GROUP:
-            c.add("n", "max_group", f"group mode makes at most {_spec.MAX_N_GROUP} images (got {n})")
-        elif not group and n > _spec.MAX_N_STANDARD:
-            c.add(
-                "n",
-                "max_standard",
-                f"at most {_spec.MAX_N_STANDARD} images outside group mode (got {n}); "
-                f"use group mode (enable_sequential=true) for up to {_spec.MAX_N_GROUP}",
-            )
-
-    seed_random = False
-    if seed is None:
-        seed = d["seed"]
-    if c.integer("seed", seed):
-        if seed == _spec.RANDOM_SEED:
-            seed = (rng or _SYSTEM_RANDOM).randint(_spec.SEED_MIN, _spec.SEED_MAX)
-            seed_random = True
-        elif not _spec.SEED_MIN <= seed <= _spec.SEED_MAX:
-            c.add("seed", "range", f"must be -1 (random) or 0 to {_spec.SEED_MAX} (got {seed})")
-
-    aspect_ratio = d["aspect_ratio"] if aspect_ratio is None else aspect_ratio
-    c.choice("aspect_ratio", aspect_ratio, _spec.ASPECT_RATIOS)
-
-    resolution = d["resolution"] if resolution is None else resolution
-    if isinstance(resolution, str):
-        resolution = resolution.upper()
-    if c.choice("resolution", resolution, _spec.RESOLUTIONS) and action_ok:
-        cap = _spec.MAX_RESOLUTION[action]
-        if _spec.resolution_rank(resolution) > _spec.resolution_rank(cap):
-            why = "group mode caps at 2K" if group else "4K is for text-to-image (generate) only"
-            c.add("resolution", "mode_cap", f"{action} is limited to {cap}: {why} (got {resolution})")
-
-    watermark = d["watermark"] if watermark is None else watermark
-    c.boolean("watermark", watermark)
-
-    thinking_given = thinking_mode is not None
-    thinking_mode = d["thinking_mode"] if thinking_mode is None else thinking_mode
-    if c.boolean("thinking_mode", thinking_mode) and (
-        not _spec.has_effect("thinking_mode", action) if action_ok else (group or n_images)
-    ):
-        reason = "group mode" if group else "requests with input images"
-        ignored["thinking_mode"] = f"thinking_mode has no effect in {reason}"
-        if thinking_given and thinking_mode:
-            c.warnings.append(ignored["thinking_mode"] + "; it is not sent")
-        thinking_mode = False
-
-    palette = None
-    if color_palette is not None:
-        palette = _check_palette(c, color_palette)
-        if action_ok and not _spec.has_effect("color_palette", action):
-            ignored["color_palette"] = "color_palette has no effect in group mode"
-            c.warnings.append(ignored["color_palette"] + "; it is not sent")
-            palette = None
-
-    boxes = None
-    if action_ok and action == _spec.INTERACTIVE_EDIT:
-        if bbox_list is None:
-            c.add("bbox_list", "required", "interactive_edit needs bbox_list: one list of 1-2 boxes per image")
-        else:
-            boxes = _check_bboxes(c, bbox_list, images if len(images) == n_images else [ImageRef()] * n_images)
-    elif bbox_list is not None and action_ok:
-        c.add("bbox_list", "interactive_only", f"bbox_list is only used by action interactive_edit (action is {action!r})")
-
-    if callback_url is not None and (not isinstance(callback_url, str) or not is_url(callback_url)):
-        c.add("callback_url", "url", f"must be an http(s) URL with a host (got {callback_url!r})")
-    elif callback_url is not None:
-        c.sendable("callback_url", callback_url)
-    events: tuple[str, ...] = ()
-    if callback_events is not None:
-        if isinstance(callback_events, str) or not isinstance(callback_events, (list, tuple)):
-            c.add("callback_events", "type", "must be a list of event names")
-        elif not all(isinstance(e, str) and e.strip() for e in callback_events):
-            c.add("callback_events", "type", "event names must be non-empty text")
-        elif all(c.sendable(f"callback_events[{i}]", e) for i, e in enumerate(callback_events)):
-            events = tuple(callback_events)
-            if callback_url is None:
-                c.warnings.append("callback_events has no effect without callback_url")
-
-    if c.problems:
-        raise RequestError(c.problems)
-    return Request(
-        model=model,
-        action=action,
-        prompt=prompt,
-        n=n,
-        seed=seed,
-        aspect_ratio=aspect_ratio,
-        resolution=resolution,
-        images=tuple(images),
-        callback_url=callback_url,
-        callback_events=events,
-        watermark=watermark,
-        thinking_mode=thinking_mode,
-        enable_sequential=enable_sequential,
-        color_palette=palette,
-        bbox_list=boxes,
-        seed_random=seed_random,
-        action_inferred=inferred,
-        warnings=tuple(c.warnings),
-        ignored=ignored,
-    )
+    d = _Draft({"model": model, "action": action, "prompt": prompt, "n": n, "seed": seed,
+                "aspect_ratio": aspect_ratio, "resolution": resolution, "image_urls": image_urls,
+                "callback_url": callback_url, "callback_events": callback_events, "watermark": watermark,
+                "thinking_mode": thinking_mode, "enable_sequential": enable_sequential,
+                "color_palette": color_palette, "bbox_list": bbox_list}, rng)
+    for rule in _RULES:
+        rule(d)
+    if d.problems:
+        raise RequestError(d.problems)
+    return Request(**d.out, images=tuple(d.images), seed_random=d.seed_random,
+                   warnings=tuple(d.warnings), ignored=d.ignored)
 
 
 def unknown_fields(names: Iterable[str]) -> list[Problem]:
@@ -598,7 +695,6 @@ def unknown_fields(names: Iterable[str]) -> list[Problem]:
         hint = f"; did you mean {near[0]!r}?" if near else f"; fields are: {', '.join(FIELDS)}"
         out.append(Problem(name, "unknown_field", f"is not a field of the Wan 2.7 image API{hint}"))
     return out
-
 
 
 def from_fields(fields: dict[str, Any], **options: Any) -> Request:

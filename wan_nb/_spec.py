@@ -98,6 +98,7 @@ RANDOM_SEED = -1
 PALETTE_MIN_ITEMS = 3
 PALETTE_MAX_ITEMS = 10
 PALETTE_RATIO_SUM = 100
+PALETTE_MIN_RATIO = 1  # a colour in the palette takes at least 1 %
 
 MAX_BOXES_PER_IMAGE = 2
 

@@ -32,6 +32,12 @@ from ._request import FIELDS, Request, from_fields, nesting_depth, unknown_field
 # instead: a palette of pairs nests as deep as an axis of dict palettes.
 _LIST_FIELDS = {"image_urls": 2, "bbox_list": 4, "callback_events": 2}
 
+# Axes typed as text (a form's axis line, ``seed="1-8"``): how each field's values read.
+_INT_AXES = ("seed", "n")
+_BOOL_AXES = ("watermark", "thinking_mode")
+_RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
+_RANDOM = re.compile(r"^\s*random\s*(\d+)\s*$", re.IGNORECASE)
+
 
 class vary(list):
     """Mark a value list as an axis explicitly: ``color_palette=vary([p1, p2])``."""
@@ -64,7 +70,7 @@ class Plan:
 
     @property
     def images(self) -> int:
-        return sum(c.request.image_count for c in self.cells)
+        return sum(c.request.n for c in self.cells)
 
     @property
     def cost_quota(self) -> int:
@@ -75,19 +81,46 @@ class Plan:
         return [name for name, _ in self.axes]
 
 
-def _parse_seeds(value: Any) -> Any:
-    """``"1-8"`` → range(1, 9); ``"3,5,9"`` → [3, 5, 9]; other values unchanged."""
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
-        if m:
+def parse_axis(name: str, text: str) -> list[Any] | random_seeds:
+    """An axis typed by hand: ``a, b, c``; whole-number ranges ``1-8``; ``random 4`` (seeds)."""
+    random_k = _RANDOM.match(text) if name == "seed" else None
+    if random_k:
+        return random_seeds(int(random_k.group(1)))
+    values: list[Any] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        m = _RANGE.match(part)
+        if m and name not in _BOOL_AXES:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
-                raise RequestError([Problem("seed", "range", f"{value!r}: the end is below the start")])
-            return list(range(lo, hi + 1))
-        if re.fullmatch(r"\s*\d+(\s*,\s*\d+)+\s*", value):
-            return [int(x) for x in value.split(",")]
-        raise RequestError([Problem("seed", "type", f"{value!r}: use an integer, a range, \"1-8\" or random_seeds(k)")])
-    return value
+                raise RequestError([Problem(name, "range", f"{part!r}: the end is below the start")])
+            if hi - lo >= 1000:
+                raise RequestError([Problem(name, "range", f"{part!r}: more than 1000 values")])
+            values.extend(range(lo, hi + 1) if name in _INT_AXES else (str(v) for v in range(lo, hi + 1)))
+        elif name in _INT_AXES:
+            try:
+                values.append(int(part))
+            except ValueError:
+                raise RequestError([Problem(name, "type", f"{part!r} is not a whole number")]) from None
+        elif name in _BOOL_AXES:
+            word = part.lower()
+            if word not in ("true", "false", "yes", "no", "on", "off"):
+                raise RequestError([Problem(name, "type", f"{part!r}: write true or false")])
+            values.append(word in ("true", "yes", "on"))
+        else:
+            values.append(part.upper() if name == "resolution" else part)
+    if not values:
+        raise RequestError([Problem(name, "empty_axis", "has no values: type them separated by commas")])
+    return values
+
+
+def _parse_seeds(value: Any) -> Any:
+    """``seed="1-8"`` or ``"3,5,9"`` given to ``wan.sweep``: typed like a form's axis; other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    values = parse_axis("seed", value)
+    return values[0] if isinstance(values, list) and len(values) == 1 else values
 
 
 def _is_palette_axis(value: Any) -> bool:
