@@ -20,7 +20,7 @@ from PIL import Image
 import wan_nb as wan
 from wan_nb import _spec
 from wan_nb._form_fields import field_of
-from wan_nb._sweep_form import parse_axis
+from wan_nb._sweep_plan import parse_axis
 from wan_nb.sim import Simulator
 
 

@@ -12,7 +12,6 @@ sent), so the cell count and the total cost are shown before Start; Start calls
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import ipywidgets as widgets
@@ -26,47 +25,10 @@ from ._portal import get_portal
 from ._request import FIELDS
 from ._static_view import LiveFallback
 from ._sweep import Sweep, sweep
-from ._sweep_plan import Plan, _placeholders, plan_sweep, random_seeds
+from ._sweep_plan import Plan, _placeholders, parse_axis, plan_sweep, random_seeds
 
 FIELD_AXES = ("seed", "aspect_ratio", "resolution", "n", "watermark", "thinking_mode")
-_INT_AXES = ("seed", "n")
-_BOOL_AXES = ("watermark", "thinking_mode")
-_RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
-_RANDOM = re.compile(r"^\s*random\s*(\d+)\s*$", re.IGNORECASE)
 ADD_AXIS = "add an axis…"
-
-
-def parse_axis(name: str, text: str) -> list[Any] | random_seeds:
-    """An axis typed by hand: ``a, b, c``; whole-number ranges ``1-8``; ``random 4`` (seeds)."""
-    if name == "seed" and _RANDOM.match(text):
-        return random_seeds(int(_RANDOM.match(text).group(1)))  # type: ignore[union-attr]
-    values: list[Any] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        m = _RANGE.match(part)
-        if m and name not in _BOOL_AXES:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise RequestError([Problem(name, "range", f"{part!r}: the end is below the start")])
-            if hi - lo >= 1000:
-                raise RequestError([Problem(name, "range", f"{part!r}: more than 1000 values")])
-            values.extend(range(lo, hi + 1) if name in _INT_AXES else (str(v) for v in range(lo, hi + 1)))
-        elif name in _INT_AXES:
-            try:
-                values.append(int(part))
-            except ValueError:
-                raise RequestError([Problem(name, "type", f"{part!r} is not a whole number")]) from None
-        elif name in _BOOL_AXES:
-            word = part.lower()
-            if word not in ("true", "false", "yes", "no", "on", "off"):
-                raise RequestError([Problem(name, "type", f"{part!r}: write true or false")])
-            values.append(word in ("true", "yes", "on"))
-        else:
-            values.append(part.upper() if name == "resolution" else part)
-    if not values:
-        raise RequestError([Problem(name, "empty_axis", "has no values: type them separated by commas")])
-    return values
 
 
 class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
