@@ -6,8 +6,10 @@ printed, logged or put in an exception.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENV_API_KEY = "WAVE_API_KEY"
 ENV_BASE_URL = "WAN_NB_BASE_URL"
@@ -43,14 +45,23 @@ def home(value: str | os.PathLike | None = None) -> Path:
     return Path(value or os.environ.get(ENV_HOME) or DEFAULT_HOME)
 
 
-def is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-    import ipaddress
+LOCAL_NAMES = ("localhost", "localhost.")
 
-    host = (urlsplit(url).hostname or "").strip("[]")
-    if host == "localhost":
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost; decided from the text alone (no DNS)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOCAL_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """An http(s) URL on this machine: the simulator's, never the hosted API's (no DNS)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname)

@@ -46,10 +46,9 @@ class RetryPolicy:
     ) -> float:
         """How long a 429 asks us to wait: ``reset_at``, else ``Retry-After``, else backoff."""
         now = time.time() if now is None else now
-        reset_at = error_extra.get("reset_at")
-        if isinstance(reset_at, (int, float)) and not isinstance(reset_at, bool):
-            reset = reset_at / 1000.0 if reset_at > 1e11 else float(reset_at)
-            return max(0.0, reset - now) + self.rng.uniform(0.05, 0.25)
+        reset_at = error_extra.get("reset_at")  # unix seconds (_wire.parse_error reads the units)
+        if isinstance(reset_at, float):
+            return max(0.0, reset_at - now) + self.rng.uniform(0.05, 0.25)
         retry_after = headers.get("retry-after")
         if retry_after:
             try:

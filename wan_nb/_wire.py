@@ -1,7 +1,7 @@
 """The wire format, in one place: JSON field names and the shapes of answers.
 
 Requests go out as ``to_body``; the simulator reads them back with
-``fields_from_body``; every answer of the task endpoints is read by ``parse_task``
+``request_from_body``; every answer of the task endpoints is read by ``parse_task``
 and every error body by ``parse_error``. The provider's pages disagree on a few
 shapes (``created_at`` in seconds or milliseconds, ``progress`` as 0 or "45%"):
 both are accepted here and nowhere else. A later revision of the API (task-api.md,
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import Problem, RequestError
@@ -102,7 +102,6 @@ class Task:
     images: tuple[TaskImage, ...] = ()
     error_code: str | None = None
     error_message: str | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -114,7 +113,7 @@ class Task:
 
 
 def _seconds(value: Any) -> float | None:
-    """Unix time in seconds; values above 10^11 are milliseconds (submit answer)."""
+    """Unix time in seconds; values above 10^11 are milliseconds (submit answer, reset_at)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value / 1000.0 if value > 1e11 else float(value)
@@ -168,7 +167,6 @@ def parse_task(data: Any) -> Task:
         images=tuple(images),
         error_code=error.get("code"),
         error_message=error.get("message"),
-        raw=data,
     )
 
 
@@ -176,7 +174,7 @@ def parse_task(data: Any) -> Task:
 class ErrorBody:
     code: str | None
     message: str
-    extra: dict
+    extra: dict[str, Any]  # the error's other keys; ``reset_at`` in unix seconds
 
 
 def parse_error(status: int, data: Any, text: str = "") -> ErrorBody:
@@ -184,6 +182,8 @@ def parse_error(status: int, data: Any, text: str = "") -> ErrorBody:
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
         extra = {k: v for k, v in err.items() if k not in ("message", "code")}
+        if "reset_at" in extra:  # a 429's window end, in seconds or milliseconds like created_at
+            extra["reset_at"] = _seconds(extra["reset_at"])
         return ErrorBody(err.get("code"), str(err.get("message") or f"HTTP {status}"), extra)
     if isinstance(data, dict) and "message" in data:
         return ErrorBody(data.get("code"), str(data["message"]), {})
