@@ -376,6 +376,27 @@ def test_csv_and_parquet_round_trip(log: Log, store: Store, tmp_path: Path) -> N
     assert len(pd.read_csv(log.to_csv(tmp_path / "f.csv", where="style == 'ink'"))) == 2
 
 
+def test_the_log_works_without_pyarrow_and_to_parquet_names_the_extra(tmp_path: Path) -> None:
+    """pyarrow is the ``parquet`` extra: without it the log reads, filters and exports CSV,
+    and to_parquet says which extra to install, writing nothing."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["pyarrow"] = None  # as if not installed: importing it raises ImportError
+        from wan_nb._exceptions import ConfigError
+        from wan_nb._log import Log
+        log = Log({str(tmp_path / "log.sqlite")!r})
+        assert len(log.runs()) == 0 and log.to_csv({str(tmp_path / "runs.csv")!r}).is_file()
+        try:
+            log.to_parquet({str(tmp_path / "runs.parquet")!r})
+        except ConfigError as exc:
+            print(exc)
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'wan_nb[parquet]'" in proc.stdout
+    assert not (tmp_path / "runs.parquet").exists()
+
+
 # ----------------------------------------------------------------- grid
 
 

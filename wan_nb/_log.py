@@ -1050,7 +1050,14 @@ class Log:
         return atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
     def to_parquet(self, path: str | Path, where: Where = None, **filters: Any) -> Path:
-        """runs() as Parquet (JSON columns as JSON text, dtypes kept), written atomically."""
+        """runs() as Parquet (JSON columns as JSON text, dtypes kept), written atomically.
+
+        Needs pyarrow: ``pip install 'wan_nb[parquet]'``."""
+        try:
+            import pyarrow  # noqa: F401  # pandas writes Parquet with it
+        except ImportError as exc:
+            raise ConfigError("to_parquet needs pyarrow, which is not installed: "
+                              "pip install 'wan_nb[parquet]' (or pip install pyarrow)") from exc
         df = self._flat(where, filters)
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
