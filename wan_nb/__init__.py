@@ -8,9 +8,7 @@
 The public names are listed in ``__all__``; modules starting with ``_`` are private.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing
 
 from . import _config
 from . import _session as _session_module
@@ -48,7 +46,7 @@ from ._sweep import Sweep, SweepCell, sweep
 from ._sweep_plan import random_seeds, vary
 from ._wire import Task
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from ._bbox import BBoxDrawer
     from ._explore import LogExplorer
     from ._form import Form, form
@@ -63,10 +61,10 @@ _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_ima
          "LogExplorer": "._explore"}
 
 
-def _form_of(function: Any, opener: str, mode: str | None) -> None:
+def _form_of(function: typing.Any, opener: str, mode: str | None) -> None:
     """``wan.generate.form(...)``: the form of a mode function (``wan.sweep.form``: the sweep form)."""
 
-    def open_form(text: str = "", **defaults: Any) -> Any:
+    def open_form(text: str = "", **defaults: typing.Any) -> typing.Any:
         import importlib
 
         make = getattr(importlib.import_module(f"._{opener}", __name__), opener)
@@ -77,7 +75,7 @@ def _form_of(function: Any, opener: str, mode: str | None) -> None:
     open_form.__name__ = "form"
     open_form.__doc__ = (f"The ipywidgets form of wan.{function.__name__}: "
                          f"wan.{opener}({'mode=' + repr(mode) + ', prompt' if mode else 'template'}, **defaults).")
-    setattr(function, "form", open_form)
+    function.form = open_form
 
 
 for _function in (generate, image2image, edit, reference, group, interactive_edit):
@@ -86,11 +84,12 @@ _form_of(sweep, "sweep_form", None)
 del _function
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name in _LAZY:
         import importlib
 
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value.__module__ = __name__
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -109,7 +108,7 @@ def log(home: str | None = None) -> Log:
 _UNCHANGED = object()
 
 
-def set_budget(usd: Any = _UNCHANGED, *, per_sweep: Any = _UNCHANGED) -> None:
+def set_budget(usd: typing.Any = _UNCHANGED, *, per_sweep: typing.Any = _UNCHANGED) -> None:
     """Spending limits of this session.
 
     ``usd``: a hard cap on what the session spends; runs and sweeps never exceed it
@@ -130,7 +129,8 @@ def fetch(task_id: str) -> Result:
 
 def cancel(task_id: str) -> Task:
     """Cancel a queued task (a processing one cannot be; its status is returned)."""
-    return session().client.cancel(task_id)
+    task: Task = session().client.cancel(task_id)
+    return task
 
 
 __all__ = [
@@ -194,3 +194,11 @@ __all__ = [
     "sweep_form",
     "vary",
 ]
+
+# Public objects report the package as their home (the httpx convention), so tracebacks,
+# reprs and help() say wan_nb.Result rather than wan_nb._result.Result. The widgets get
+# the same when they load (``__getattr__``).
+for _name in __all__:
+    if _name not in _LAZY:
+        globals()[_name].__module__ = __name__
+del _name

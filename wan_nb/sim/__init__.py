@@ -14,3 +14,5 @@ images), ``_render`` (drawing), ``_faults``, ``_ledger``, ``_files``, ``_callbac
 from ._simulator import Simulator
 
 __all__ = ["Simulator"]
+
+Simulator.__module__ = __name__  # public as wan_nb.sim.Simulator
