@@ -20,38 +20,62 @@ import pytest
 from browser_lab import cell, fail_info, open_notebook, run_cell, screenshot_dir
 from PIL import Image, ImageDraw
 
-SETUP = "import json, time\nimport wan_nb as wan\ns = wan.connect(latency={latency}, concurrency=1, home='{home}', quiet=True)\n"
-STATE = ("print('FORM ' + json.dumps({'request': str(f.request), 'running': f.running, "
-         "'result': f.result.run_id if f.result else None, 'seed': f.result.request.seed if f.result else None}))")
+SETUP = ("import json, time\nimport wan_nb as wan\n"
+         "s = wan.connect(latency={latency}, concurrency=1, home='{home}', quiet=True)\n")
+STATE = (
+    "print('FORM ' + json.dumps({'request': str(f.request), 'running': f.running, "
+    "'result': f.result.run_id if f.result else None, 'seed': f.result.request.seed if f.result else None}))"
+)
 LEDGER = "print('LEDGER ' + json.dumps(s.simulator.ledger()))"
 NEXT = "print('NEXT', time.time())"
 
 NOTEBOOKS = {
-    "form.ipynb": [SETUP.format(latency=4.0, home="wan_runs_form") + "f = wan.form(resolution='1K')",
-                   "f", NEXT, STATE, LEDGER],
-    "cancel.ipynb": [(SETUP.format(latency=30.0, home="wan_runs_cancel")
-                      + "busy = wan.form(prompt='holds the only slot', seed=1, resolution='1K')\n_ = busy.submit()\n"
-                      + "while s.simulator.ledger()['by_status'].get('processing') != 1:\n    time.sleep(0.02)\n"
-                      + "f = wan.form(prompt='a queued task', seed=2, resolution='1K')"),
-                     "f", LEDGER, STATE],
-    "palette.ipynb": [(SETUP.format(latency=0.2, home="wan_runs_palette")
-                       + "f = wan.form(prompt='a travel poster', resolution='1K', color_palette="
-                       + "[{'hex': '#0A2540', 'ratio': 50}, {'hex': '#F5F5F0', 'ratio': 35}, {'hex': '#E04B3A', 'ratio': 15}])"),
-                      "f", STATE],
-    "boxes.ipynb": [SETUP.format(latency=0.3, home="wan_runs_boxes")
-                    + "f = wan.form('interactive_edit', prompt='a red boat', images='photo.png', seed=3, resolution='1K')",
-                    "f",
-                    STATE,
-                    ("row = wan.log().runs().iloc[-1]\nprint('LOGGED ' + json.dumps({'action': str(row['action']), "
-                     "'boxes': [[list(map(int, b)) for b in bs] for bs in row['bbox_list']], "
-                     "'sent': [[list(b) for b in bs] for bs in f.result.request.bbox_list]}))")],
-    "explore.ipynb": [SETUP.format(latency=0.05, home="wan_runs_explore")
-                      + "sw = wan.sweep('a {animal} in snow', animal=['fox', 'owl', 'cat'], seed=range(3), "
-                      + "resolution=['1K', '2K'], quiet=True, concurrency=4).wait(120)\n"
-                      + "e = wan.log().explore(rows='animal', cols='seed')",
-                      "e",
-                      ("print('GRID ' + json.dumps({'rows': e.grid.row_name, 'cols': e.grid.col_name, "
-                       "'selected': e.selected}))")],
+    "form.ipynb": [
+        SETUP.format(latency=4.0, home="wan_runs_form") + "f = wan.form(resolution='1K')",
+        "f",
+        NEXT,
+        STATE,
+        LEDGER,
+    ],
+    "cancel.ipynb": [
+        (
+            SETUP.format(latency=30.0, home="wan_runs_cancel")
+            + "busy = wan.form(prompt='holds the only slot', seed=1, resolution='1K')\n_ = busy.submit()\n"
+            + "while s.simulator.ledger()['by_status'].get('processing') != 1:\n    time.sleep(0.02)\n"
+            + "f = wan.form(prompt='a queued task', seed=2, resolution='1K')"
+        ),
+        "f",
+        LEDGER,
+        STATE,
+    ],
+    "palette.ipynb": [
+        (
+            SETUP.format(latency=0.2, home="wan_runs_palette")
+            + "f = wan.form(prompt='a travel poster', resolution='1K', color_palette="
+            + "[{'hex': '#0A2540', 'ratio': 50}, {'hex': '#F5F5F0', 'ratio': 35}, {'hex': '#E04B3A', 'ratio': 15}])"
+        ),
+        "f",
+        STATE,
+    ],
+    "boxes.ipynb": [
+        SETUP.format(latency=0.3, home="wan_runs_boxes")
+        + "f = wan.form('interactive_edit', prompt='a red boat', images='photo.png', seed=3, resolution='1K')",
+        "f",
+        STATE,
+        (
+            "row = wan.log().runs().iloc[-1]\nprint('LOGGED ' + json.dumps({'action': str(row['action']), "
+            "'boxes': [[list(map(int, b)) for b in bs] for bs in row['bbox_list']], "
+            "'sent': [[list(b) for b in bs] for bs in f.result.request.bbox_list]}))"
+        ),
+    ],
+    "explore.ipynb": [
+        SETUP.format(latency=0.05, home="wan_runs_explore")
+        + "sw = wan.sweep('a {animal} in snow', animal=['fox', 'owl', 'cat'], seed=range(3), "
+        + "resolution=['1K', '2K'], quiet=True, concurrency=4).wait(120)\n"
+        + "e = wan.log().explore(rows='animal', cols='seed')",
+        "e",
+        ("print('GRID ' + json.dumps({'rows': e.grid.row_name, 'cols': e.grid.col_name, 'selected': e.selected}))"),
+    ],
 }
 
 
@@ -76,7 +100,8 @@ def shown(page: Any, lab: Any, name: str, n_cells: int, tmp_path: Path, selector
     page.wait_for_function(
         """() => { const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[0];
                    return c && c.querySelector('.jp-InputArea-prompt').textContent.match(/\\[\\d+\\]/); }""",
-        timeout=180_000)
+        timeout=180_000,
+    )
     run_cell(page, 1)
     widget = cell(page, 1).locator(selector).first
     try:
@@ -155,8 +180,9 @@ def test_cancel_during_a_queued_run_is_refunded(page: Any, lab: Any, tmp_path: P
         assert time.monotonic() < deadline, "the form's task never reached the server"
         time.sleep(0.3)
     cancel.click()
-    page.wait_for_function("() => document.querySelector('.wan-form-status').innerText.includes('cancelled')",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('.wan-form-status').innerText.includes('cancelled')", timeout=30_000
+    )
     ledger = printed(page, 2, "LEDGER")
     assert ledger["by_status"].get("cancelled") == 1 and ledger["refunded_quota"] == 11475, ledger
     assert ledger["billed_quota"] == 0, ledger
@@ -166,8 +192,7 @@ def test_cancel_during_a_queued_run_is_refunded(page: Any, lab: Any, tmp_path: P
 
 
 @pytest.mark.timeout(240)
-def test_an_invalid_palette_disables_generate_with_the_message_next_to_it(page: Any, lab: Any,
-                                                                          tmp_path: Path) -> None:
+def test_an_invalid_palette_disables_generate_with_the_message_next_to_it(page: Any, lab: Any, tmp_path: Path) -> None:
     form = shown(page, lab, "palette.ipynb", 3, tmp_path)
     generate = button(form, "generate")
     page.wait_for_function("() => !document.querySelector('button.wan-form-generate').disabled")
@@ -209,12 +234,11 @@ def test_interactive_edit_draws_a_box_and_generates(page: Any, lab: Any, tmp_pat
     logged = printed(page, 3, "LOGGED")
     assert logged["action"] == "interactive_edit" and logged["boxes"] == logged["sent"], logged
     (box,) = logged["boxes"][0]
-    assert all(abs(a - b) <= 3 for a, b in zip(box, [300, 450, 660, 630])), box  # original pixels
+    assert all(abs(a - b) <= 3 for a, b in zip(box, [300, 450, 660, 630], strict=True)), box  # original pixels
 
 
 @pytest.mark.timeout(300)
-def test_the_explorer_shows_a_grid_and_switching_the_column_redraws_it(page: Any, lab: Any,
-                                                                      tmp_path: Path) -> None:
+def test_the_explorer_shows_a_grid_and_switching_the_column_redraws_it(page: Any, lab: Any, tmp_path: Path) -> None:
     explorer = shown(page, lab, "explore.ipynb", 3, tmp_path, selector=".wan-explore")
     grid = explorer.locator(".wan-explore-grid")
     page.wait_for_function("() => document.querySelectorAll('.wan-explore-grid img').length === 18")
@@ -229,7 +253,8 @@ def test_the_explorer_shows_a_grid_and_switching_the_column_redraws_it(page: Any
 
     explorer.locator(".wan-explore-cols select").select_option("resolution")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.wan-explore-grid > .widget-html')].some(e => e.innerText.includes('2K'))")
+        "() => [...document.querySelectorAll('.wan-explore-grid > .widget-html')].some(e => e.innerText.includes('2K'))"
+    )
     after = heads()
     assert after[:3] == ["animal ↓ resolution →", "1K", "2K"], after
     assert page.evaluate("() => document.querySelectorAll('.wan-explore-grid img').length") == 18
@@ -240,6 +265,8 @@ def test_the_explorer_shows_a_grid_and_switching_the_column_redraws_it(page: Any
     grid.locator("button.wan-explore-open").first.click()
     explorer.locator(".wan-explore-info").wait_for()
     explorer.locator("img.wan-explore-full").first.wait_for()
-    assert "a fox in snow" in explorer.locator(".wan-explore-info").inner_text() or \
-        "in snow" in explorer.locator(".wan-explore-info").inner_text()
+    assert (
+        "a fox in snow" in explorer.locator(".wan-explore-info").inner_text()
+        or "in snow" in explorer.locator(".wan-explore-info").inner_text()
+    )
     assert printed(page, 2, "GRID")["selected"]

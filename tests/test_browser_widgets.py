@@ -108,7 +108,9 @@ class Canvas:
     def at(self, sx: float, sy: float) -> tuple[float, float]:
         return self.rect["left"] + sx, self.rect["top"] + sy
 
-    def drag(self, a: tuple[float, float], b: tuple[float, float], *, page_b: tuple[float, float] | None = None) -> None:
+    def drag(
+        self, a: tuple[float, float], b: tuple[float, float], *, page_b: tuple[float, float] | None = None
+    ) -> None:
         m = self.page.mouse
         m.move(*self.at(*a))
         m.down()
@@ -126,7 +128,9 @@ class Canvas:
         """What the page shows at a screen point: the picture with the boxes over it."""
         x, y = self.at(sx, sy)
         png = self.page.screenshot(clip={"x": round(x), "y": round(y), "width": 1, "height": 1})
-        return list(Image.open(io.BytesIO(png)).convert("RGB").getpixel((0, 0)))
+        pixel = Image.open(io.BytesIO(png)).convert("RGB").getpixel((0, 0))
+        assert isinstance(pixel, tuple)
+        return list(pixel)
 
     def is_box_colour(self, sx: float, sy: float) -> bool:
         """Box 1 is outlined in red (#ff3b30); the picture has no red."""
@@ -144,7 +148,7 @@ def state(page: Any, i: int) -> dict[str, Any]:
 
 
 def near(actual: list[int], expected: list[int], tol: int = TOL) -> bool:
-    return len(actual) == len(expected) and all(abs(a - e) <= tol for a, e in zip(actual, expected))
+    return len(actual) == len(expected) and all(abs(a - e) <= tol for a, e in zip(actual, expected, strict=True))
 
 
 SKY, SEA = [120, 170, 220], [30, 80, 130]
@@ -172,6 +176,7 @@ def shown(page: Any, lab: Any, name: str, n_cells: int, tmp_path: Path, *, displ
 
 
 # --------------------------------------------------------------------------- tests
+
 
 @pytest.mark.timeout(180)
 def test_boxes_drawn_by_mouse_come_back_in_original_pixels(page: Any, lab: Any, tmp_path: Path) -> None:
@@ -256,8 +261,9 @@ def test_drag_released_outside_ends_cleanly_and_boxes_reach_the_log(page: Any, l
     again = Canvas(page, 3)
     x1, y1, x2, _ = s["boxes"][0][1]  # box 2 (blue): its left edge, in canvas pixels (as many as the image's)
     page.wait_for_function(f"() => (p => !!p && p[2] > 200 && p[0] < 60)(({PIXEL_JS})([3, {x1}, {y1 + 60}]))")
-    assert looks(again.seen(50, 50), SKY) and looks(again.seen(x2 / 2 + 40, y1 / 2 + 30), SKY), \
+    assert looks(again.seen(50, 50), SKY) and looks(again.seen(x2 / 2 + 40, y1 / 2 + 30), SKY), (
         "the second view does not show the picture"
+    )
 
     # The boxes drawn by mouse are what interactive_edit sends and the log records.
     out = run_cell(page, 4, wait_for="LOGGED ", timeout=60_000)
@@ -316,7 +322,7 @@ def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path)
         "() => [...document.querySelectorAll('.wan-palette-bar > div')].map(d => d.getBoundingClientRect().width)"
     )
     total = sum(widths)
-    for w, p in zip(widths, palette):
+    for w, p in zip(widths, palette, strict=True):
         assert abs(w / total * 100 - p["ratio"]) < 1.5, (widths, palette)
 
     editor.screenshot(path=str(screenshot_dir(tmp_path) / "palette_editor.png"))
@@ -333,8 +339,9 @@ def test_palette_editor_keeps_ratios_at_100(page: Any, lab: Any, tmp_path: Path)
 
 
 @pytest.mark.timeout(150)
-def test_sharp_on_a_hidpi_screen_and_a_tiny_image_enlarged_in_square_pixels(browser: Any, lab: Any,
-                                                                            tmp_path: Path) -> None:
+def test_sharp_on_a_hidpi_screen_and_a_tiny_image_enlarged_in_square_pixels(
+    browser: Any, lab: Any, tmp_path: Path
+) -> None:
     """At devicePixelRatio 2 (most laptops) a canvas or picture with one pixel per screen
     pixel is upscaled by the browser, and blurred. A 64×48 image is too small to draw on:
     it is enlarged 4 times, each of its pixels a sharp square."""

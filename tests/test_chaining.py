@@ -153,7 +153,7 @@ def test_a_link_close_to_its_end_is_not_sent(tmp_path, no_env):
     with Simulator(latency=0.05, urls_only=True, link_ttl=60) as sim, connected(sim, tmp_path) as sess:
         r1 = wan.generate("almost expired", seed=9, resolution="1K")
         sess.client.aio.link_margin = 120
-        with pytest.raises(wan.RequestError, match="expires at .* too soon") as info:
+        with pytest.raises(wan.RequestError, match=r"expires at .* too soon") as info:
             wan.edit("not now", r1, seed=10, resolution="1K")
         assert info.value.problems[0].rule == "link_expired"
         assert sim.ledger()["submitted"] == 1
@@ -250,7 +250,7 @@ def test_a_sweep_over_results_sends_each_as_its_link_and_logs_the_cell(tmp_path,
                        resolution="1K", quiet=True).wait()
         assert [c.status for c in sw.cells] == ["completed", "completed"], [c.error for c in sw.cells]
         assert sess.reserved_quota == 0 and sim.ledger()["requests"].get("upload", 0) == 0
-        for cell, source in zip(sw.cells, (r1, r2)):
+        for cell, source in zip(sw.cells, (r1, r2), strict=True):
             assert sent_urls(sess, cell.result) == [("link", source.images[0].source_url)]
             assert sess.log.get_run(cell.run_id)["cell"] == {"image_urls": [f"sha256:{source.images[0].sha256}"]}
             assert list(sess.log.lineage(cell.result)["run_id"]) == [source.run_id, cell.run_id]

@@ -222,6 +222,7 @@ def test_downloads_carry_no_authorization_header(tmp_path):
             stored = client.download(task)
     finally:
         server.shutdown()
+        server.server_close()  # shutdown() stops the loop; the listening socket is closed here
     assert stored[0].size == (64, 48)
     assert seen_headers and not any(k.lower() == "authorization" for h in seen_headers for k in h)
 

@@ -136,7 +136,7 @@ BBOX_EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize("urls, boxes", BBOX_EXAMPLES, ids=["one box", "two boxes", "two images"])
+@pytest.mark.parametrize(("urls", "boxes"), BBOX_EXAMPLES, ids=["one box", "two boxes", "two images"])
 def test_bbox_examples_are_accepted_and_stay_inside_the_boxes(sim, urls, boxes):
     done = _submit(sim, {"model": "wan2.7-image", "action": "interactive_edit", "prompt": "replace with a lamp",
                          "image_urls": urls, "bbox_list": boxes})

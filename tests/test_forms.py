@@ -20,7 +20,7 @@ from PIL import Image
 import wan_nb as wan
 from wan_nb import _spec
 from wan_nb._form_fields import field_of
-from wan_nb._sweep_plan import parse_axis
+from wan_nb._sweep_plan import Plan, parse_axis
 from wan_nb.sim import Simulator
 
 
@@ -63,7 +63,7 @@ def quietly(code: str, extra: str = "quiet=True") -> str:
 
 def run_code(code: str) -> Any:
     ns: dict[str, Any] = {"wan": wan}
-    exec("out = " + code, ns)  # noqa: S102 - running the code a form shows is what is tested
+    exec("out = " + code, ns)
     return ns["out"]
 
 
@@ -79,7 +79,7 @@ MODES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("mode,extra", MODES, ids=[m for m, _ in MODES])
+@pytest.mark.parametrize(("mode", "extra"), MODES, ids=[m for m, _ in MODES])
 def test_each_mode_runs_from_the_form_and_its_code_is_a_free_cache_hit(
         session: Any, photos: list[Path], mode: str, extra: dict[str, Any]) -> None:
     fields = dict(extra)
@@ -97,7 +97,7 @@ def test_each_mode_runs_from_the_form_and_its_code_is_a_free_cache_hit(
     assert isinstance(future, concurrent.futures.Future)
     result = f.wait(timeout=60)
     assert f.result is result and result.status == "completed" and not result.cache_hit
-    assert result.request is not None and not result.request.seed_random or result.request.seed >= 0
+    assert (result.request is not None and not result.request.seed_random) or result.request.seed >= 0
     assert "<b>harbour</b>" not in f.output.value and "&lt;b&gt;harbour" in f.output.value  # escaped
     assert f"seed {result.request.seed}" in f.status.value and not f.generate_button.disabled
     logged = wan.log().runs().iloc[-1]
@@ -149,13 +149,13 @@ def test_an_empty_prompt_disables_generate_and_is_named_next_to_the_prompt() -> 
     assert "= <b>$0.02295</b>" in f.cost.value
     f.fields.n.value = 3
     assert "× 3 images = <b>$0.06885</b>" in f.cost.value
+    f.fields.prompt.value = ""
     with pytest.raises(wan.RequestError) as err:
-        f.fields.prompt.value = ""
         f.submit()
     assert err.value.problems[0].field == "prompt"
 
 
-@pytest.mark.parametrize("mode,field,value,rule_text", [
+@pytest.mark.parametrize(("mode", "field", "value", "rule_text"), [
     ("generate", "n", 0, "at least 1"),
     ("generate", "n", 5, "at most 4 images outside group mode"),
     ("group", "n", 13, "at most 12"),
@@ -439,6 +439,7 @@ def test_the_sweep_form_shows_cells_and_cost_before_start_then_runs_the_sweep(se
     assert "animal" in sf.axes and "type its values" in sf._axis_problems["animal"].value
     sf.set_axis("animal", "fox, owl")
     sf.set_axis("seed", "1-3")
+    assert isinstance(sf.plan, Plan)
     assert len(sf.plan.cells) == 6 and "6 cells · 6 images · <b>$0.13770</b>" in sf.plan_line.value
     assert session.log.runs().empty, "planning sent something"
     sf.set_axis("seed", "1-x")
@@ -459,7 +460,7 @@ def test_the_sweep_form_shows_cells_and_cost_before_start_then_runs_the_sweep(se
 
 
 def test_a_sweep_above_the_per_sweep_budget_asks_first(session: Any) -> None:
-    sf = wan.sweep.form("a {x}", x="a, b", seed="1-50", resolution="1K")
+    sf = wan.sweep.form("a {x}", x="a, b", seed="1-50", resolution="1K")  # type: ignore[attr-defined]
     assert "100 cells" in sf.plan_line.value and "Start asks first" in sf.plan_line.value
     sf.start_button.click()
     assert "confirm=True" in sf.message.value and sf.start_button.description.startswith("Start anyway")
@@ -527,7 +528,7 @@ def test_a_clicked_run_shows_its_details_opens_in_a_form_and_compares(session: A
     assert e.comparison is not None and set(e.comparison.differing) >= {"action", "prompt", "seed"}
 
 
-def wan_widgets_box() -> type:
+def wan_widgets_box() -> Any:
     import ipywidgets
 
     return ipywidgets.HBox

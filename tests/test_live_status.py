@@ -17,7 +17,9 @@ def _run(tmp_path, cells):
     os.environ.clear()
     os.environ.update(env)
     try:
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -29,11 +31,14 @@ def _html_outputs(cell):
 
 
 def test_slow_call_shows_a_status_line_that_ends_as_a_summary(tmp_path):
-    nb = _run(tmp_path, [
-        "import wan_nb as wan\nwan.connect(latency=3.0, quiet=True)",
-        'r = wan.generate("a slow heron", seed=1, resolution="1K")',
-        'fast = wan.generate("a slow heron", seed=1, resolution="1K")  # cache hit: instant',
-    ])
+    nb = _run(
+        tmp_path,
+        [
+            "import wan_nb as wan\nwan.connect(latency=3.0, quiet=True)",
+            'r = wan.generate("a slow heron", seed=1, resolution="1K")',
+            'fast = wan.generate("a slow heron", seed=1, resolution="1K")  # cache hit: instant',
+        ],
+    )
     slow = _html_outputs(nb.cells[1])
     assert len(slow) == 1 and "generate · $0.02295 · done after" in slow[0]
     assert _html_outputs(nb.cells[2]) == []  # quick calls show nothing

@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import unquote
 
 import pandas as pd
@@ -77,11 +78,11 @@ def png_for(aspect_ratio: str, scale: int = 16) -> bytes:
 
 def record(log: Log, store: Store, run_id: str, *, status: str = "completed", error: str | None = None, **params):
     """Write a run the way the client will: planned row first, then submitted, then the outcome."""
-    row = dict(
-        run_id=run_id, backend="simulator", model=_spec.MODEL, action="generate", prompt="a fox in snow",
-        n=1, seed=1, seed_random=False, aspect_ratio="1:1", resolution="1K", watermark=False,
-        thinking_mode=True, enable_sequential=False, status="planned", est_quota=_spec.UNIT_QUOTA,
-    )
+    row: dict[str, Any] = {
+        'run_id': run_id, 'backend': "simulator", 'model': _spec.MODEL, 'action': "generate", 'prompt': "a fox in snow",
+        'n': 1, 'seed': 1, 'seed_random': False, 'aspect_ratio': "1:1", 'resolution': "1K", 'watermark': False,
+        'thinking_mode': True, 'enable_sequential': False, 'status': "planned", 'est_quota': _spec.UNIT_QUOTA,
+    }
     row.update(params)
     w, h = _spec.output_size(row["aspect_ratio"], row["resolution"])
     row.setdefault("width", w)
@@ -105,14 +106,36 @@ def record(log: Log, store: Store, run_id: str, *, status: str = "completed", er
         log.update_run(run_id, status=status)
 
 
-def sweep(log: Log, store: Store, sweep_id: str, styles, seeds, *, aspect=lambda style, seed: "1:1", fail=(), pending=(), **fixed):
+def sweep(
+    log: Log,
+    store: Store,
+    sweep_id: str,
+    styles,
+    seeds,
+    *,
+    aspect=lambda style, seed: "1:1",
+    fail=(),
+    pending=(),
+    **fixed,
+):
     i = 0
     for style in styles:
         for seed in seeds:
             status = "failed" if (style, seed) in fail else "queued" if (style, seed) in pending else "completed"
-            record(log, store, f"{sweep_id}-{i}", status=status, sweep_id=sweep_id, cell={"style": style, "seed": seed},
-                   cell_index=i, seed=seed, prompt=f"a fox in snow, {style}", aspect_ratio=aspect(style, seed),
-                   error=f"upstream overloaded for {style}/{seed}", **fixed)
+            record(
+                log,
+                store,
+                f"{sweep_id}-{i}",
+                status=status,
+                sweep_id=sweep_id,
+                cell={"style": style, "seed": seed},
+                cell_index=i,
+                seed=seed,
+                prompt=f"a fox in snow, {style}",
+                aspect_ratio=aspect(style, seed),
+                error=f"upstream overloaded for {style}/{seed}",
+                **fixed,
+            )
             i += 1
 
 
@@ -135,8 +158,19 @@ def test_log_creates_wal_database_with_versioned_schema(log: Log, root: Path) ->
     run_cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
     assert run_cols == DOCUMENTED_RUN_COLUMNS
     img_cols = [r[1] for r in conn.execute("PRAGMA table_info(images)")]
-    assert img_cols == ["run_id", "idx", "path", "thumb_path", "sha256", "bytes", "width", "height", "format",
-                        "source_url", "expires_at"]
+    assert img_cols == [
+        "run_id",
+        "idx",
+        "path",
+        "thumb_path",
+        "sha256",
+        "bytes",
+        "width",
+        "height",
+        "format",
+        "source_url",
+        "expires_at",
+    ]
     conn.close()
     with log._connect() as c:
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
@@ -178,14 +212,19 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     path, go = tmp_path / "runs" / "log.sqlite", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, str(go)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), tag, str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("A", "B")
     ]
     time.sleep(0.3)  # both interpreters up and waiting
     go.touch()
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        _out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     log = Log(path)
     df = log.runs()
@@ -204,7 +243,7 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_add_run_refuses_bad_rows_and_names_the_column(log: Log) -> None:
-    with pytest.raises(ValueError, match="'promt'.*did you mean 'prompt'"):
+    with pytest.raises(ValueError, match=r"'promt'.*did you mean 'prompt'"):
         log.add_run({"run_id": "r1", "promt": "typo"})
     with pytest.raises(ValueError, match="run_id"):
         log.add_run({"prompt": "no id"})
@@ -236,12 +275,22 @@ def test_update_run_checks_run_and_columns(log: Log) -> None:
 
 
 def test_get_run_decodes_json_and_flags(log: Log) -> None:
-    log.add_run({
-        "run_id": "r1", "cell": {"style": "ink", "seed": 3}, "tags": ["portrait", "v2"],
-        "images_in": ["https://x/a.png", "sha256:" + "ab" * 32], "color_palette": [("#112233", 60), ("#445566", 40)],
-        "bbox_list": [[[0, 0, 10, 10]]], "warnings": ["thinking_mode ignored"], "callback_events": ["completed"],
-        "watermark": True, "cache_hit": False, "seed_random": 1, "request_json": {"b": 1, "a": "é"},
-    })
+    log.add_run(
+        {
+            "run_id": "r1",
+            "cell": {"style": "ink", "seed": 3},
+            "tags": ["portrait", "v2"],
+            "images_in": ["https://x/a.png", "sha256:" + "ab" * 32],
+            "color_palette": [("#112233", 60), ("#445566", 40)],
+            "bbox_list": [[[0, 0, 10, 10]]],
+            "warnings": ["thinking_mode ignored"],
+            "callback_events": ["completed"],
+            "watermark": True,
+            "cache_hit": False,
+            "seed_random": 1,
+            "request_json": {"b": 1, "a": "é"},
+        }
+    )
     run = log.get_run("r1")
     assert run["cell"] == {"style": "ink", "seed": 3}
     assert run["tags"] == ["portrait", "v2"]
@@ -410,9 +459,16 @@ def test_grid_over_several_sweeps(log: Log, store: Store, tmp_path: Path, monkey
 
     grid = log.grid(rows="style", cols="seed", sweep_id=["s1", "s2"])
     assert grid.row_values == ["ink", "oil"] and grid.col_values == [1, 2, 3]
-    assert grid.legend == {"model": _spec.MODEL, "action": "generate", "n": 1, "resolution": "1K",
-                           "watermark": False, "thinking_mode": True, "enable_sequential": False,
-                           "backend": "simulator"}
+    assert grid.legend == {
+        "model": _spec.MODEL,
+        "action": "generate",
+        "n": 1,
+        "resolution": "1K",
+        "watermark": False,
+        "thinking_mode": True,
+        "enable_sequential": False,
+        "backend": "simulator",
+    }
     assert "prompt" not in grid.legend and "aspect_ratio" not in grid.legend  # they vary
     assert [it.status for it in grid.cell("oil", 2).items] == ["failed"]
     assert [it.status for it in grid.cell("oil", 3).items] == ["queued"]
@@ -420,7 +476,7 @@ def test_grid_over_several_sweeps(log: Log, store: Store, tmp_path: Path, monkey
     html = grid._repr_html_()
     headers = re.findall(r"<th[^>]*><span title=\"([^\"]*)\">", html)
     assert headers == ["1", "2", "3", "ink", "oil"]
-    assert "Same in every run" in html and "<b>resolution</b> = <span title=\"1K\">1K</span>" in html
+    assert "Same in every run" in html and '<b>resolution</b> = <span title="1K">1K</span>' in html
     assert html.count("<b>model</b>") == 1  # listed once, not per cell
     assert "upstream_unavailable: upstream overloaded for oil/2" in html
     assert "queued" in html
@@ -455,8 +511,10 @@ def test_grid_captions_tell_apart_runs_sharing_a_cell(log: Log, store: Store) ->
 def test_grid_escapes_prompts_in_labels_legend_and_captions(log: Log, store: Store) -> None:
     record(log, store, "a", prompt=EVIL, seed=1)
     record(log, store, "b", prompt=EVIL + " 2", seed=2, status="failed", error=EVIL)
-    for html in (log.grid(rows="prompt", cols="seed")._repr_html_(),
-                 log.grid(rows="seed", cols="resolution")._repr_html_()):
+    for html in (
+        log.grid(rows="prompt", cols="seed")._repr_html_(),
+        log.grid(rows="seed", cols="resolution")._repr_html_(),
+    ):
         assert "<script" not in html and EVIL not in html
         assert EVIL_ESCAPED in html
 
@@ -466,8 +524,16 @@ def test_render_grid_html_for_live_cells() -> None:
         ("a", 1): Cell([CellItem(thumb=None, full=None, status="processing", caption="40%")]),
         ("a", 2): Cell([CellItem(thumb=None, full=None, status="error", error='HTTP 500 <"oops">')]),
     }
-    html = render_grid_html(row_name="style", col_name="seed", row_values=["a", "b"], col_values=[1, 2], cells=cells,
-                            legend={"prompt": EVIL}, title=EVIL, progress_line="1/4 done")
+    html = render_grid_html(
+        row_name="style",
+        col_name="seed",
+        row_values=["a", "b"],
+        col_values=[1, 2],
+        cells=cells,
+        legend={"prompt": EVIL},
+        title=EVIL,
+        progress_line="1/4 done",
+    )
     assert "processing" in html and "40%" in html and "1/4 done" in html
     assert "HTTP 500 &lt;&quot;oops&quot;&gt;" in html
     assert "<script" not in html and html.count(EVIL_ESCAPED) >= 2  # title and legend (+ tooltip)
@@ -542,9 +608,11 @@ def test_reading_the_log_starts_nothing(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.chdir(tmp_path)
-    code = ("import threading, wan_nb as wan; df = wan.log().runs(); "
-            "print(len(df), wan._session_module._current is None, "
-            "any(t.name.startswith('wan_nb') for t in threading.enumerate()))")
+    code = (
+        "import threading, wan_nb as wan; df = wan.log().runs(); "
+        "print(len(df), wan._session_module._current is None, "
+        "any(t.name.startswith('wan_nb') for t in threading.enumerate()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["0", "True", "False"], out.stderr
 
@@ -579,13 +647,18 @@ def test_inputs_record_how_each_image_went_out(log: Log, store: Store) -> None:
     from wan_nb._images import ImageRef
 
     record(log, store, "r")
-    sent = [ImageRef(url="https://cdn.example/x.png", sha256="ab" * 32, expires_at=1e9, via="link"),
-            ImageRef(url="https://bucket.example/y.png?X-Signature=s3cr3t", sha256="cd" * 32, via="upload"),
-            ImageRef(url="https://example.com/z.jpg", via="url")]
+    sent = [
+        ImageRef(url="https://cdn.example/x.png", sha256="ab" * 32, expires_at=1e9, via="link"),
+        ImageRef(url="https://bucket.example/y.png?X-Signature=s3cr3t", sha256="cd" * 32, via="upload"),
+        ImageRef(url="https://example.com/z.jpg", via="url"),
+    ]
     log.add_inputs("r", sent)
     rows = log.inputs("r")
     assert [(r["idx"], r["via"], r["url"]) for r in rows] == [
-        (0, "link", "https://cdn.example/x.png"), (1, "upload", None), (2, "url", "https://example.com/z.jpg")]
+        (0, "link", "https://cdn.example/x.png"),
+        (1, "upload", None),
+        (2, "url", "https://example.com/z.jpg"),
+    ]
     assert rows[0]["expires_at"] == 1e9 and rows[2]["sha256"] is None
     assert "s3cr3t" not in (log.root / "log.sqlite").read_bytes().decode("latin-1")
     with pytest.raises(ValueError, match="via"):
@@ -617,7 +690,7 @@ def test_a_tampered_log_cannot_point_outside_its_folder(log: Log, store: Store, 
         for run_id, path in (("dotdot", "../outside.jpg"), ("absolute", str(secret)), ("linked", "images/zz/link.jpg")):
             conn.execute("UPDATE images SET path = ?, thumb_path = ? WHERE run_id = ?", (path, path, run_id))
     images = log.images().set_index("run_id")
-    assert Path(images.loc["ok", "path"]).is_file()
+    assert Path(str(images.loc["ok", "path"])).is_file()
     for run_id in ("dotdot", "absolute", "linked"):
         assert images.loc[run_id, ["path", "thumb_path"]].isna().all(), run_id
         assert log.run_images(run_id) == [] and log.get_run(run_id)["images"][0]["path"] is None

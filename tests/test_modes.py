@@ -69,10 +69,10 @@ def test_generate_writes_jpg_of_documented_size(script_run, ratio, res):
 
 
 def test_all_six_modes_from_python(script_run):
-    folder, out = script_run
+    _folder, out = script_run
     assert out["actions"] == {k: k for k in out["modes"]}
     assert len(out["modes"]["group"]) == 4
-    for mode, paths in out["modes"].items():
+    for paths in out["modes"].values():
         for p in paths:
             with Image.open(p) as img:
                 img.load()

@@ -31,8 +31,12 @@ CASES = [
     ("prompt blank", {"prompt": "   "}, "prompt", "required"),
     ("prompt not text", {"prompt": 5}, "prompt", "type"),
     ("prompt lone surrogate", {"prompt": "a fox \ud83e in snow"}, "prompt", "unicode"),
-    ("image url lone surrogate", {"action": "edit", "image_urls": ["https://cdn.example.com/\udc00.jpg"]},
-     "image_urls[0]", "unicode"),
+    (
+        "image url lone surrogate",
+        {"action": "edit", "image_urls": ["https://cdn.example.com/\udc00.jpg"]},
+        "image_urls[0]",
+        "unicode",
+    ),
     ("callback lone surrogate", {"callback_url": "https://hooks.example.com/\ud800"}, "callback_url", "unicode"),
     ("n zero", {"n": 0}, "n", "min"),
     ("n above standard cap", {"n": 5}, "n", "max_standard"),
@@ -53,44 +57,98 @@ CASES = [
     ("edit two images", {"action": "edit", "image_urls": URLS[:2]}, "image_urls", "count"),
     ("reference one image", {"action": "reference", "image_urls": [URL]}, "image_urls", "count"),
     ("reference ten images", {"action": "reference", "image_urls": URLS}, "image_urls", "count"),
-    ("interactive ten images", {"action": "interactive_edit", "image_urls": URLS,
-                                "bbox_list": [[[0, 0, 10, 10]]] * 10}, "image_urls", "count"),
+    (
+        "interactive ten images",
+        {"action": "interactive_edit", "image_urls": URLS, "bbox_list": [[[0, 0, 10, 10]]] * 10},
+        "image_urls",
+        "count",
+    ),
     ("image_urls not a list", {"action": "image2image", "image_urls": URL}, "image_urls", "type"),
     ("image url not http", {"action": "image2image", "image_urls": ["ftp://x/a.jpg"]}, "image_urls[0]", "url"),
     ("enable_sequential not bool", {"enable_sequential": "yes"}, "enable_sequential", "type"),
-    ("group without sequential", {"action": "group", "enable_sequential": False}, "enable_sequential", "group_requires"),
+    (
+        "group without sequential",
+        {"action": "group", "enable_sequential": False},
+        "enable_sequential",
+        "group_requires",
+    ),
     ("sequential outside group", {"action": "generate", "enable_sequential": True}, "enable_sequential", "group_only"),
     ("watermark not bool", {"watermark": "no"}, "watermark", "type"),
     ("thinking_mode not bool", {"thinking_mode": 1}, "thinking_mode", "type"),
     ("palette two items", {"color_palette": P3[:2]}, "color_palette", "items"),
-    ("palette eleven items", {"color_palette": [{"hex": "#000000", "ratio": 10}] * 9
-                              + [{"hex": "#FFFFFF", "ratio": 5}] * 2}, "color_palette", "items"),
-    ("palette bad hex", {"color_palette": [{"hex": "0A2540", "ratio": 50}] + P3[1:]}, "color_palette[0].hex", "hex"),
-    ("palette fractional ratio", {"color_palette": [{"hex": "#000000", "ratio": 33.5},
-                                                    {"hex": "#111111", "ratio": 33.5},
-                                                    {"hex": "#222222", "ratio": 33}]}, "color_palette[0].ratio", "integer"),
-    ("palette zero ratio", {"color_palette": [{"hex": "#000000", "ratio": 0}] + P3[:2] + [{"hex": "#FFFFFF", "ratio": 15}]},
-     "color_palette[0].ratio", "range"),
-    ("palette sum not 100", {"color_palette": P3[:2] + [{"hex": "#E04B3A", "ratio": 5}]}, "color_palette", "ratio_sum"),
-    ("palette extra key", {"color_palette": [{**P3[0], "name": "navy"}] + P3[1:]}, "color_palette[0]", "keys"),
+    (
+        "palette eleven items",
+        {"color_palette": [{"hex": "#000000", "ratio": 10}] * 9 + [{"hex": "#FFFFFF", "ratio": 5}] * 2},
+        "color_palette",
+        "items",
+    ),
+    ("palette bad hex", {"color_palette": [{"hex": "0A2540", "ratio": 50}, *P3[1:]]}, "color_palette[0].hex", "hex"),
+    (
+        "palette fractional ratio",
+        {
+            "color_palette": [
+                {"hex": "#000000", "ratio": 33.5},
+                {"hex": "#111111", "ratio": 33.5},
+                {"hex": "#222222", "ratio": 33},
+            ]
+        },
+        "color_palette[0].ratio",
+        "integer",
+    ),
+    (
+        "palette zero ratio",
+        {"color_palette": [{"hex": "#000000", "ratio": 0}, *P3[:2], {"hex": "#FFFFFF", "ratio": 15}]},
+        "color_palette[0].ratio",
+        "range",
+    ),
+    ("palette sum not 100", {"color_palette": [*P3[:2], {"hex": "#E04B3A", "ratio": 5}]}, "color_palette", "ratio_sum"),
+    ("palette extra key", {"color_palette": [{**P3[0], "name": "navy"}, *P3[1:]]}, "color_palette[0]", "keys"),
     ("palette not a list", {"color_palette": "#0A2540"}, "color_palette", "type"),
-    ("bbox outside interactive", {"action": "edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5, 5]]]},
-     "bbox_list", "interactive_only"),
+    (
+        "bbox outside interactive",
+        {"action": "edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5, 5]]]},
+        "bbox_list",
+        "interactive_only",
+    ),
     ("interactive without bbox", {"action": "interactive_edit", "image_urls": [URL]}, "bbox_list", "required"),
-    ("bbox lists != images", {"action": "interactive_edit", "image_urls": URLS[:2], "bbox_list": [[[0, 0, 5, 5]]]},
-     "bbox_list", "one_per_image"),
-    ("three boxes on one image", {"action": "interactive_edit", "image_urls": [URL],
-                                  "bbox_list": [[[0, 0, 5, 5], [6, 6, 9, 9], [1, 1, 2, 2]]]}, "bbox_list[0]", "max_boxes"),
-    ("box of three numbers", {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5]]]},
-     "bbox_list[0][0]", "shape"),
-    ("box corners swapped", {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[50, 50, 10, 10]]]},
-     "bbox_list[0][0]", "corners"),
-    ("box negative", {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[-5, 0, 10, 10]]]},
-     "bbox_list[0][0]", "non_negative"),
+    (
+        "bbox lists != images",
+        {"action": "interactive_edit", "image_urls": URLS[:2], "bbox_list": [[[0, 0, 5, 5]]]},
+        "bbox_list",
+        "one_per_image",
+    ),
+    (
+        "three boxes on one image",
+        {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5, 5], [6, 6, 9, 9], [1, 1, 2, 2]]]},
+        "bbox_list[0]",
+        "max_boxes",
+    ),
+    (
+        "box of three numbers",
+        {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5]]]},
+        "bbox_list[0][0]",
+        "shape",
+    ),
+    (
+        "box corners swapped",
+        {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[50, 50, 10, 10]]]},
+        "bbox_list[0][0]",
+        "corners",
+    ),
+    (
+        "box negative",
+        {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[-5, 0, 10, 10]]]},
+        "bbox_list[0][0]",
+        "non_negative",
+    ),
     ("callback not http", {"callback_url": "ftp://hooks.example.com/x"}, "callback_url", "url"),
     ("callback not a url", {"callback_url": "not a url"}, "callback_url", "url"),
-    ("callback events not a list", {"callback_url": "https://hooks.example.com/x", "callback_events": "completed"},
-     "callback_events", "type"),
+    (
+        "callback events not a list",
+        {"callback_url": "https://hooks.example.com/x", "callback_events": "completed"},
+        "callback_events",
+        "type",
+    ),
     ("unknown field", {"aspect": "16:9"}, "aspect", "unknown_field"),
 ]
 
@@ -130,8 +188,11 @@ def test_client_rejects_before_sending(case, sim, client):
 def test_simulator_answers_400_naming_the_field(case, sim):
     _, fields, field, _rule = case
     # ASCII-escaped JSON, as most clients send it: a lone surrogate arrives as "\\ud800"
-    r = httpx.post(sim.base_url + "/tasks", content=json.dumps(_body(fields)).encode(),
-                   headers={"Authorization": "Bearer k", "Content-Type": "application/json"})
+    r = httpx.post(
+        sim.base_url + "/tasks",
+        content=json.dumps(_body(fields)).encode(),
+        headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_parameter"
@@ -142,8 +203,14 @@ def test_simulator_answers_400_naming_the_field(case, sim):
 
 def test_all_problems_reported_at_once():
     with pytest.raises(wan.RequestError) as info:
-        build_request(prompt="", n=0, seed=-7, aspect_ratio="5:4", resolution="8K",
-                      color_palette=[{"hex": "#000000", "ratio": 50}])
+        build_request(
+            prompt="",
+            n=0,
+            seed=-7,
+            aspect_ratio="5:4",
+            resolution="8K",
+            color_palette=[{"hex": "#000000", "ratio": 50}],
+        )
     fields = {p.field for p in info.value.problems}
     assert {"prompt", "n", "seed", "aspect_ratio", "resolution", "color_palette"} <= fields
     assert len(info.value.problems) >= 6
@@ -195,7 +262,7 @@ def test_ignored_fields_warn_and_are_not_sent():
 
 
 @pytest.mark.parametrize(
-    "fields, action",
+    ("fields", "action"),
     [
         ({}, "generate"),
         ({"image_urls": [URL]}, "image2image"),
@@ -214,13 +281,20 @@ def test_numbers_computed_with_numpy_are_taken_and_sent_as_plain_numbers():
     import numpy as np
 
     data = _png(320, 200)
-    req = build_request(prompt="x", image_urls=[data], bbox_list=np.array([[[10, 20, 300, 190]]]),
-                        seed=np.int64(7), n=np.int32(2))
+    req = build_request(
+        prompt="x", image_urls=[data], bbox_list=np.array([[[10, 20, 300, 190]]]), seed=np.int64(7), n=np.int32(2)
+    )
     plain = build_request(prompt="x", image_urls=[data], bbox_list=[[[10, 20, 300, 190]]], seed=7, n=2)
     assert req == plain and req.canonical_json() == plain.canonical_json()
     assert type(req.seed) is int and type(req.n) is int and type(req.bbox_list[0][0][0]) is int
-    palette = build_request(prompt="x", color_palette=[("#000000", np.int64(50)), ("#FFFFFF", np.float32(30)),
-                                                       {"hex": "#FF0000", "ratio": np.uint8(20)}]).color_palette
+    palette = build_request(
+        prompt="x",
+        color_palette=[
+            ("#000000", np.int64(50)),
+            ("#FFFFFF", np.float32(30)),
+            {"hex": "#FF0000", "ratio": np.uint8(20)},
+        ],
+    ).color_palette
     assert palette == (("#000000", 50), ("#FFFFFF", 30), ("#FF0000", 20))
     with pytest.raises(wan.RequestError) as info:
         build_request(prompt="x", image_urls=[data], bbox_list=[[np.array([10, 20, 300.5, 190])]])
@@ -243,7 +317,13 @@ def test_cost_is_known_before_sending():
 
 def test_defaults_of_the_document():
     req = build_request(prompt="x")
-    assert (req.model, req.action, req.n, req.aspect_ratio, req.resolution) == ("wan2.7-image", "generate", 1, "1:1", "2K")
+    assert (req.model, req.action, req.n, req.aspect_ratio, req.resolution) == (
+        "wan2.7-image",
+        "generate",
+        1,
+        "1:1",
+        "2K",
+    )
     assert (req.watermark, req.thinking_mode, req.enable_sequential) == (False, True, False)
 
 

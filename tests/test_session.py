@@ -54,7 +54,9 @@ def test_uploader_function_is_used_for_local_images(tmp_path):
             seen.append(content_type)
             import httpx
 
-            return httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()["url"]
+            return httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()[
+                "url"
+            ]
 
         buf = io.BytesIO()
         Image.new("RGB", (64, 64), (0, 90, 0)).save(buf, "PNG")
@@ -101,7 +103,9 @@ def test_the_run_is_in_the_log_before_the_request_is_answered(tmp_path, no_env):
     with Simulator(latency=2.0) as sim:
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         try:
-            worker = threading.Thread(target=wan.generate, args=("logged first",), kwargs={"seed": 4, "resolution": "1K"})
+            worker = threading.Thread(
+                target=wan.generate, args=("logged first",), kwargs={"seed": 4, "resolution": "1K"}
+            )
             worker.start()
             deadline = time.time() + 5
             while sim.ledger()["submitted"] == 0 and time.time() < deadline:

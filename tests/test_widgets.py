@@ -3,8 +3,8 @@
 The drawer's own handlers are called with canvas coordinates, as ipycanvas calls them,
 for a 1600×900 image shown at 800×450 screen pixels (a canvas of 1600×900: two canvas
 pixels per screen pixel); the tests speak in screen pixels, what a user sees, and what
-comes out is checked in the image's own pixels. Runs go to a simulator over loopback HTTP. The same gestures in a real browser
-are in test_browser_widgets.py.
+comes out is checked in the image's own pixels. Runs go to a simulator over loopback
+HTTP. The same gestures in a real browser are in test_browser_widgets.py.
 """
 
 from __future__ import annotations
@@ -38,8 +38,15 @@ def picture(w: int = W, h: int = H, colour: tuple[int, int, int] = (120, 170, 22
     return Image.new("RGB", (w, h), colour)
 
 
-def drag(d: wan.BBoxDrawer, a: tuple[float, float], b: tuple[float, float], *, image: int = 0,
-         steps: int = 8, end: str = "up") -> None:
+def drag(
+    d: wan.BBoxDrawer,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    *,
+    image: int = 0,
+    steps: int = 8,
+    end: str = "up",
+) -> None:
     """Press at ``a``, move in steps, release at ``b`` (screen pixels), as the browser sends it."""
     d._on_down(image, *at(*a))
     for k in range(1, steps + 1):
@@ -70,6 +77,7 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 # ----------------------------------------------------------------- geometry and scale
+
 
 def test_the_image_fills_its_canvas_at_one_scale() -> None:
     wide = geo.View.fit(1600, 900, 800, 600)
@@ -209,7 +217,12 @@ def test_a_pointer_that_stops_mid_drag_has_its_box_drawn_where_it_stopped(drawer
     still be drawn, or the box stays short of the pointer (seen in Chromium: 9 px)."""
     drawn: list[Any] = []
     draw = drawer._draw_boxes
-    drawer._draw_boxes = lambda i: (drawn.append(drawer._shape), draw(i))  # type: ignore[method-assign]
+
+    def recording_draw(i: int) -> None:
+        drawn.append(drawer._shape)
+        draw(i)
+
+    drawer._draw_boxes = recording_draw  # type: ignore[method-assign]
 
     async def gesture() -> None:  # in the kernel, mouse events arrive on its event loop
         drawer._on_down(0, *at(10, 10))
@@ -360,11 +373,14 @@ def test_static_fallback_shows_boxes_and_numbers_escaped(tmp_path: Path) -> None
     data = html.split("base64,", 1)[1].split("'", 1)[0]
     small = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
     assert small.size == (320, 180)
-    r, g, b = small.getpixel((40, 60))
+    pixel = small.getpixel((40, 60))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel
     assert r > 180 and g < 120, (r, g, b)
 
 
 # ----------------------------------------------------------------- with the simulator
+
 
 def test_results_and_urls_as_images_and_interactive_edit_from_the_drawer(session: Any) -> None:
     base = wan.generate("a harbour at dawn", aspect_ratio="16:9", resolution="1K", seed=2)  # 1360×768
@@ -419,6 +435,7 @@ def test_palette_editor_feeds_generate(session: Any) -> None:
 
 
 # ----------------------------------------------------------------- palette arithmetic and editor
+
 
 def test_spread_and_rebalance_always_sum_to_100() -> None:
     rng = random.Random(7)
@@ -512,9 +529,9 @@ def test_palette_from_image_finds_the_colours_in_their_ratios() -> None:
     im.paste((240, 240, 230), (170, 0, 200, 100))  # 15 %
     palette = wan.palette_from_image(im, k=3)
     assert [q["ratio"] for q in palette] == [50, 35, 15]
-    for got, want in zip(palette, [(200, 30, 30), (20, 40, 160), (240, 240, 230)]):
-        rgb = tuple(int(got["hex"][i:i + 2], 16) for i in (1, 3, 5))
-        assert all(abs(a - b) <= 8 for a, b in zip(rgb, want)), (got, want)
+    for got, want in zip(palette, [(200, 30, 30), (20, 40, 160), (240, 240, 230)], strict=True):
+        rgb = tuple(int(got["hex"][i : i + 2], 16) for i in (1, 3, 5))
+        assert all(abs(a - b) <= 8 for a, b in zip(rgb, want, strict=True)), (got, want)
     buf = io.BytesIO()
     im.save(buf, "PNG")
     assert wan.palette_from_image(buf.getvalue(), k=3) == palette

@@ -123,11 +123,13 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     the image shown. ``wan.interactive_edit(prompt, drawer)`` takes images and boxes from it.
     """
 
-    bbox_list: traitlets.List[Any] = _BoxLists(
+    bbox_list: traitlets.TraitType[list[Any], Any] = _BoxLists(
         help="one list of [x1, y1, x2, y2] boxes per image, in original pixels (None or []: none)"
     ).tag(sync=True)
     selected: traitlets.List[int] = traitlets.List(help="[image, box] of the selected box, or []").tag(sync=True)
-    message: traitlets.Unicode[str, str | bytes] = traitlets.Unicode("", help="why the last gesture was refused, if it was").tag(sync=True)
+    message: traitlets.Unicode[str, str | bytes] = traitlets.Unicode(
+        "", help="why the last gesture was refused, if it was"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -146,7 +148,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._names = [_name(value, i) for i, value in enumerate(inputs)]
         self._sizes = [im.size for im in pictures]
         self._views = [geo.View.fit(w, h, max_width, max_height) for w, h in self._sizes]
-        shown = [_display_copy(im, v) for im, v in zip(pictures, self._views)]
+        shown = [_display_copy(im, v) for im, v in zip(pictures, self._views, strict=True)]
         del pictures  # the originals can be large; only their display copies are kept
         self._displayed = [data for data, _ in shown]
         self._drag: tuple[int, geo.Drag] | None = None
@@ -156,8 +158,10 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._pending: asyncio.TimerHandle | None = None  # a skipped move's redraw, due at the interval's end
         self.redraws = 0  # how many times a boxes canvas was drawn (traffic back to the browser)
         self._canvases = [self._boxes_canvas(i, v) for i, v in enumerate(self._views)]
-        stacks = [_stack(widgets.Image(value=data, format=fmt), canvas, view)
-                  for (data, fmt), canvas, view in zip(shown, self._canvases, self._views)]
+        stacks = [
+            _stack(widgets.Image(value=data, format=fmt), canvas, view)
+            for (data, fmt), canvas, view in zip(shown, self._canvases, self._views, strict=True)
+        ]
         super().__init__(children=[self._pages(stacks), *self._controls()], **kwargs)
         self.add_class("wan-bbox")
         self.observe(self._boxes_changed, "bbox_list")
@@ -197,8 +201,9 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _controls(self) -> list[widgets.Widget]:
         """The buttons and the status line, and the message line under them."""
-        self._delete_button = widgets.Button(description="Delete box", icon="trash", disabled=True,
-                                             tooltip="remove the selected box (or press Delete)")
+        self._delete_button = widgets.Button(
+            description="Delete box", icon="trash", disabled=True, tooltip="remove the selected box (or press Delete)"
+        )
         self._clear_button = widgets.Button(description="Clear", icon="eraser", tooltip="remove this image's boxes")
         self._delete_button.on_click(lambda _: self._delete_selected())
         self._clear_button.on_click(lambda _: self._clear())
@@ -220,7 +225,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return list(self._sizes)
 
     def __repr__(self) -> str:
-        parts = [f"{w}×{h}: {boxes}" for (w, h), boxes in zip(self._sizes, self.bbox_list)]
+        parts = [f"{w}×{h}: {boxes}" for (w, h), boxes in zip(self._sizes, self.bbox_list, strict=True)]
         return f"<BBoxDrawer {len(self._sizes)} image(s); bbox_list {'; '.join(parts)}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
@@ -274,9 +279,12 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         i = self._current()
         w, h = self._sizes[i]
         boxes = self.bbox_list[i] if i < len(self.bbox_list) else []
-        listed = " · ".join(
-            f"<span style='color:{COLOURS[j % 2]}'>box {j + 1}</span> {esc(box)}" for j, box in enumerate(boxes)
-        ) or "drag on the image to draw a box"
+        listed = (
+            " · ".join(
+                f"<span style='color:{COLOURS[j % 2]}'>box {j + 1}</span> {esc(box)}" for j, box in enumerate(boxes)
+            )
+            or "drag on the image to draw a box"
+        )
         zoom = self._views[i].zoom
         self._status.value = (
             f"<span style='{FONT}'>{w}×{h} px shown at {zoom:.0%} · {listed} "
@@ -412,7 +420,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _static_html(self) -> str:
         """A small picture per image with its boxes, and the numbers, for static viewers."""
         parts = []
-        for i, (data, view) in enumerate(zip(self._displayed, self._views)):
+        for i, (data, view) in enumerate(zip(self._displayed, self._views, strict=True)):
             im = Image.open(io.BytesIO(data))
             im.thumbnail((FALLBACK_SIDE, FALLBACK_SIDE))
             draw = ImageDraw.Draw(im)
@@ -427,6 +435,4 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 f"alt='boxes on image {i + 1}'><figcaption>{esc(self._names[i])} "
                 f"({view.width}×{view.height})<br>{listed}</figcaption></figure>"
             )
-        return (
-            f"<div class='wan-bbox-static' style=\"{FONT};display:flex;flex-wrap:wrap\">{''.join(parts)}</div>"
-        )
+        return f"<div class='wan-bbox-static' style=\"{FONT};display:flex;flex-wrap:wrap\">{''.join(parts)}</div>"

@@ -110,7 +110,12 @@ def part_at(view: View, boxes: list[Box], x: float, y: float) -> tuple[int, Part
     grab = HANDLE_PX * view.density
     for i in reversed(range(len(boxes))):
         cx1, cy1, cx2, cy2 = view.to_canvas(boxes[i])
-        corners: dict[Part, tuple[float, float]] = {"nw": (cx1, cy1), "ne": (cx2, cy1), "sw": (cx1, cy2), "se": (cx2, cy2)}
+        corners: dict[Part, tuple[float, float]] = {
+            "nw": (cx1, cy1),
+            "ne": (cx2, cy1),
+            "sw": (cx1, cy2),
+            "se": (cx2, cy2),
+        }
         for name, (hx, hy) in corners.items():
             if abs(x - hx) <= grab and abs(y - hy) <= grab:
                 return i, name

@@ -41,7 +41,7 @@ def explicit_base_url(value: str | None = None) -> str | None:
     return chosen.rstrip("/") if chosen else None
 
 
-def home(value: str | os.PathLike | None = None) -> Path:
+def home(value: str | os.PathLike[str] | None = None) -> Path:
     return Path(value or os.environ.get(ENV_HOME) or DEFAULT_HOME)
 
 

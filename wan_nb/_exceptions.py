@@ -48,7 +48,7 @@ class WanWarning(UserWarning):
 class Problem:
     """One broken rule of a request: which field, which rule, what to do."""
 
-    __slots__ = ("field", "rule", "message")
+    __slots__ = ("field", "message", "rule")
 
     def __init__(self, field: str, rule: str, message: str) -> None:
         self.field = field
@@ -67,6 +67,9 @@ class Problem:
             other.rule,
             other.message,
         )
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.rule, self.message))
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "rule": self.rule, "message": self.message}

@@ -235,7 +235,8 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         try:
             build_request(**{"prompt": "-", "action": self.action, name: value})
         except RequestError as exc:
-            raise RequestError([p for p in exc.problems if field_of(p.field) == field_of(name)] or exc.problems) from None
+            own = [p for p in exc.problems if field_of(p.field) == field_of(name)]
+            raise RequestError(own or exc.problems) from None
         raise RequestError([Problem(name, "one_of", f"{value!r} is not offered here")])
 
     def draw_seed(self) -> int:
@@ -267,8 +268,7 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if list(self.resolution.options) != allowed:
             self.resolution.options = allowed
             self.resolution.value = current if current in allowed else allowed[-1]
-        self._hints["resolution"].value = (
-            f"<span style='{FONT};color:#777'>up to {_spec.MAX_RESOLUTION[action]}</span>")
+        self._hints["resolution"].value = f"<span style='{FONT};color:#777'>up to {_spec.MAX_RESOLUTION[action]}</span>"
         self._show("thinking_mode", _spec.has_effect("thinking_mode", action))
         self._show("color_palette", _spec.has_effect("color_palette", action))
         self.palette.layout.display = "" if self.use_palette.value else "none"
@@ -286,14 +286,17 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         boxes drawn on the images that stay (a drawer kept while another mode is shown)."""
         if not self.images.inputs or (self.drawer is None and not _spec.has_effect("bbox_list", self.action)):
             self.drawer = None
-            self._drawer_box.children = [widgets.HTML(
-                f"<span style='{FONT};color:#777'>choose the images first; then drag on them to draw boxes</span>")]
+            self._drawer_box.children = [
+                widgets.HTML(
+                    f"<span style='{FONT};color:#777'>choose the images first; then drag on them to draw boxes</span>"
+                )
+            ]
             return
         values = self.images.values
         old = self.drawer
         if old is not None and (old.images == values or not _spec.has_effect("bbox_list", self.action)):
             return
-        kept = dict(zip(map(_image_key, old.images), old.bbox_list)) if old is not None else {}
+        kept = dict(zip(map(_image_key, old.images), old.bbox_list, strict=True)) if old is not None else {}
         boxes = [kept.get(_image_key(v), []) for v in values]
         try:
             drawer = BBoxDrawer(values, bbox_list=boxes if any(boxes) else None)
@@ -341,4 +344,3 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if text:
                 out[name] = text
         return out
-

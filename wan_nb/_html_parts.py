@@ -10,6 +10,7 @@ report shows them without a server).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import functools
 import html
@@ -61,10 +62,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             value = value.item()  # numpy / pandas scalars
-        except (ValueError, AttributeError):
-            pass
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, (list, tuple, dict)):
@@ -104,8 +103,8 @@ def href(path: str | Path, base: str | Path | None = None) -> str:
 @functools.lru_cache(maxsize=4096)
 def _embedded_jpeg(path: str, mtime_ns: int, size: int, side: int) -> str:
     # mtime_ns and size are part of the cache key so a rewritten file is re-read.
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
+    with Image.open(path) as opened:
+        im = ImageOps.exif_transpose(opened)
         im.thumbnail((side, side))
         im = flatten_to_rgb(im)
         buf = io.BytesIO()

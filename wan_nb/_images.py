@@ -94,7 +94,7 @@ def _header_size(data: bytes) -> tuple[int | None, int | None]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
-    except Exception:
+    except Exception:  # noqa: BLE001 - Pillow raises many types for "not an image"; the size is just unknown
         return None, None
 
 

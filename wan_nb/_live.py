@@ -69,7 +69,7 @@ class LiveStatus:
         else:
             self._handle.update(HTML(self._line()))
 
-    def __enter__(self) -> "LiveStatus":
+    def __enter__(self) -> LiveStatus:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

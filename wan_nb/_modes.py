@@ -7,11 +7,12 @@ session: images on disk, run in the log, a ``Result`` that shows itself inline.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import _spec
-from ._request import Request, boxes_for_one_image, from_fields
 from ._live import LiveStatus
+from ._request import Request, boxes_for_one_image, from_fields
 from ._result import Result
 from ._session import emit_warnings, session
 
@@ -40,7 +41,8 @@ def run(prompt: str, **kw: Any) -> Result:
 
 
 def generate(prompt: str, **kw: Any) -> Result:
-    """Text to image. ``aspect_ratio``, ``resolution`` (up to 4K), ``seed``, ``n`` (≤ 4), ``thinking_mode``, ``color_palette``, ``watermark``."""
+    """Text to image. ``aspect_ratio``, ``resolution`` (up to 4K), ``seed``, ``n`` (≤ 4),
+    ``thinking_mode``, ``color_palette``, ``watermark``."""
     return _run(_spec.GENERATE, prompt, **kw)
 
 

@@ -68,7 +68,7 @@ def rebalance(ratios: list[int], index: int, value: int) -> list[int]:
     value = max(MIN_RATIO, min(int(value), TOTAL - (n - 1) * MIN_RATIO))
     others = [r for i, r in enumerate(ratios) if i != index]
     rest = spread([float(r) for r in others], TOTAL - value)
-    out = rest[:index] + [value] + rest[index:]
+    out = [*rest[:index], value, *rest[index:]]
     return out
 
 
@@ -76,14 +76,14 @@ def with_added(palette: list[dict[str, Any]], hex_: str) -> list[dict[str, Any]]
     """A colour added with an equal share; the others shrink in proportion."""
     ratios = [p["ratio"] for p in palette] + [0]
     ratios = rebalance(ratios, len(palette), round(TOTAL / (len(palette) + 1)))
-    return [{"hex": p["hex"], "ratio": r} for p, r in zip([*palette, {"hex": hex_}], ratios)]
+    return [{"hex": p["hex"], "ratio": r} for p, r in zip([*palette, {"hex": hex_}], ratios, strict=True)]
 
 
 def without(palette: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:
     """A colour removed; its share goes to the others in proportion."""
     kept = [p for i, p in enumerate(palette) if i != index]
     ratios = spread([float(p["ratio"]) for p in kept])
-    return [{"hex": p["hex"], "ratio": r} for p, r in zip(kept, ratios)]
+    return [{"hex": p["hex"], "ratio": r} for p, r in zip(kept, ratios, strict=True)]
 
 
 def _as_dicts(checked: tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
@@ -129,7 +129,7 @@ def palette_from_image(img: Any, k: int = 5) -> list[dict[str, Any]]:
                                                       f"a palette needs {LO} to {HI}")])
     ranked = sorted(counts.items(), key=lambda item: -item[1])
     ratios = spread([float(c) for _, c in ranked])
-    return _as_dicts(check_palette([(h, r) for (h, _), r in zip(ranked, ratios)]))
+    return _as_dicts(check_palette([(h, r) for (h, _), r in zip(ranked, ratios, strict=True)]))
 
 
 # ------------------------------------------------------------------ the editor
@@ -141,7 +141,8 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
 
     # (row, ratios when its edit began, ratios after its last step): see _ratio_edited
     _anchor: tuple[int, list[int], list[int]] | None = None
-    color_palette: traitlets.List[dict[str, Any]] = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
+    # set: any palette the request rules take ((hex, ratio) pairs too); get: the list of {hex, ratio}
+    color_palette: traitlets.List[Any] = traitlets.List(help="the document's list of {hex, ratio}").tag(sync=True)
     problem: traitlets.Unicode[str, str | bytes] = traitlets.Unicode(
         "", help="why a value typed in the editor was not taken (empty when every field holds what it shows)"
     ).tag(sync=True)
@@ -158,8 +159,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
         )
         self._syncing = False
         self._refused: dict[int, str] = {}  # row → why the hex typed there was not taken
-        super().__init__(children=[self._preview, self._rows, widgets.HBox([self._add_button, self._note])],
-                         **kwargs)
+        super().__init__(children=[self._preview, self._rows, widgets.HBox([self._add_button, self._note])], **kwargs)
         self.add_class("wan-palette")
         self.observe(self._palette_changed, "color_palette")
         self.color_palette = DEFAULT_PALETTE if color_palette is None else color_palette
@@ -185,8 +185,8 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
         try:
             if len(self._rows.children) != len(palette):
                 self._rows.children = [self._row(i) for i in range(len(palette))]
-            for row, item in zip(self._rows.children, palette):
-                picker, text, ratio, remove, problem = row.children
+            for row, item in zip(self._rows.children, palette, strict=True):
+                picker, text, ratio, remove, _problem = row.children
                 picker.value = item["hex"].lower()
                 text.value = item["hex"]
                 ratio.max = TOTAL - (len(palette) - 1) * MIN_RATIO
@@ -245,7 +245,7 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
             self._anchor = (i, now, now)  # another row, or the palette changed otherwise
         ratios = rebalance(self._anchor[1], i, int(change["new"]))
         self._anchor = (i, self._anchor[1], ratios)
-        self.color_palette = [{"hex": p["hex"], "ratio": r} for p, r in zip(self.color_palette, ratios)]
+        self.color_palette = [{"hex": p["hex"], "ratio": r} for p, r in zip(self.color_palette, ratios, strict=True)]
 
     def _add(self) -> None:
         if len(self.color_palette) < HI:
@@ -258,11 +258,14 @@ class PaletteEditor(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untype
     @staticmethod
     def _bar_html(palette: list[dict[str, Any]]) -> str:
         cells = "".join(
-            f"<div title='{esc(p['hex'])} {p['ratio']}%' style='flex:{p['ratio']} 0 0;background:{esc(p['hex'])}'></div>"
+            f"<div title='{esc(p['hex'])} {p['ratio']}%' "
+            f"style='flex:{p['ratio']} 0 0;background:{esc(p['hex'])}'></div>"
             for p in palette
         )
-        return ("<div class='wan-palette-bar' style='display:flex;height:24px;width:420px;max-width:100%;"
-                f"border:1px solid #ccc;border-radius:3px;overflow:hidden'>{cells}</div>")
+        return (
+            "<div class='wan-palette-bar' style='display:flex;height:24px;width:420px;max-width:100%;"
+            f"border:1px solid #ccc;border-radius:3px;overflow:hidden'>{cells}</div>"
+        )
 
     def _static_html(self) -> str:
         listed = ", ".join(f"{esc(p['hex'])} {p['ratio']}%" for p in self.color_palette)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
-_portal: "Portal | None" = None
+_portal: Portal | None = None
 
 CLEANUP_SECONDS = 15.0  # how long an interrupt waits for server-side cancels
 
@@ -42,11 +44,11 @@ class Portal:
     def in_portal(self) -> bool:
         return threading.current_thread() is self.thread
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start a coroutine on the portal loop; do not wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def run(self, coro: Coroutine[Any, Any, T], tick: "Callable[[], None] | None" = None) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], tick: Callable[[], None] | None = None) -> T:
         """Run a coroutine to its end and return its result, re-raising its error.
 
         ``tick`` is called in the waiting thread every 0.1 s (e.g. to redraw a status
@@ -73,10 +75,8 @@ class Portal:
             return fut.result()
         except KeyboardInterrupt:
             fut.cancel()  # cancels the task on the loop; its cleanup runs there
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 finished.wait(CLEANUP_SECONDS)
-            except KeyboardInterrupt:
-                pass
             raise
 
 

@@ -80,8 +80,9 @@ class Request:
     @property
     def output_size(self) -> tuple[int, int]:
         """Pixel size of each output (interactive_edit keeps the input's size)."""
-        if self.action == _spec.INTERACTIVE_EDIT and self.images and self.images[0].size:
-            return self.images[0].size  # type: ignore[return-value]
+        kept = self.images[0].size if self.action == _spec.INTERACTIVE_EDIT and self.images else None
+        if kept:
+            return kept
         return _spec.output_size(self.aspect_ratio, self.resolution)
 
     @property
@@ -133,7 +134,7 @@ class Request:
             "bbox_list": None if self.bbox_list is None else [[list(b) for b in bs] for bs in self.bbox_list],
         }
 
-    def replace(self, **changes: Any) -> "Request":
+    def replace(self, **changes: Any) -> Request:
         """A new request with some fields changed, checked again by the same rules."""
         return build_request(**{**self.fields(), **changes})
 
@@ -147,7 +148,8 @@ class Request:
 
     def __repr__(self) -> str:
         prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
-        return f"Request({self.action!r}, {prompt!r}, n={self.n}, seed={self.seed}, {self.aspect_ratio}, {self.resolution})"
+        return (f"Request({self.action!r}, {prompt!r}, n={self.n}, seed={self.seed}, "
+                f"{self.aspect_ratio}, {self.resolution})")
 
 
 class _Checker:
@@ -195,8 +197,10 @@ def unicode_problem(text: str) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return (f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
-                "text, it cannot be sent (remove it or re-type the character)")
+        return (
+            f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
+            "text, it cannot be sent (remove it or re-type the character)"
+        )
     return None
 
 
@@ -242,7 +246,7 @@ def _whole(value: Any) -> int | None:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real) and float(value).is_integer():
-        return int(value)
+        return int(float(value))
     return None
 
 
@@ -285,8 +289,11 @@ def _check_palette(c: _Checker, value: Any) -> Palette | None:
     if ok and items:
         total = sum(r for _, r in items)
         if total != _spec.PALETTE_RATIO_SUM:
-            c.add("color_palette", "ratio_sum",
-                  f"ratios must add up to exactly {_spec.PALETTE_RATIO_SUM} (they add up to {total})")
+            c.add(
+                "color_palette",
+                "ratio_sum",
+                f"ratios must add up to exactly {_spec.PALETTE_RATIO_SUM} (they add up to {total})",
+            )
     return tuple(items) if ok else None
 
 
@@ -376,8 +383,10 @@ def _from_holders(c: _Checker, image_urls: Any, bbox_list: Any, color_palette: A
         if bbox_list is None and all(_holds_boxes(v) for v in image_urls):
             bbox_list = [boxes for holder in image_urls for boxes in holder.bbox_list]
         image_urls = [img for v in image_urls for img in (v.images if _holds_boxes(v) else [v])]
-    if color_palette is not None and not isinstance(color_palette, (list, tuple)) and hasattr(
-        color_palette, "color_palette"
+    if (
+        color_palette is not None
+        and not isinstance(color_palette, (list, tuple))
+        and hasattr(color_palette, "color_palette")
     ):
         try:
             color_palette = color_palette.color_palette
@@ -441,9 +450,11 @@ class _Draft(_Checker):
 # table below; a rule may read what an earlier one settled (n needs the mode, the mode
 # needs how many images were given, the boxes need the images' sizes).
 
+
 def _holders(d: _Draft) -> None:
     d.given["image_urls"], d.given["bbox_list"], d.given["color_palette"] = _from_holders(
-        d, d.given["image_urls"], d.given["bbox_list"], d.given["color_palette"])
+        d, d.given["image_urls"], d.given["bbox_list"], d.given["color_palette"]
+    )
 
 
 def _model(d: _Draft) -> None:
@@ -505,8 +516,9 @@ def _enable_sequential(d: _Draft) -> None:
         if d.group and not value:
             d.add("enable_sequential", "group_requires", "group mode needs enable_sequential=true")
         if value and not d.group:
-            d.add("enable_sequential", "group_only",
-                  f"enable_sequential=true is group mode, but action is {d.action!r}")
+            d.add(
+                "enable_sequential", "group_only", f"enable_sequential=true is group mode, but action is {d.action!r}"
+            )
     d.out["enable_sequential"] = value
 
 
@@ -520,9 +532,12 @@ def _n(d: _Draft) -> None:
     elif d.group and n > _spec.MAX_N_GROUP:
         d.add("n", "max_group", f"group mode makes at most {_spec.MAX_N_GROUP} images (got {n})")
     elif not d.group and n > _spec.MAX_N_STANDARD:
-        d.add("n", "max_standard",
-              f"at most {_spec.MAX_N_STANDARD} images outside group mode (got {n}); "
-              f"use group mode (enable_sequential=true) for up to {_spec.MAX_N_GROUP}")
+        d.add(
+            "n",
+            "max_standard",
+            f"at most {_spec.MAX_N_STANDARD} images outside group mode (got {n}); "
+            f"use group mode (enable_sequential=true) for up to {_spec.MAX_N_GROUP}",
+        )
 
 
 def _seed(d: _Draft) -> None:
@@ -588,8 +603,11 @@ def _bbox_list(d: _Draft) -> None:
         return
     if d.action != _spec.INTERACTIVE_EDIT:
         if value is not None:
-            d.add("bbox_list", "interactive_only",
-                  f"bbox_list is only used by action interactive_edit (action is {d.action!r})")
+            d.add(
+                "bbox_list",
+                "interactive_only",
+                f"bbox_list is only used by action interactive_edit (action is {d.action!r})",
+            )
     elif value is None:
         d.add("bbox_list", "required", "interactive_edit needs bbox_list: one list of 1-2 boxes per image")
     else:
@@ -623,23 +641,23 @@ def _callback_events(d: _Draft) -> None:
 # The order problems are listed in: as the checks were always made (not the document's
 # field order), because the mode must be known before the counts and caps that depend on it.
 _RULES: tuple[Callable[[_Draft], None], ...] = (
-    _holders,            # a drawer / palette editor stands for the fields it holds
-    _model,              # one of the models
-    _prompt,             # required text
-    _image_urls,         # each input readable: a URL, or a JPEG/PNG/WEBP file of at most 30 MB
-    _action,             # given, or inferred (Mode Quick Reference)
-    _image_count,        # none / exactly 1 / 2-9 / 1-? per mode
+    _holders,  # a drawer / palette editor stands for the fields it holds
+    _model,  # one of the models
+    _prompt,  # required text
+    _image_urls,  # each input readable: a URL, or a JPEG/PNG/WEBP file of at most 30 MB
+    _action,  # given, or inferred (Mode Quick Reference)
+    _image_count,  # none / exactly 1 / 2-9 / 1-? per mode
     _enable_sequential,  # true exactly in group mode
-    _n,                  # at least 1; at most 4, or 12 in group mode
-    _seed,               # -1 (random, resolved) or 0 to 2**31-1
-    _aspect_ratio,       # one of seven
-    _resolution,         # 1K / 2K / 4K; 4K for generate only, group caps at 2K
-    _watermark,          # true or false
-    _thinking_mode,      # no effect in group mode or with input images
-    _color_palette,      # 3-10 colours, whole ratios adding up to 100; none in group mode
-    _bbox_list,          # interactive_edit only: 1-2 boxes per image, inside it
-    _callback_url,       # an http(s) URL
-    _callback_events,    # event names, useful only with callback_url
+    _n,  # at least 1; at most 4, or 12 in group mode
+    _seed,  # -1 (random, resolved) or 0 to 2**31-1
+    _aspect_ratio,  # one of seven
+    _resolution,  # 1K / 2K / 4K; 4K for generate only, group caps at 2K
+    _watermark,  # true or false
+    _thinking_mode,  # no effect in group mode or with input images
+    _color_palette,  # 3-10 colours, whole ratios adding up to 100; none in group mode
+    _bbox_list,  # interactive_edit only: 1-2 boxes per image, inside it
+    _callback_url,  # an http(s) URL
+    _callback_events,  # event names, useful only with callback_url
 )
 
 
@@ -670,17 +688,33 @@ def build_request(
     ``color_palette`` a list of ``{hex, ratio}`` (or a palette editor); ``bbox_list``
     one list of ``[x1, y1, x2, y2]`` boxes per image (lists, tuples or numpy arrays).
     """
-    d = _Draft({"model": model, "action": action, "prompt": prompt, "n": n, "seed": seed,
-                "aspect_ratio": aspect_ratio, "resolution": resolution, "image_urls": image_urls,
-                "callback_url": callback_url, "callback_events": callback_events, "watermark": watermark,
-                "thinking_mode": thinking_mode, "enable_sequential": enable_sequential,
-                "color_palette": color_palette, "bbox_list": bbox_list}, rng)
+    d = _Draft(
+        {
+            "model": model,
+            "action": action,
+            "prompt": prompt,
+            "n": n,
+            "seed": seed,
+            "aspect_ratio": aspect_ratio,
+            "resolution": resolution,
+            "image_urls": image_urls,
+            "callback_url": callback_url,
+            "callback_events": callback_events,
+            "watermark": watermark,
+            "thinking_mode": thinking_mode,
+            "enable_sequential": enable_sequential,
+            "color_palette": color_palette,
+            "bbox_list": bbox_list,
+        },
+        rng,
+    )
     for rule in _RULES:
         rule(d)
     if d.problems:
         raise RequestError(d.problems)
-    return Request(**d.out, images=tuple(d.images), seed_random=d.seed_random,
-                   warnings=tuple(d.warnings), ignored=d.ignored)
+    return Request(
+        **d.out, images=tuple(d.images), seed_random=d.seed_random, warnings=tuple(d.warnings), ignored=d.ignored
+    )
 
 
 def unknown_fields(names: Iterable[str]) -> list[Problem]:
@@ -709,5 +743,5 @@ def from_fields(fields: dict[str, Any], **options: Any) -> Request:
     return request
 
 
-def as_request(value: "Request | dict[str, Any]") -> Request:
+def as_request(value: Request | dict[str, Any]) -> Request:
     return value if isinstance(value, Request) else from_fields(value)

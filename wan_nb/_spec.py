@@ -133,6 +133,6 @@ def output_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
     side = _RESOLUTION_SIDE[resolution]
     w_part, h_part = (int(x) for x in aspect_ratio.split(":"))
     scale = math.sqrt(w_part / h_part)
-    width = int(round(side * scale / 16)) * 16
-    height = int(round(side / scale / 16)) * 16
+    width = round(side * scale / 16) * 16
+    height = round(side / scale / 16) * 16
     return width, height

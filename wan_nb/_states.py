@@ -43,7 +43,7 @@ TERMINAL = (COMPLETED, FAILED, CANCELLED, IMAGES_LOST)  # the run is over for go
 BILLED = (DOWNLOADING, COMPLETED, IMAGES_LOST)  # the server said completed: cost_quota is charged
 REFUNDED = (FAILED, CANCELLED)  # the hold was given back: cost 0
 MAYBE_BILLED = (PLANNED, SUBMITTED, QUEUED, PROCESSING, UNCONFIRMED)  # cost unknown until the server answers
-RESUMABLE = IN_FLIGHT + (UNCONFIRMED, ERROR)  # a re-run takes the row up again, with the same key
+RESUMABLE = (*IN_FLIGHT, UNCONFIRMED, ERROR)  # a re-run takes the row up again, with the same key
 SPENT_KEY = REFUNDED  # the server ended that key's task: the next attempt needs a new key
 ENDED_WITHOUT_IMAGES = (FAILED, CANCELLED, ERROR, IMAGES_LOST, UNCONFIRMED)  # a cell shows its reason
 RETRYABLE = (FAILED, CANCELLED, ERROR, UNCONFIRMED)  # what Sweep.retry_failed() runs again
@@ -55,7 +55,7 @@ RETRYABLE = (FAILED, CANCELLED, ERROR, UNCONFIRMED)  # what Sweep.retry_failed()
 # same run can so never move it backwards (a late "unconfirmed" over a "completed").
 _OPEN = frozenset(STATES)
 NEXT: dict[str, frozenset[str]] = {
-    **{s: _OPEN for s in MAYBE_BILLED + (ERROR,)},
+    **dict.fromkeys((*MAYBE_BILLED, ERROR), _OPEN),
     DOWNLOADING: frozenset({DOWNLOADING, COMPLETED, IMAGES_LOST}),
     IMAGES_LOST: frozenset({IMAGES_LOST, COMPLETED}),  # another process fetched them in time
     COMPLETED: frozenset({COMPLETED}),

@@ -25,7 +25,7 @@ class LiveFallback:
     def _ipython_display_(self: _Shown) -> None:
         from IPython.display import display
 
-        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
         if handle is not None:
             self.__dict__.setdefault("_fallback_handles", []).append(handle)
 

@@ -19,8 +19,9 @@ import json
 import random
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from . import _spec
 from ._exceptions import Problem, RequestError
@@ -39,12 +40,12 @@ _RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 _RANDOM = re.compile(r"^\s*random\s*(\d+)\s*$", re.IGNORECASE)
 
 
-class vary(list):
+class vary(list[Any]):
     """Mark a value list as an axis explicitly: ``color_palette=vary([p1, p2])``."""
 
 
 @dataclass(frozen=True)
-class random_seeds:  # noqa: N801 - reads like a function at the call site
+class random_seeds:
     """``seed=random_seeds(4)``: four seeds drawn client-side (recorded, stable on re-run)."""
 
     count: int
@@ -176,12 +177,16 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
     """Expand templates × axes into checked requests; raise one RequestError for all problems."""
     templates = [prompts] if isinstance(prompts, str) else list(prompts)
     if not templates or not all(isinstance(t, str) for t in templates):
-        raise RequestError([Problem("prompt", "type", "give a prompt, a template with {placeholders}, or a list of them")])
+        raise RequestError([Problem("prompt", "type",
+                                    "give a prompt, a template with {placeholders}, or a list of them")])
     names = {n for t in templates for n in _placeholders(t)}
     placeholder_values = {k: fields.pop(k) for k in list(fields) if k in names and k not in FIELDS}
     problems = unknown_fields(fields)
-    problems += [Problem(n, "placeholder", f"the template uses {{{n}}} but no {n}=... was given")
-                 for n in sorted(names) if n not in placeholder_values and n not in fields]
+    problems += [
+        Problem(n, "placeholder", f"the template uses {{{n}}} but no {n}=... was given")
+        for n in sorted(names)
+        if n not in placeholder_values and n not in fields
+    ]
     if "prompt" in fields:
         problems.append(Problem("prompt", "duplicate", "give prompts as the first argument, not prompt="))
     if "seed" in fields:
@@ -209,8 +214,11 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
         else:
             axes.append((name, values))
 
-    identity = json.dumps({"templates": templates, "axes": [(n, _jsonable(v)) for n, v in axes],
-                           "fixed": _jsonable(fixed), "salt": salt}, sort_keys=True, default=str)
+    identity = json.dumps(
+        {"templates": templates, "axes": [(n, _jsonable(v)) for n, v in axes], "fixed": _jsonable(fixed), "salt": salt},
+        sort_keys=True,
+        default=str,
+    )
     sweep_id = "sw-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     axes = [(n, v.draw(sweep_id) if isinstance(v, random_seeds) else list(v)) for n, v in axes]
     for name, values in axes:
@@ -218,16 +226,17 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
             raise RequestError([Problem(name, "empty_axis", "has no values to sweep over")])
 
     plan = Plan(sweep_id, axes, fixed)
-    cell_problems: dict[tuple, list[str]] = {}
+    cell_problems: dict[tuple[Any, ...], list[str]] = {}
     for index, combo in enumerate(itertools.product(*(v for _, v in axes))):
-        coords = dict(zip(plan.axis_names, combo))
+        coords = dict(zip(plan.axis_names, combo, strict=True))
         template = coords.get("template", coords.get("prompt", templates[0]))
         cell_values = {**fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
         try:
             text = template.format(**{n: cell_values[n] for n in _placeholders(template)}) if names else template
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-            raise RequestError([Problem("prompt", "template", f"{template!r} with {cell_label(coords)}: "
-                                        f"{type(exc).__name__}: {exc}")]) from None
+            raise RequestError(
+                [Problem("prompt", "template", f"{template!r} with {cell_label(coords)}: {type(exc).__name__}: {exc}")]
+            ) from None
         request_fields = {k: v for k, v in cell_values.items() if k in FIELDS}
         try:
             req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{sweep_id}:{index}"))
@@ -237,10 +246,14 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
             continue
         plan.cells.append(PlannedCell(index, coords, req))
     if cell_problems:
-        raise RequestError([
-            Problem(f, r, f"{m} — in {len(cells)} cell(s): {'; '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}")
-            for (f, r, m), cells in cell_problems.items()
-        ])
+        raise RequestError(
+            [
+                Problem(
+                    f, r, f"{m} — in {len(cells)} cell(s): {'; '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}"
+                )
+                for (f, r, m), cells in cell_problems.items()
+            ]
+        )
     return plan
 
 

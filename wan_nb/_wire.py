@@ -20,7 +20,7 @@ from ._images import ImageRef, is_url
 from ._request import Request, from_fields
 
 TERMINAL = ("completed", "failed", "cancelled")
-STATES = ("queued", "processing") + TERMINAL
+STATES = ("queued", "processing", *TERMINAL)
 
 TASKS_PATH = "/tasks"
 
@@ -63,7 +63,7 @@ def request_from_body(body: Any, rng: random.Random | None = None) -> Request:
     ]
     checked = dict(body)
     if bad_urls:  # keep the count (and the boxes) checkable without touching the bad strings
-        checked["image_urls"] = [u if isinstance(u, str) and is_url(u) else ImageRef() for u in urls]
+        checked["image_urls"] = [u if isinstance(u, str) and is_url(u) else ImageRef() for u in urls or []]
     try:
         request = from_fields(checked, rng=rng)
     except RequestError as exc:
@@ -149,7 +149,7 @@ def parse_task(data: Any) -> Task:
         url = item.get("url")
         urls = (url,) if isinstance(url, str) else tuple(u for u in (url or []) if isinstance(u, str))
         images.append(TaskImage(urls, _seconds(item.get("expires_at"))))
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error = data["error"] if isinstance(data.get("error"), dict) else {}
     progress = _percent(data.get("progress"))
     if status in TERMINAL:
         progress = 100

@@ -45,7 +45,7 @@ class Response:
         return json.dumps(self.payload, ensure_ascii=False).encode("utf-8")
 
 
-def error(status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> Response:
+def error(status: int, code: str, message: str, headers: dict[str, Any] | None = None, **extra: Any) -> Response:
     return Response(status, {"error": {"message": message, "code": code, **extra}}, headers=headers or {})
 
 

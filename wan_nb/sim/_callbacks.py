@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from typing import Any
 
 from ._ledger import Ledger
 from ._net import is_loopback_url, loopback_client
@@ -24,7 +25,7 @@ class CallbackSender:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
         self._lock = threading.Lock()
-        self._queues: dict[str, deque] = {}  # task_id -> pending (url, body, event)
+        self._queues: dict[str, deque[tuple[str, dict[str, Any], str]]] = {}  # task_id -> pending (url, body, event)
 
     def allowed(self, url: str) -> bool:
         return is_loopback_url(url)
@@ -32,7 +33,7 @@ class CallbackSender:
     def skip(self) -> None:
         self._ledger.count("callbacks", "skipped")
 
-    def send(self, task_id: str, url: str, body: dict, event: str) -> None:
+    def send(self, task_id: str, url: str, body: dict[str, Any], event: str) -> None:
         """Queue one delivery; returns at once. Safe to call while holding other locks."""
         with self._lock:
             queue = self._queues.get(task_id)
@@ -52,11 +53,11 @@ class CallbackSender:
                 url, body, event = queue.popleft()
             self._post(url, body, event)
 
-    def _post(self, url: str, body: dict, event: str) -> None:
+    def _post(self, url: str, body: dict[str, Any], event: str) -> None:
         try:
             with loopback_client(TIMEOUT) as client:
                 resp = client.post(url, content=json.dumps(body).encode(),
                                    headers={"Content-Type": "application/json", "X-Sim-Event": event})
             self._ledger.count("callbacks", "sent" if resp.status_code < 300 else "failed")
-        except Exception:
+        except Exception:  # noqa: BLE001 - a receiver that fails in any way is counted, never crashes the simulator
             self._ledger.count("callbacks", "failed")

@@ -27,11 +27,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._ledger import Ledger
 
 TASK_ENDPOINTS = ("submit", "get", "cancel")
-ENDPOINTS = TASK_ENDPOINTS + ("upload", "file", "any")
+ENDPOINTS = (*TASK_ENDPOINTS, "upload", "file", "any")
 KEYS = (
     "error_rate",
     "error_status",
@@ -83,17 +84,17 @@ class Scripted:
     endpoint: str
     fault: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "fault": self.fault}
 
 
-def _fraction(key: str, value) -> float:
+def _fraction(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise FaultConfigError(f"{key}: must be a fraction between 0 and 1 (got {value!r})")
     return float(value)
 
 
-def _seconds(key: str, value, allow_zero: bool = True) -> float:
+def _seconds(key: str, value: Any, allow_zero: bool = True) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (not allow_zero and value == 0):
         rule = "a number of seconds, 0 or more" if allow_zero else "a positive number of seconds"
@@ -101,7 +102,7 @@ def _seconds(key: str, value, allow_zero: bool = True) -> float:
     return float(value)
 
 
-def _parse_scripted(i: int, item) -> Scripted:
+def _parse_scripted(i: int, item: Any) -> Scripted:
     where = f"next[{i}]"
     if not isinstance(item, dict) or set(item) - {"endpoint", "fault"} or "fault" not in item:
         raise FaultConfigError(f'{where}: must be {{"endpoint": ..., "fault": ...}} (got {item!r})')
@@ -111,9 +112,7 @@ def _parse_scripted(i: int, item) -> Scripted:
         raise FaultConfigError(f"{where}.endpoint: must be one of {', '.join(ENDPOINTS)} (got {endpoint!r})")
     if not isinstance(fault, str):
         raise FaultConfigError(f"{where}.fault: must be text (got {fault!r})")
-    if fault.isdigit() and (fault == "429" or 500 <= int(fault) <= 599):
-        pass
-    elif fault == "drop":
+    if (fault.isdigit() and (fault == "429" or 500 <= int(fault) <= 599)) or fault == "drop":
         pass
     elif fault == "corrupt":
         if endpoint != "file":
@@ -122,7 +121,9 @@ def _parse_scripted(i: int, item) -> Scripted:
         _seconds(f"{where}.fault", _number(fault[5:]))
     elif fault.startswith("fail_task:") and fault[10:].strip():
         if endpoint not in ("submit", "any"):
-            raise FaultConfigError(f"{where}: fail_task applies to the next task created, so endpoint must be submit or any")
+            raise FaultConfigError(
+                f"{where}: fail_task applies to the next task created, so endpoint must be submit or any"
+            )
     else:
         raise FaultConfigError(
             f'{where}.fault: must be "500", "503" (any 5xx), "429", "drop", "slow:<seconds>", '
@@ -131,7 +132,7 @@ def _parse_scripted(i: int, item) -> Scripted:
     return Scripted(endpoint, fault)
 
 
-def _number(text: str):
+def _number(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
@@ -141,7 +142,7 @@ def _number(text: str):
 class Faults:
     """Current fault settings, the scripted queue, and the rolling submit window."""
 
-    def __init__(self, ledger: Ledger, seed: int | None = None, settings: dict | None = None) -> None:
+    def __init__(self, ledger: Ledger, seed: int | None = None, settings: dict[str, Any] | None = None) -> None:
         self._ledger = ledger
         self._lock = threading.Lock()
         self._rng = random.Random(None if seed is None else f"faults:{seed}")
@@ -163,13 +164,13 @@ class Faults:
         self.scripted: list[Scripted] = []
 
     # -- settings ----------------------------------------------------------------------
-    def update(self, **kw) -> dict:
+    def update(self, **kw: Any) -> dict[str, Any]:
         """Change the given settings (all checked before any is applied). ``next``
         replaces the scripted queue; ``reset=True`` first restores every default."""
         unknown = sorted(set(kw) - set(KEYS))
         if unknown:
             raise FaultConfigError(f"unknown fault setting(s) {', '.join(unknown)}; settings are {', '.join(KEYS)}")
-        new: dict = {}
+        new: dict[str, Any] = {}
         for key in ("error_rate", "drop_rate", "task_fail_rate", "corrupt_rate"):
             if key in kw:
                 new[key] = _fraction(key, kw[key])
@@ -205,7 +206,7 @@ class Faults:
                 setattr(self, key, value)
         return self.settings()
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "error_rate": self.error_rate,
@@ -282,8 +283,9 @@ class Faults:
                 self._window.append(now)
                 return None
             reset = self._window[0] + self.rate_window
-            limit = RateLimit(self.rate_window, len(self._window), self.rate_cap, math.ceil(reset),
-                              max(1, math.ceil(reset - now)))
+            limit = RateLimit(
+                self.rate_window, len(self._window), self.rate_cap, math.ceil(reset), max(1, math.ceil(reset - now))
+            )
         self._ledger.count("faults", "rate_limited")
         return limit
 
@@ -292,7 +294,7 @@ class Faults:
         with self._lock:
             s = self._take("submit", fail_task=True)
             if s is not None:
-                code = s.fault[len("fail_task:"):]
+                code = s.fault[len("fail_task:") :]
             elif self.task_fail_rate and self._rng.random() < self.task_fail_rate:
                 code = self.task_fail_code
             else:

@@ -21,8 +21,9 @@ import hashlib
 import io
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -59,7 +60,7 @@ def decode_image(data: bytes, where: str) -> tuple[Image.Image, str]:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             img = im.convert("RGB")
-    except Exception:
+    except Exception:  # noqa: BLE001 - Pillow raises many types for an undecodable image
         raise RequestError([Problem(where, "decodable", f"is not a readable {fmt} image")]) from None
     return img, fmt
 
@@ -85,7 +86,7 @@ def _fetch(url: str, where: str) -> bytes:
             return b"".join(chunks)
     except RequestError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to fetch is the client's 400, as the hosted API says
         raise RequestError([Problem(where, "fetchable", f"could not fetch {url}: {type(exc).__name__}")]) from None
 
 
@@ -96,8 +97,8 @@ def _placeholder_size(url: str, boxes: Any) -> tuple[int, int]:
     w, h = PLACEHOLDER_SIZES[pick]
     for box in boxes or ():
         if isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box):
-            w = max(w, int(math.ceil(box[2] / 16)) * 16)
-            h = max(h, int(math.ceil(box[3] / 16)) * 16)
+            w = max(w, math.ceil(box[2] / 16) * 16)
+            h = max(h, math.ceil(box[3] / 16) * 16)
     return w, h
 
 

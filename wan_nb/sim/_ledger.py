@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 
 class Ledger:
@@ -64,7 +65,7 @@ class Ledger:
         with self._lock:
             self.idempotent_replays += 1
 
-    def snapshot(self, by_status: dict[str, int]) -> dict:
+    def snapshot(self, by_status: dict[str, int]) -> dict[str, Any]:
         with self._lock:
             left = None if self.balance_quota is None else (
                 self.balance_quota - self.billed_quota - self.held_quota

@@ -26,7 +26,8 @@ import hashlib
 import io
 import os
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -165,7 +166,7 @@ def needs_cjk(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def font(size: int, cjk: bool = False) -> ImageFont.ImageFont:
+def font(size: int, cjk: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's built-in font, or a system CJK font when the text needs one."""
     path = _cjk_font_path() if cjk else None
     if path:
@@ -348,8 +349,8 @@ def _interactive(req: Any, inputs: Sequence[Image.Image], index: int) -> Image.I
     boxes = listed[0]
     sources = [inputs[k].crop(b) for k in range(1, min(len(inputs), len(listed))) for b in listed[k]]
     palette = palette_for(req, req.seed)
-    for j, (x1, y1, x2, y2) in enumerate(boxes):
-        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(W, x2), min(H, y2)
+    for j, box in enumerate(boxes):
+        x1, y1, x2, y2 = max(0, box[0]), max(0, box[1]), min(W, box[2]), min(H, box[3])
         bw, bh = x2 - x1, y2 - y1
         if bw <= 0 or bh <= 0:
             continue
@@ -382,7 +383,7 @@ def placeholder(url: str, size: tuple[int, int]) -> Image.Image:
     fnt = font(max(10, round(short * 0.04)))
     pad = max(3, round(short * 0.015))
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    lines = ["placeholder (not fetched)"] + wrap(url, fnt, size[0] - 4 * pad, 3) + [f"sha256 {digest}"]
+    lines = ["placeholder (not fetched)", *wrap(url, fnt, size[0] - 4 * pad, 3), f"sha256 {digest}"]
     text_block(img, (pad, pad), lines, fnt, pad)
     return img
 
@@ -398,7 +399,7 @@ def render_one(req: Any, inputs: Sequence[Image.Image], index: int) -> Image.Ima
     if req.action == _spec.INTERACTIVE_EDIT:
         return _interactive(req, inputs, index)
     size = tuple(req.output_size)
-    img = _base(req, inputs, index, draw_size(size))  # type: ignore[arg-type]
+    img = _base(req, inputs, index, draw_size(size))
     if img.size != size:
         img = img.resize(size, Image.Resampling.BILINEAR)
     annotate(img, req, index)

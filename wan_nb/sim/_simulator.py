@@ -65,7 +65,7 @@ class Simulator:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Serve in a background daemon thread (idempotent). Returns self."""
         if self._server is not None:
             return self
@@ -94,7 +94,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -120,16 +120,16 @@ class Simulator:
         return self._server is not None
 
     # -- control -------------------------------------------------------------------------------
-    def ledger(self) -> dict:
+    def ledger(self) -> dict[str, Any]:
         """Same as GET /sim/ledger: quota held / billed / refunded, counts of everything."""
         return self._ledger.snapshot(self._book.by_status())
 
-    def set_faults(self, **settings: Any) -> dict:
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
         """Same keys as POST /sim/faults; returns the settings now in force.
         Raises ValueError naming a bad key or value."""
         return self._faults.update(**settings)
 
-    def faults(self) -> dict:
+    def faults(self) -> dict[str, Any]:
         """The fault settings in force, with the scripted faults still pending."""
         return self._faults.settings()
 

@@ -19,8 +19,9 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -105,14 +106,14 @@ class TaskBook:
         self.ledger.replayed()
         return self._tasks[entry[0]]
 
-    def replay(self, key: str | None, fingerprint: str) -> dict | None:
+    def replay(self, key: str | None, fingerprint: str) -> dict[str, Any] | None:
         """The submit answer of the task this key created, or None for a new key."""
         with self._cond:
             task = self._replay_locked(key, fingerprint)
             return None if task is None else self._submit_body(task)
 
     def create(self, prepared: Prepared, fingerprint: str, key: str | None,
-               fail_code: Callable[[], str | None]) -> tuple[dict, bool]:
+               fail_code: Callable[[], str | None]) -> tuple[dict[str, Any], bool]:
         """(submit answer, replayed). Raises InsufficientBalance, IdempotencyConflict."""
         req = prepared.request
         with self._cond:
@@ -144,7 +145,7 @@ class TaskBook:
             task = self._queue.popleft()
             try:
                 jitter = 0.5 + rng_for("latency", task.request.seed, task.request.prompt).random()
-            except Exception as exc:  # a task that cannot start must end (refunded), not hold its quota
+            except Exception as exc:  # noqa: BLE001 - a task that cannot start must end (refunded), not hold its quota
                 task.status, task.cost, task.completed_at = "failed", 0, time.time()
                 task.error = ("task_failed", f"the task could not start: {type(exc).__name__}")
                 self.ledger.refund(task.held)
@@ -165,7 +166,7 @@ class TaskBook:
         else:
             try:
                 images = self.render(task.request, task.inputs)
-            except Exception as exc:  # a renderer bug must still end the task (refunded)
+            except Exception as exc:  # noqa: BLE001 - a renderer bug must still end the task (refunded)
                 error = ("task_failed", f"rendering failed: {type(exc).__name__}: {exc}")
         with self._cond:
             while not self._stopped:
@@ -189,11 +190,11 @@ class TaskBook:
             self._cond.notify_all()
 
     # -- other operations ----------------------------------------------------------------
-    def status(self, task_id: str) -> dict:
+    def status(self, task_id: str) -> dict[str, Any]:
         with self._cond:
             return self._status_body(self._get(task_id))
 
-    def wait(self, task_id: str, timeout: float) -> dict:
+    def wait(self, task_id: str, timeout: float) -> dict[str, Any]:
         """Status body once the task is terminal, or when ``timeout`` seconds have passed."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -205,7 +206,7 @@ class TaskBook:
                 self._cond.wait(remaining)
             return self._status_body(task)
 
-    def cancel(self, task_id: str) -> dict:
+    def cancel(self, task_id: str) -> dict[str, Any]:
         with self._cond:
             task = self._get(task_id)
             if task.status != "queued":
@@ -221,7 +222,7 @@ class TaskBook:
     def by_status(self) -> dict[str, int]:
         with self._cond:
             counts = Counter(t.status for t in self._tasks.values())
-        return {s: counts.get(s, 0) for s in ("queued", "processing") + TERMINAL}
+        return {s: counts.get(s, 0) for s in ("queued", "processing", *TERMINAL)}
 
     def stop(self) -> None:
         with self._cond:
@@ -243,7 +244,7 @@ class TaskBook:
         done = (time.monotonic() - task.started) / task.duration if task.duration > 0 else 1.0
         return f"{min(99, max(0, int(done * 100)))}%"
 
-    def _submit_body(self, task: Task, fresh: bool = False) -> dict:
+    def _submit_body(self, task: Task, fresh: bool = False) -> dict[str, Any]:
         """The submit answer; on a replay it reports the task's current state."""
         return {
             "task_id": task.id,
@@ -255,9 +256,9 @@ class TaskBook:
             "pre_consumed_cost": task.held,
         }
 
-    def _status_body(self, task: Task) -> dict:
+    def _status_body(self, task: Task) -> dict[str, Any]:
         base = f"{self.root_url}/v1/tasks/{task.id}"
-        body: dict = {
+        body: dict[str, Any] = {
             "task_id": task.id,
             "status": task.status,
             "action": task.request.action,
