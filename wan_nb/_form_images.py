@@ -29,6 +29,7 @@ from ._images import (
     ImageInputError,
     ImageRef,
     expand_inputs,
+    extension,
     from_bytes,
     image_problems,
     to_image_ref,
@@ -37,7 +38,6 @@ from ._store import StoredImage
 
 CHIP_SIDE = 72  # px: the thumbnail of a chosen input
 RECENT = 8  # recent results offered
-_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 def run_folder() -> Path:
@@ -80,7 +80,7 @@ class InputImage:
 def _saved(ref: ImageRef) -> Path:
     """Bytes with no file of their own, written once to ``uploads/<sha256>.<ext>``."""
     assert ref.data is not None and ref.sha256 is not None
-    path = run_folder() / "uploads" / f"{ref.sha256}.{_EXT.get(ref.format or '', 'img')}"
+    path = run_folder() / "uploads" / f"{ref.sha256}.{extension(ref.format)}"
     if not path.is_file():
         atomic_write_bytes(path, ref.data)
     return path

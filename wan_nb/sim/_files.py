@@ -19,10 +19,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+from .. import _spec
+from .._images import FILE_TYPES
 
-_UPLOAD = re.compile(r"^uploads/([0-9a-f]{64})\.(jpg|png|webp)$")
+# The API's formats, by extension (one table: _images.FILE_TYPES).
+CONTENT_TYPES = {FILE_TYPES[fmt][0]: FILE_TYPES[fmt][1] for fmt in _spec.IMAGE_FORMATS}
+
+_UPLOAD = re.compile(r"^uploads/([0-9a-f]{64})\.(" + "|".join(CONTENT_TYPES) + ")$")
 _RESULT = re.compile(r"^results/([A-Za-z0-9_-]+)/(\d+)\.jpg$")
 
 

@@ -30,11 +30,11 @@ from PIL import Image
 
 from .. import _spec
 from .._exceptions import Problem, RequestError
-from .._images import ImageRef, size_problem, sniff_format
+from .._images import ImageRef, extension, size_problem, sniff_format
 from .._request import Request
 from .._wire import request_from_body
 from . import _render
-from ._files import EXTENSIONS, FileAnswer, Upload
+from ._files import FileAnswer, Upload
 from ._net import is_loopback_url, loopback_client
 
 FETCH_TIMEOUT = 3.0
@@ -68,7 +68,7 @@ def decode_image(data: bytes, where: str) -> tuple[Image.Image, str]:
 def make_upload(data: bytes) -> Upload:
     """Check an uploaded input like the API checks image_urls (≤ 30 MB, JPG/PNG/WEBP)."""
     img, fmt = decode_image(data, "image_urls")
-    return Upload(hashlib.sha256(data).hexdigest(), EXTENSIONS[fmt], img.width, img.height, fmt, data)
+    return Upload(hashlib.sha256(data).hexdigest(), extension(fmt), img.width, img.height, fmt, data)
 
 
 def _fetch(url: str, where: str) -> bytes:
