@@ -202,7 +202,7 @@ def test_downloads_carry_no_authorization_header(tmp_path):
     seen_headers = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             seen_headers.append(dict(self.headers))
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
@@ -252,7 +252,7 @@ def test_one_429_pauses_every_call_of_the_client(tmp_path):
         first = await client.submit({"prompt": "fills the window", "seed": 1}, wait=0)
         second = asyncio.ensure_future(client.submit({"prompt": "gets a 429", "seed": 2}, wait=0))
         # the client has read the 429 (not only the server sent it: under load the two differ)
-        while sim.ledger()["responses"].get("429", 0) == 0 or not client.rate_gate.remaining:
+        while sim.ledger()["responses"].get("429", 0) == 0 or not client.rate_gate.remaining:  # noqa: ASYNC110 - polls another thread's state
             await asyncio.sleep(0.01)
         gets_before = sim.ledger()["requests"].get("get", 0)
         poll = asyncio.ensure_future(client.get(first.task_id))

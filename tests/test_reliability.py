@@ -16,6 +16,7 @@ Its figures are printed at the end of the run (``conftest.pytest_terminal_summar
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -26,8 +27,9 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -67,7 +69,8 @@ def report_lines() -> list[str]:
         lines.append(f"  leak scans           {f['leak_scans']} scans of files, outputs and errors, "
                      f"{f['leak_hits']} hits of the API key")
     if f["reports"]:
-        lines.append(f"  reports              {f['reports']} exported, {f['reports_escaped']} with every prompt escaped")
+        lines.append(f"  reports              {f['reports']} exported, "
+                     f"{f['reports_escaped']} with every prompt escaped")
     if f["lookups_checked"]:
         lines.append(f"  network              {f['lookups_off_loopback']} host lookups off loopback")
     return lines
@@ -124,7 +127,7 @@ def _connect(sim: Simulator, home: Path, *, http_timeout: float = 5.0, prefer_wa
 
 
 def _money(sess: wan.Session) -> tuple[int, int]:
-    row = sess.log.spend().loc["all"]
+    row: Any = sess.log.spend().loc["all"]
     return int(row["billed_quota"]), int(row["unconfirmed_quota"])
 
 
@@ -399,9 +402,9 @@ BAD_FIELDS: list[dict[str, Any]] = [
     {"action": "group", "image_urls": [URL]}, {"action": "generate", "image_urls": [URL]},
     {"action": "group", "n": 13}, {"enable_sequential": "true"}, {"enable_sequential": True, "action": "generate"},
     {"action": "group", "enable_sequential": False},
-    {"color_palette": P3[:2]}, {"color_palette": [("0A2540", 50)] + P3[1:]}, {"color_palette": "#0A2540"},
+    {"color_palette": P3[:2]}, {"color_palette": [("0A2540", 50), *P3[1:]]}, {"color_palette": "#0A2540"},
     {"color_palette": [("#000000", 33.5), ("#111111", 33.5), ("#222222", 33)]},
-    {"color_palette": P3[:2] + [("#E04B3A", 5)]}, {"color_palette": [("#000000", 0)] + P3},
+    {"color_palette": [*P3[:2], ("#E04B3A", 5)]}, {"color_palette": [("#000000", 0), *P3]},
     {"color_palette": [("#000000", 10)] * 11},
     {"action": "interactive_edit", "image_urls": [URL]},
     {"action": "interactive_edit", "image_urls": [URL], "bbox_list": [[[0, 0, 5]]]},
@@ -443,13 +446,13 @@ BAD_CONNECTS: list[dict[str, Any]] = [
 def test_bad_inputs_are_rejected_before_anything_is_sent(tmp_path):
     with Simulator(latency=0.05, api_key=SECRET) as sim:
         sess = _connect(sim, tmp_path / "runs")
-        calls: list[Callable[[], Any]] = []
-        for fields in BAD_FIELDS:
-            calls.append(lambda f=fields: wan.run(**{"prompt": "a fox", "resolution": "1K", **f}))
+        calls: list[Callable[[], Any]] = [functools.partial(wan.run, **{"prompt": "a fox", "resolution": "1K", **f})
+                                          for f in BAD_FIELDS]
         calls += [lambda o=o: wan.generate("a fox", resolution="1K", **o) for o in BAD_RUN_OPTIONS]
         calls += [lambda t=t, kw=kw: wan.sweep(t, quiet=True, **kw) for t, kw in BAD_SWEEPS]
         for kw in BAD_BUDGETS:
-            calls.append(lambda kw=kw: wan.set_budget(kw["usd"]) if "usd" in kw else wan.set_budget(per_sweep=kw["per_sweep"]))
+            calls.append(lambda kw=kw: wan.set_budget(kw["usd"]) if "usd" in kw
+                         else wan.set_budget(per_sweep=kw["per_sweep"]))
         try:
             for call in calls:
                 FIGURES["bad_tried"] += 1
