@@ -181,6 +181,16 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
                                     "give a prompt, a template with {placeholders}, or a list of them")])
     names = {n for t in templates for n in _placeholders(t)}
     placeholder_values = {k: fields.pop(k) for k in list(fields) if k in names and k not in FIELDS}
+    _check_definition(templates, names, placeholder_values, fields)
+    plan = _lay_out(templates, names, placeholder_values, fields, salt)
+    _expand(plan, templates, names)
+    return plan
+
+
+def _check_definition(templates: list[str], names: set[str], placeholder_values: dict[str, Any],
+                      fields: dict[str, Any]) -> None:
+    """Unknown fields, placeholders without values, seeds typed as text; with the fixed
+    fields' own problems, so that everything comes in one error."""
     problems = unknown_fields(fields)
     problems += [
         Problem(n, "placeholder", f"the template uses {{{n}}} but no {n}=... was given")
@@ -195,7 +205,7 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
         except RequestError as exc:
             problems += exc.problems
             del fields["seed"]
-    if problems:  # also name what is wrong with the fixed fields, so all comes at once
+    if problems:
         probe = {k: v for k, v in fields.items() if k in FIELDS and k != "prompt" and _axis_values(k, v) is None}
         try:
             from_fields({**probe, "prompt": templates[0]})
@@ -203,6 +213,10 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
             problems += exc.problems
         raise RequestError(problems)
 
+
+def _lay_out(templates: list[str], names: set[str], placeholder_values: dict[str, Any],
+             fields: dict[str, Any], salt: str) -> Plan:
+    """Axes and fixed fields; the sweep's id from its definition; random seeds drawn from that id."""
     axes: list[tuple[str, Any]] = []
     fixed: dict[str, Any] = {}
     if len(templates) > 1:
@@ -213,7 +227,6 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
             fixed[name] = value
         else:
             axes.append((name, values))
-
     identity = json.dumps(
         {"templates": templates, "axes": [(n, _jsonable(v)) for n, v in axes], "fixed": _jsonable(fixed), "salt": salt},
         sort_keys=True,
@@ -224,13 +237,17 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
     for name, values in axes:
         if not values:
             raise RequestError([Problem(name, "empty_axis", "has no values to sweep over")])
+    return Plan(sweep_id, axes, fixed)
 
-    plan = Plan(sweep_id, axes, fixed)
+
+def _expand(plan: Plan, templates: list[str], names: set[str]) -> None:
+    """One checked request per combination of axis values; a problem is named once, with
+    the cells it breaks."""
     cell_problems: dict[tuple[Any, ...], list[str]] = {}
-    for index, combo in enumerate(itertools.product(*(v for _, v in axes))):
+    for index, combo in enumerate(itertools.product(*(v for _, v in plan.axes))):
         coords = dict(zip(plan.axis_names, combo, strict=True))
         template = coords.get("template", coords.get("prompt", templates[0]))
-        cell_values = {**fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
+        cell_values = {**plan.fixed, **{k: v for k, v in coords.items() if k not in ("template", "prompt")}}
         try:
             text = template.format(**{n: cell_values[n] for n in _placeholders(template)}) if names else template
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
@@ -239,22 +256,17 @@ def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: st
             ) from None
         request_fields = {k: v for k, v in cell_values.items() if k in FIELDS}
         try:
-            req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{sweep_id}:{index}"))
+            req = from_fields({**request_fields, "prompt": text}, rng=random.Random(f"{plan.sweep_id}:{index}"))
         except RequestError as exc:
             for p in exc.problems:
                 cell_problems.setdefault((p.field, p.rule, p.message), []).append(cell_label(coords))
             continue
         plan.cells.append(PlannedCell(index, coords, req))
     if cell_problems:
-        raise RequestError(
-            [
-                Problem(
-                    f, r, f"{m} — in {len(cells)} cell(s): {'; '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}"
-                )
-                for (f, r, m), cells in cell_problems.items()
-            ]
-        )
-    return plan
+        raise RequestError([
+            Problem(f, r, f"{m} — in {len(cells)} cell(s): {'; '.join(cells[:3])}{' ...' if len(cells) > 3 else ''}")
+            for (f, r, m), cells in cell_problems.items()
+        ])
 
 
 def cell_label(coords: dict[str, Any], width: int = 30) -> str:
