@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -38,14 +39,15 @@ def simulator(latency: float, concurrency: int, *extra: str) -> Iterator[str]:
             proc.wait()
 
 
-def ledger(base_url: str) -> dict:
+def ledger(base_url: str) -> dict[str, Any]:
     """The simulator's books (requests by endpoint, tasks by status, money)."""
     origin = base_url.rsplit("/v1", 1)[0]
-    return httpx.get(origin + "/sim/ledger", timeout=10).json()
+    books: dict[str, Any] = httpx.get(origin + "/sim/ledger", timeout=10).json()
+    return books
 
 
-def requests_made(before: dict, after: dict) -> int:
+def requests_made(before: dict[str, Any], after: dict[str, Any]) -> int:
     """HTTP requests the client sent between two ledger snapshots (the ledger reads not counted)."""
     keys = set(before["requests"]) | set(after["requests"])
-    total = sum(after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in keys)
+    total: int = sum(after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in keys)
     return total - 1  # the `after` snapshot's own GET /sim/ledger is counted before it answers

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from ._sims import simulator
 
@@ -31,14 +32,14 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def child(kind: str, url: str, n: int, resolution: str, concurrency: int | None) -> dict:
+def child(kind: str, url: str, n: int, resolution: str, concurrency: int | None) -> dict[str, Any]:
     """Runs in the measuring process: a warm-up task, then the sweep being measured."""
     import wan_nb as wan
 
     with tempfile.TemporaryDirectory() as home:
         wan.connect(api_key="bench", base_url=url, home=home, quiet=True)
         wan.sweep("bench warm-up", seed=[1], resolution="1K", quiet=True).wait()
-        kw = {} if concurrency is None else {"concurrency": concurrency}
+        kw: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         rss0, cpu0, t0 = _rss_mb(), _cpu(), time.perf_counter()
         sw = wan.sweep(f"bench {kind} {resolution}", seed=list(range(1, n + 1)), resolution=resolution,
                        quiet=True, confirm=True, **kw).wait()
@@ -49,12 +50,12 @@ def child(kind: str, url: str, n: int, resolution: str, concurrency: int | None)
     return {"cpu_s": cpu, "wall_s": wall, "rss0_mb": rss0, "peak_mb": peak, "completed": done}
 
 
-def _run_child(kind: str, url: str, n: int, resolution: str, concurrency: int | None) -> dict:
+def _run_child(kind: str, url: str, n: int, resolution: str, concurrency: int | None) -> dict[str, Any]:
     args = [sys.executable, "-m", "benchmarks.client_cost", kind, url, str(n), resolution, str(concurrency or 0)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     if res["completed"] != n:
         raise RuntimeError(f"{kind}: {res['completed']}/{n} completed")
     return res

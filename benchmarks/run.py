@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
             lines += 1
             if not ok:
                 failed.append(figure)
-    print(f"# {lines} figures in {time.perf_counter() - t0:.0f} s; "
-          + (f"{len(failed)} FAIL" if failed else "all PASS") + (" (short run: targets not judged)" if args.short else ""))
+    print(
+        f"# {lines} figures in {time.perf_counter() - t0:.0f} s; "
+        + (f"{len(failed)} FAIL" if failed else "all PASS")
+        + (" (short run: targets not judged)" if args.short else "")
+    )
     return 1 if failed and not args.short else 0

@@ -49,7 +49,7 @@ def run_sweep(url: str, prompt: str, seeds: list[int], concurrency: int | None) 
     """One sweep through wan_nb in a fresh run folder: wall time and HTTP requests."""
     with tempfile.TemporaryDirectory() as home:
         wan.connect(api_key="bench", base_url=url, home=home, quiet=True)
-        kw = {} if concurrency is None else {"concurrency": concurrency}
+        kw: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
         before = ledger(url)
         t0 = time.perf_counter()
         sw = wan.sweep(prompt, seed=seeds, resolution=RESOLUTION, quiet=True, **kw).wait()
@@ -88,12 +88,14 @@ def measure(short: bool) -> list[tuple[str, float, str, bool]]:
     out = []
     with simulator(latency, width) as url:
         ratios: dict[str, list[float]] = {}
-        walls = {}
+        walls: dict[str, dict[str, Any]] = {}
         for take in range(REPEATS):  # each setting twice, in turn, with its own prompts: less noise
             for name, conc in (("default", None), (f"concurrency={width}", width)):
                 prompt = f"bench {name} lighthouse, take {take}"
                 res = run_sweep(url, prompt, seeds, conc)
-                ratios.setdefault(name, []).append(res["wall"] / fifo_makespan(durations(prompt, seeds, latency), width))
+                ratios.setdefault(name, []).append(
+                    res["wall"] / fifo_makespan(durations(prompt, seeds, latency), width)
+                )
                 walls.setdefault(name, res)
         prompt = "bench documented loop lighthouse"
         base_ideal = fifo_makespan(durations(prompt, seeds, latency), width)
@@ -101,9 +103,15 @@ def measure(short: bool) -> list[tuple[str, float, str, bool]]:
     d = sum(ratios["default"]) / REPEATS
     c = sum(ratios[f"concurrency={width}"]) / REPEATS
     b = base_wall / base_ideal
-    out.append((f"{n}-task sweep, server width {width}, ~{latency:g} s/task: wall/ideal, default settings "
-                f"(mean of {REPEATS})",
-                d, "<= 1.10", d <= 1.10))
+    out.append(
+        (
+            f"{n}-task sweep, server width {width}, ~{latency:g} s/task: wall/ideal, default settings "
+            f"(mean of {REPEATS})",
+            d,
+            "<= 1.10",
+            d <= 1.10,
+        )
+    )
     out.append((f"same, concurrency={width}: wall/ideal", c, "<= 1.10", c <= 1.10))
     out.append(("same, documented loop (sequential submit, poll every 2 s): wall/ideal", b, "(baseline)", True))
     out.append(("wan_nb default vs documented loop: times faster", b / d, "(baseline)", True))

@@ -15,6 +15,7 @@ unless the environment variable CI is set: then they fail, so CI cannot skip the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -175,10 +176,8 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield {"url": url, "token": token, "root": root, "base": base, "log": log_path,
                "home": base / "wan_home", "start_s": time.monotonic() - started, "front_end": front_end}
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -275,7 +274,7 @@ def run_cell(page: Any, i: int, *, wait_for: str | None = None, timeout: float =
 def fail_info(page: Any, lab: Any, shot: Path) -> str:
     try:
         page.screenshot(path=str(shot))
-    except Exception as exc:  # pragma: no cover - diagnostics only
+    except Exception as exc:  # noqa: BLE001 - diagnostics only: a failed screenshot must not hide the failure
         return f"(no screenshot: {exc})"
     console = "\n".join(page.console_log[-40:])
     return f"screenshot: {shot}\nconsole:\n{console}\njupyter log tail:\n{tail(lab['log'], 2500)}"

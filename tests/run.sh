@@ -7,4 +7,7 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 # Debian's Chromium for the browser tests (Playwright's own browser download cannot work
 # here). Without it they skip on a developer's machine; under CI they fail instead.
 bash tests/browser_setup.sh || [ -z "${CI:-}" ]
+# The guardrails first (configured in pyproject.toml): lint, then types, then the tests.
+python3 -m ruff check wan_nb tests benchmarks
+python3 -m mypy
 exec python3 -m pytest "$@"

@@ -105,7 +105,8 @@ window.__watch = (i) => {
     const t0 = performance.now();
     const note = () => {
         for (const a of area.querySelectorAll('a[href]')) {
-            if (a.querySelector('img[src^="data:"]') && !(a.href in window.__drawn)) window.__drawn[a.href] = Date.now();
+            if (a.querySelector('img[src^="data:"]') && !(a.href in window.__drawn))
+                window.__drawn[a.href] = Date.now();
         }
         const s = window.__gridState(i);
         const last = window.__seen[window.__seen.length - 1];
@@ -125,6 +126,7 @@ def _state(page, i: int):
 
 # --------------------------------------------------------------------------- tests
 
+
 @pytest.mark.timeout(150)
 def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
     frames: list[tuple[float, int, bool]] = []  # (time, bytes, a widget message) of each websocket frame
@@ -133,6 +135,7 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
         def received(payload):
             text = payload if isinstance(payload, str) else payload.decode("latin-1")
             frames.append((time.time(), len(payload), '"comm_' in text))
+
         ws.on("framereceived", received)
 
     page.on("websocket", on_socket)
@@ -159,7 +162,8 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
         during = _state(page, 1)
         t_two = time.monotonic() - t_run
         assert during["imgs"] < 6 and not during["progress"].startswith("6/6 done"), (
-            f"`1 + 1` only answered after the sweep had finished (kernel blocked?): {during}")
+            f"`1 + 1` only answered after the sweep had finished (kernel blocked?): {during}"
+        )
 
         # 3. Without re-running anything, the same output fills in: 6 thumbnails, 6/6 done.
         page.wait_for_function(
@@ -170,7 +174,7 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
         t_done = time.monotonic() - t_run
         final = _state(page, 1)
         seen = page.evaluate("() => window.__seen")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with the page's state
         pytest.fail(f"sweep grid did not behave: {exc}\n{_fail_info(page, lab, shot)}", pytrace=True)
 
     assert final["tagged"], f"the filled-in grid is not the view first shown (output was replaced): {final}"
@@ -190,8 +194,10 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
     grid_box.screenshot(path=str(tmp_path / "sweep_grid_only.png"))
     (tmp_path / "console.txt").write_text("\n".join(page.console_log))
     (tmp_path / "states_seen.json").write_text(json.dumps(seen, indent=1, ensure_ascii=False))
-    print(f"\nserver start {lab['start_s']:.1f} s, page ready {ready_s:.1f} s, grid shown {t_grid:.2f} s, "
-          f"`1 + 1` -> 2 at {t_two:.2f} s, 6/6 done at {t_done:.2f} s after run-all")
+    print(
+        f"\nserver start {lab['start_s']:.1f} s, page ready {ready_s:.1f} s, grid shown {t_grid:.2f} s, "
+        f"`1 + 1` -> 2 at {t_two:.2f} s, 6/6 done at {t_done:.2f} s after run-all"
+    )
     print("states seen:", *seen, sep="\n  ")
     missing = [x for x in seen if x["missing"]]
     assert not missing, "a finished cell must show a placeholder until its image is on disk"
@@ -208,8 +214,10 @@ def test_sweep_grid_fills_in_live_and_kernel_stays_free(page, lab, tmp_path):
         late[sha[:12]] = t_drawn / 1000 - t_end
     widget_bytes = sum(n for _, n, comm in frames if comm)
     thumbs = int(report["THUMBS"])
-    print(f"task end -> cell drawn: {sorted(round(v, 3) for v in late.values())} s; widget messages "
-          f"{widget_bytes} bytes for {thumbs} bytes of thumbnails ({widget_bytes / thumbs:.2f}x)")
+    print(
+        f"task end -> cell drawn: {sorted(round(v, 3) for v in late.values())} s; widget messages "
+        f"{widget_bytes} bytes for {thumbs} bytes of thumbnails ({widget_bytes / thumbs:.2f}x)"
+    )
     assert max(late.values()) < 1.0, f"cells drawn long after their run ended: {late}"
     assert widget_bytes < 3 * thumbs, "the live grid sent far more than its thumbnails (whole grid re-sent?)"
 
@@ -227,7 +235,7 @@ def test_failed_cell_shows_its_reason(page, lab, tmp_path):
             timeout=SWEEP_TIMEOUT,
         )
         final = _state(page, 1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with the page's state
         pytest.fail(f"error grid did not finish: {exc}\n{_fail_info(page, lab, shot)}", pytrace=True)
     page.screenshot(path=str(shot))
     assert final["widget"], final
@@ -274,7 +282,8 @@ def test_blocking_call_shows_a_live_status_line(page, lab):
     first = out.first.inner_text()
     assert "⏳ generate" in first
     page.wait_for_function(
-        """() => /done after/.test(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[1].innerText)""",
+        """() => /done after/.test(
+            document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[1].innerText)""",
         timeout=30_000,
     )
     assert "⏳" not in out.first.inner_text()

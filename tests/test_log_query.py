@@ -30,14 +30,26 @@ def _rows(n: int = 60) -> list[dict[str, Any]]:
     for i in range(n):
         style = STYLES[i % 3]
         cell = {"seed": i % 5, **({"style": style} if style else {}), **({"strength": i / 10} if i % 4 == 0 else {})}
-        rows.append({
-            "run_id": f"run-{i:04d}", "created_at": 1_700_000_000 + i * 3600, "sweep_id": None if i % 7 == 0 else f"sw-{i % 3}",
-            "cell": cell, "cell_index": i % 6, "tags": ["a", "b"] if i % 2 else ["c"], "prompt": f"p{i % 4}",
-            "seed": None if i % 11 == 0 else i, "resolution": ["1K", "2K", "4K"][i % 3], "width": 1024,
-            "status": ["completed", "failed", "cancelled", "queued"][i % 4], "watermark": bool(i % 2),
-            "cost_quota": None if i % 5 == 0 else 11475 * (i % 2), "note": None if i % 3 else "n",
-            "action": "generate", "n": 1 + i % 2,
-        })
+        rows.append(
+            {
+                "run_id": f"run-{i:04d}",
+                "created_at": 1_700_000_000 + i * 3600,
+                "sweep_id": None if i % 7 == 0 else f"sw-{i % 3}",
+                "cell": cell,
+                "cell_index": i % 6,
+                "tags": ["a", "b"] if i % 2 else ["c"],
+                "prompt": f"p{i % 4}",
+                "seed": None if i % 11 == 0 else i,
+                "resolution": ["1K", "2K", "4K"][i % 3],
+                "width": 1024,
+                "status": ["completed", "failed", "cancelled", "queued"][i % 4],
+                "watermark": bool(i % 2),
+                "cost_quota": None if i % 5 == 0 else 11475 * (i % 2),
+                "note": None if i % 3 else "n",
+                "action": "generate",
+                "n": 1 + i % 2,
+            }
+        )
     return rows
 
 
@@ -118,7 +130,8 @@ def test_filters_run_as_sql_and_select_what_pandas_selects(log, filters):
 def test_a_date_without_a_zone_means_utc(log):
     # pandas refuses to compare a UTC column with a date without a zone; the log reads it as UTC
     assert _ids(log.runs(where="created_at > '2023-11-15'")) == _ids(
-        log.runs(where="created_at > '2023-11-15T00:00:00+00:00'"))
+        log.runs(where="created_at > '2023-11-15T00:00:00+00:00'")
+    )
 
 
 def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
@@ -127,7 +140,8 @@ def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
         with pytest.raises(query.Untranslatable):
             query.where_clause(where)
         assert _ids(log.runs(where=where, status="completed")) == _ids(
-            apply_filters(apply_filters(every, status="completed"), where))
+            apply_filters(apply_filters(every, status="completed"), where)
+        )
     mask = log.runs(where=lambda df: df["seed"] > 50)
     assert _ids(mask) == _ids(every[every["seed"] > 50])
 
@@ -137,11 +151,12 @@ def test_pages_counts_and_distinct_values(log):
     pages = [_ids(log.runs(status=["completed", "failed"], limit=7, offset=o)) for o in range(0, 40, 7)]
     assert [run for page in pages for run in page] == every
     assert log.count(status=["completed", "failed"]) == len(every)
-    assert _ids(log.runs(where="seed > seed.median()", limit=3, offset=2)) == _ids(
-        log.runs(where="seed > seed.median()"))[2:5]
+    assert (
+        _ids(log.runs(where="seed > seed.median()", limit=3, offset=2))
+        == _ids(log.runs(where="seed > seed.median()"))[2:5]
+    )
     assert log.distinct("resolution") == ["1K", "2K", "4K"]
-    assert log.distinct("status", sweep_id="sw-1") == sorted(
-        set(log.runs(sweep_id="sw-1")["status"]), key=STATES.index)
+    assert log.distinct("status", sweep_id="sw-1") == sorted(set(log.runs(sweep_id="sw-1")["status"]), key=STATES.index)
     assert log.distinct("style") == ["ink", "oil", None]
     assert log.distinct("seed", where="seed < 4") == [1, 2, 3]
     assert log.distinct("sweep_id", newest_first=True) == ["sw-2", "sw-1", "sw-0", None]

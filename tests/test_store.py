@@ -14,7 +14,8 @@ from PIL import Image
 
 from wan_nb import _atomic
 from wan_nb._exceptions import DownloadError
-from wan_nb._store import THUMB_SIDE, Store, StoredImage
+from wan_nb._store import Store, StoredImage
+from wan_nb._thumbs import THUMB_SIDE
 
 
 def image_bytes(w: int, h: int, fmt: str = "PNG", color=(200, 40, 40), mode: str = "RGB") -> bytes:

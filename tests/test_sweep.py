@@ -78,7 +78,7 @@ def test_session_budget_is_never_exceeded(sim, sess):
 
 
 def test_rerunning_finished_fixed_seed_sweep_is_free(sim, sess, capsys):
-    kw = dict(animal=["fox", "owl"], seed=range(2), resolution="1K")
+    kw = {"animal": ["fox", "owl"], "seed": range(2), "resolution": "1K"}
     first = wan.sweep("a {animal} in snow", **kw).wait()
     capsys.readouterr()
     again = wan.sweep("a {animal} in snow", **kw).wait()
@@ -130,7 +130,7 @@ def test_bad_cells_are_named_before_anything_is_sent(sim, sess):
     with pytest.raises(wan.RequestError) as info:
         wan.sweep("x", action="group", resolution=["1K", "4K"])
     assert info.value.problems[0].field == "resolution" and "resolution=4K" in str(info.value)
-    with pytest.raises(wan.RequestError, match="placeholder|animal"):
+    with pytest.raises(wan.RequestError, match=r"placeholder|animal"):
         wan.sweep("a {animal}")
     assert sim.ledger()["requests"].get("submit", 0) == 0
 
@@ -268,7 +268,7 @@ def test_live_view_sends_each_cell_when_it_changes_and_each_thumbnail_once(sim, 
         def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
             sent.append(json.dumps(data, default=str))
 
-    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: Recording(*a, **k))
+    monkeypatch.setattr(comm, "create_comm", Recording)
     sw = wan.sweep("view {i}", i=list(range(6)), resolution="1K", seed=1, start=False, quiet=True)
     bundle = sw._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and "wan-grid" in bundle["text/html"]

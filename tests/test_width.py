@@ -96,7 +96,7 @@ def test_finds_the_width_of_a_queueing_server(width):
 
 def test_backs_off_when_queueing_time_grows():
     est = WidthEstimate()
-    ratio, windows, most = serve(est, 300, 3, seed=4)
+    _ratio, windows, most = serve(est, 300, 3, seed=4)
     assert most > 3, "never probed above the width"
     assert not est.slow_start, "never saw the queue"
     settled = windows[-100:]

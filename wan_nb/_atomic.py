@@ -7,6 +7,7 @@ the rename, is the only write that survives both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -28,10 +29,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> P
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     if durable:
         fsync_dir(path.parent)

@@ -20,9 +20,10 @@ import inspect
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -317,7 +318,7 @@ class AsyncClient:
 
     # -- the four task calls -----------------------------------------------------------
     async def submit(
-        self, request: Request | dict, *, idempotency_key: str | None = None, wait: float | None = None
+        self, request: Request | dict[str, Any], *, idempotency_key: str | None = None, wait: float | None = None
     ) -> Task:
         """Submit once (retries reuse the same Idempotency-Key, so one bill at most)."""
         req = await self.prepare_inputs(as_request(request))
@@ -394,9 +395,9 @@ class AsyncClient:
                         exc, f"task {task.task_id} was {task.status} and may still finish and be billed; "
                              f"wan.fetch({task.task_id!r}) or running the same request again picks it up") from exc
         except asyncio.CancelledError:
-            after = await self._cancel_quietly(task)
-            if after is not None:
-                _notify(on_update, after)  # the server's word on what became of the task
+            ended = await self._cancel_quietly(task)
+            if ended is not None:
+                _notify(on_update, ended)  # the server's word on what became of the task
             raise
         _notify(on_update, task)
         return _raise_for_task(task)
@@ -410,7 +411,7 @@ class AsyncClient:
         """
         try:
             task = await asyncio.wait_for(self.submit(req, idempotency_key=key, wait=0), timeout=10)
-        except (WanError, asyncio.TimeoutError):
+        except (TimeoutError, WanError):
             return None
         return await self._cancel_quietly(task)
 
@@ -420,7 +421,7 @@ class AsyncClient:
             return task
         try:
             return await asyncio.wait_for(self.cancel(task.task_id), timeout=10)
-        except (WanError, asyncio.TimeoutError):
+        except (TimeoutError, WanError):
             return None
 
     # -- results -----------------------------------------------------------------------
@@ -453,7 +454,7 @@ class AsyncClient:
 
     async def complete(
         self,
-        request: Request | dict,
+        request: Request | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         task_id: str | None = None,
@@ -506,7 +507,7 @@ class AsyncClient:
 
     async def run(
         self,
-        request: Request | dict,
+        request: Request | dict[str, Any],
         *,
         idempotency_key: str | None = None,
         task_id: str | None = None,
@@ -549,7 +550,7 @@ class FileSink:
     def start(self) -> None:
         """(Re)start the body: an attempt that broke off half-way leaves nothing behind."""
         self.close()
-        self._fh = open(self.path, "wb")
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - held across chunks; closed by close()
         self._hash = hashlib.sha256()
         self.size = 0
 

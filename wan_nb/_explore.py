@@ -45,7 +45,7 @@ AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit")  # also offered as rows
 
 def _axis_options(log: Log) -> list[str]:
     """Sweep axes (the keys of logged cells), then the request parameters, then extras."""
-    names = log.cell_keys() + [c for c in schema.PARAMETERS] + list(AXIS_EXTRA)
+    names = log.cell_keys() + list(schema.PARAMETERS) + list(AXIS_EXTRA)
     return list(dict.fromkeys(names))
 
 
@@ -211,10 +211,11 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         keep_r, keep_c = {_key(v) for v in page_rows}, {_key(v) for v in page_cols}
         # only the page's runs are read: its row and column values go to SQL as filters
         # (when an axis is also a filter, or holds lists, SQL reads a little more and pandas keeps the page)
-        narrow = {name: values for name, values in ((rows, page_rows), (cols, page_cols))
+        narrow: dict[str, Any] = {name: values for name, values in ((rows, page_rows), (cols, page_cols))
                   if name not in filters and all(not isinstance(v, (list, dict)) for v in values)}
         df, images = log.frames(where, **filters, **(narrow if rows != cols else {}))
-        mask = [(_key(_plain(a)) in keep_r and _key(_plain(b)) in keep_c) for a, b in zip(df[rows], df[cols])]
+        mask = [(_key(_plain(a)) in keep_r and _key(_plain(b)) in keep_c)
+                for a, b in zip(df[rows], df[cols], strict=True)]
         page = df[mask]
         self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}")
         self.grid.legend = {}  # the filters say what is shared; labels say the rest
@@ -226,7 +227,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.summary.value = (
             f"<span style='{FONT};color:#555'>{total} run{'s' if total != 1 else ''} · rows "
             f"{r0 + 1}-{r0 + len(page_rows)} of {len(row_values)} · columns {c0 + 1}-{c0 + len(page_cols)} "
-            f"of {len(col_values)}</span>")
+            f"of {len(col_values)}</span>"
+        )
 
     def _show_grid(self, grid: Grid) -> None:
         budget = self.max_images
@@ -237,20 +239,24 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             for cv in grid.col_values:
                 cell = grid.cells.get(cell_key(rv, cv))
                 items = cell.items if cell is not None else []
-                shown = items[:min(PER_CELL, budget)]
+                shown = items[: min(PER_CELL, budget)]
                 budget -= len(shown)
                 tiles = [self._tile(it) for it in shown]
                 if len(items) > len(shown):
-                    tiles.append(widgets.HTML(f"<span style='{FONT};color:#777'>+{len(items) - len(shown)} more</span>"))
+                    tiles.append(
+                        widgets.HTML(f"<span style='{FONT};color:#777'>+{len(items) - len(shown)} more</span>")
+                    )
                 if not items:
                     tiles = [widgets.HTML("<span style='color:#bbb'>—</span>")]
-                box = widgets.HBox(tiles, layout=widgets.Layout(flex_flow="row wrap", border="1px solid #ddd",
-                                                                padding="2px"))
+                box = widgets.HBox(
+                    tiles, layout=widgets.Layout(flex_flow="row wrap", border="1px solid #ddd", padding="2px")
+                )
                 box.add_class("wan-explore-cell")
                 children.append(box)
         self.grid_box.layout = widgets.Layout(
             grid_template_columns=f"160px repeat({len(grid.col_values)}, minmax({THUMB_PX + 8}px, max-content))",
-            grid_gap="2px")
+            grid_gap="2px",
+        )
         self.grid_box.children = children
 
     @staticmethod
@@ -267,15 +273,21 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             except OSError:
                 data = None
         if data is not None:
-            face = widgets.Image(value=data, format="jpeg", layout=widgets.Layout(
-                max_width=f"{THUMB_PX}px", max_height=f"{THUMB_PX}px"))
+            face = widgets.Image(
+                value=data, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_PX}px", max_height=f"{THUMB_PX}px")
+            )
         else:
             why = item.error or item.status or "no image"
-            face = widgets.HTML(f"<div style='{FONT};width:{THUMB_PX}px;color:#a00;overflow-wrap:anywhere' "
-                                f"title='{esc(why)}'>✕ {esc(short(why, 80))}</div>")
+            face = widgets.HTML(
+                f"<div style='{FONT};width:{THUMB_PX}px;color:#a00;overflow-wrap:anywhere' "
+                f"title='{esc(why)}'>✕ {esc(short(why, 80))}</div>"
+            )
         label = item.caption or (item.run_id or "")[-8:]
-        button = widgets.Button(description=short(label, 18) or "details", tooltip=f"{item.run_id}: show this run",
-                                layout=widgets.Layout(width=f"{THUMB_PX}px"))
+        button = widgets.Button(
+            description=short(label, 18) or "details",
+            tooltip=f"{item.run_id}: show this run",
+            layout=widgets.Layout(width=f"{THUMB_PX}px"),
+        )
         button.add_class("wan-explore-open")
         button.on_click(lambda _, rid=item.run_id: self.select(rid) if rid else None)
         tile = widgets.VBox([face, button], layout=widgets.Layout(margin="1px"))
@@ -297,33 +309,64 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         self.selected = run_id
         made_from = self._made_from(run_id)
-        facts = [(k, row.get(k)) for k in ("run_id", "status", "action", "prompt", "n", "seed", "aspect_ratio",
-                                           "resolution", "width", "height", "watermark", "thinking_mode",
-                                           "color_palette", "bbox_list", "images_in", "sweep_id", "cell",
-                                           "tags", "cost_usd", "cache_hit", "cached_from", "task_id",
-                                           "error_code", "error_message")]
+        facts = [
+            (k, row.get(k))
+            for k in (
+                "run_id",
+                "status",
+                "action",
+                "prompt",
+                "n",
+                "seed",
+                "aspect_ratio",
+                "resolution",
+                "width",
+                "height",
+                "watermark",
+                "thinking_mode",
+                "color_palette",
+                "bbox_list",
+                "images_in",
+                "sweep_id",
+                "cell",
+                "tags",
+                "cost_usd",
+                "cache_hit",
+                "cached_from",
+                "task_id",
+                "error_code",
+                "error_message",
+            )
+        ]
         created = row.get("created_at")
         if isinstance(created, (int, float)):
-            facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.UTC)
-                             .strftime("%Y-%m-%d %H:%M:%S UTC")))
-        table = "".join(f"<tr><th style='text-align:left;padding-right:10px;vertical-align:top'>{esc(k)}</th>"
-                        f"<td style='overflow-wrap:anywhere'>{esc(format_value(v))}</td></tr>"
-                        for k, v in facts if v is not None and v != [] and v != {})
+            facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")))
+        table = "".join(
+            f"<tr><th style='text-align:left;padding-right:10px;vertical-align:top'>{esc(k)}</th>"
+            f"<td style='overflow-wrap:anywhere'>{esc(format_value(v))}</td></tr>"
+            for k, v in facts
+            if v is not None and v != [] and v != {}
+        )
         info = widgets.HTML(f"<div style='{FONT}'><b>run {esc(run_id)}</b><table>{table}</table></div>")
         info.add_class("wan-explore-info")
         parents = [widgets.Button(description=short(p, 22), tooltip=f"show {p}") for p in made_from]
-        for button, parent in zip(parents, made_from):
+        for button, parent in zip(parents, made_from, strict=True):
             button.on_click(lambda _, p=parent: self.select(p))
         lineage = widgets.HBox([widgets.HTML(f"<b style='{FONT}'>made from:</b>"), *parents]) if parents else None
-        open_button = widgets.Button(description="open in form", icon="edit",
-                                     tooltip="a form pre-filled with this run's fields")
+        open_button = widgets.Button(
+            description="open in form", icon="edit", tooltip="a form pre-filled with this run's fields"
+        )
         open_button.on_click(lambda _: self._open_clicked(run_id))
-        compare_button = widgets.Button(description="compare with…", icon="columns",
-                                        tooltip="then click another image to compare the two runs")
+        compare_button = widgets.Button(
+            description="compare with…", icon="columns", tooltip="then click another image to compare the two runs"
+        )
         compare_button.on_click(lambda _: self.compare_with(run_id))
         full = [self._full_image(Path(im["path"])) for im in row.get("images", [])[:FULL_IMAGES]]
-        parts = [info] + ([lineage] if lineage else []) + [widgets.HBox([open_button, compare_button]),
-                                                             *[f for f in full if f is not None]]
+        parts = (
+            [info]
+            + ([lineage] if lineage else [])
+            + [widgets.HBox([open_button, compare_button]), *[f for f in full if f is not None]]
+        )
         self.detail.children = parts
 
     def _open_clicked(self, run_id: str) -> None:
@@ -352,8 +395,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def compare_with(self, run_id: str) -> None:
         """Start "compare with…": the next run selected is compared with ``run_id``."""
         self._compare_from = run_id
-        self.message.value = (f"<span style='{FONT};color:#555'>click another image to compare it with "
-                              f"{esc(run_id)}</span>")
+        self.message.value = (
+            f"<span style='{FONT};color:#555'>click another image to compare it with {esc(run_id)}</span>"
+        )
 
     def open_in_form(self, run_id: str) -> Any:
         """A form pre-filled with the run's fields (its images found again on disk), shown below."""
@@ -375,15 +419,20 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         bundle["text/plain"] = repr(self)
         grid = self.grid.to_html_fragment() if self.grid is not None else "<i>no runs match</i>"
         filters = ", ".join(f"{k}={v}" for k, v in self.filters.items()) or "none"
-        bundle["text/html"] = (f"<div class='wan-explore-static' style='{FONT}'><b>wan_nb log explorer</b> "
-                               f"(static view) · filters: {esc(filters)}{grid}</div>")
+        bundle["text/html"] = (
+            f"<div class='wan-explore-static' style='{FONT}'><b>wan_nb log explorer</b> "
+            f"(static view) · filters: {esc(filters)}{grid}</div>"
+        )
         return bundle
 
 
 def form_fields(log: Log, row: dict[str, Any]) -> dict[str, Any]:
     """A logged run's fields as ``wan.form(**fields)`` takes them (inputs found by sha256)."""
-    fields: dict[str, Any] = {k: row.get(k) for k in ("prompt", "n", "seed", "aspect_ratio", "resolution",
-                                                      "watermark") if row.get(k) is not None}
+    fields: dict[str, Any] = {
+        k: row.get(k)
+        for k in ("prompt", "n", "seed", "aspect_ratio", "resolution", "watermark")
+        if row.get(k) is not None
+    }
     fields["mode"] = row.get("action") or "generate"
     if row.get("action") == "generate" and row.get("thinking_mode") is not None:
         fields["thinking_mode"] = bool(row["thinking_mode"])
@@ -401,7 +450,7 @@ def _input_file(log: Log, name: str) -> Any:
     """An input named as the log names it ("sha256:…" or a URL), as a file or URL to send again."""
     if not name.startswith("sha256:"):
         return name
-    sha = name[len("sha256:"):]
+    sha = name[len("sha256:") :]
     for folder in ("uploads",):
         for path in (log.root / folder).glob(f"{sha}.*"):
             return path
@@ -409,5 +458,6 @@ def _input_file(log: Log, name: str) -> Any:
     for path in found["path"]:
         if path and Path(path).is_file():
             return Path(path)
-    raise FileNotFoundError(f"the input image sha256:{sha[:12]}… is not in the run folder any more; "
-                            "pick it again in the form")
+    raise FileNotFoundError(
+        f"the input image sha256:{sha[:12]}… is not in the run folder any more; pick it again in the form"
+    )

@@ -16,16 +16,20 @@ from __future__ import annotations
 import functools
 import io
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from . import _states as S
 from ._atomic import atomic_write_bytes, atomic_write_text
-from ._html_parts import EMBED_SIDE, FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
-from ._store import THUMB_SIDE
+from ._html_parts import FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
+from ._thumbs import EMBED_SIDE, THUMB_SIDE, shrink
+
+if TYPE_CHECKING:
+    from ._sweep import SweepCell
 
 BOX = 160  # CSS px of the square each thumbnail is fitted into
 PNG_BOX = 200  # px of the same square in PNG output
@@ -50,7 +54,7 @@ class CellItem:
     run_id: str | None = None  # the run it shows (a widget over the grid opens it on a click)
 
     @classmethod
-    def of_image(cls, image: Any, caption: str = "") -> "CellItem":
+    def of_image(cls, image: Any, caption: str = "") -> CellItem:
         """A finished item for an image on disk (a StoredImage)."""
         return cls(thumb=image.thumb_path, full=image.path, status=S.COMPLETED, caption=caption,
                    width=image.width, height=image.height)
@@ -63,6 +67,18 @@ class Cell:
     items: list[CellItem] = field(default_factory=list)
 
 
+def cell_items(cell: SweepCell) -> list[CellItem]:
+    """A cell's images, or its placeholder; no caption: the row and column labels say which cell."""
+    if cell.result is not None:
+        cap = "cache hit" if cell.result.cache_hit else ""
+        return [CellItem.of_image(i, cap) for i in cell.result.images]
+    status = cell.status
+    if status == "processing" and cell.progress is not None:
+        status = f"processing {cell.progress}%"
+    w, h = cell.request.output_size
+    return [CellItem(thumb=None, full=None, status=status, error=cell.error, width=w, height=h)]
+
+
 def _key(value: Any) -> Any:
     """A hashable stand-in for a row/column value (lists and dicts from JSON columns)."""
     if isinstance(value, list | tuple):
@@ -72,12 +88,12 @@ def _key(value: Any) -> Any:
     return value
 
 
-def cell_key(row_value: Any, col_value: Any) -> tuple:
+def cell_key(row_value: Any, col_value: Any) -> tuple[Any, ...]:
     """The key of ``cells`` for a (row value, column value) pair."""
     return (_key(row_value), _key(col_value))
 
 
-def _lookup(cells: Mapping[tuple, Cell], row_value: Any, col_value: Any) -> Cell | None:
+def _lookup(cells: Mapping[tuple[Any, ...], Cell], row_value: Any, col_value: Any) -> Cell | None:
     found = cells.get(cell_key(row_value, col_value))
     if found is None:
         try:
@@ -175,7 +191,8 @@ def legend_html(legend: Mapping[str, Any]) -> str:
     parts = " · ".join(
         f'<span style="white-space:nowrap"><b>{esc(k)}</b> = {label_html(v, 120)}</span>' for k, v in legend.items()
     )
-    return f'<div style="margin:4px 0 8px 0;color:#333"><span style="color:#777">Same in every run:</span> {parts}</div>'
+    return (f'<div style="margin:4px 0 8px 0;color:#333"><span style="color:#777">Same in every run:</span> '
+            f'{parts}</div>')
 
 
 TH_STYLE = "border:1px solid #ddd;padding:4px 6px;background:#fafafa;vertical-align:middle;text-align:center"
@@ -188,7 +205,9 @@ def grid_header_html(title: str | None, progress_line: str | None, legend: Mappi
     """The lines above a grid: title, progress, the legend (shared by the table and the live view)."""
     out = []
     if title:
-        out.append(f'<div class="wan-title" style="font-weight:600;font-size:14px;margin-bottom:2px">{esc(title)}</div>')
+        out.append(
+            f'<div class="wan-title" style="font-weight:600;font-size:14px;margin-bottom:2px">{esc(title)}</div>'
+        )
     if progress_line:
         out.append(f'<div class="wan-progress" style="color:#555;margin-bottom:2px">{esc(progress_line)}</div>')
     out.append(legend_html(legend))
@@ -212,7 +231,7 @@ def render_grid_html(
     col_name: str,
     row_values: Sequence[Any],
     col_values: Sequence[Any],
-    cells: Mapping[tuple, Cell],
+    cells: Mapping[tuple[Any, ...], Cell],
     legend: Mapping[str, Any],
     title: str | None = None,
     progress_line: str | None = None,
@@ -226,7 +245,9 @@ def render_grid_html(
     """
     out = [f'<div class="wan-grid" style="{FONT};color:#222">', grid_header_html(title, progress_line, legend)]
     out.append('<table style="border-collapse:collapse">')
-    out.append(f'<thead><tr><th style="{TH_STYLE};color:#777;font-weight:normal">{corner_html(row_name, col_name)}</th>')
+    out.append(
+        f'<thead><tr><th style="{TH_STYLE};color:#777;font-weight:normal">{corner_html(row_name, col_name)}</th>'
+    )
     for cv in col_values:
         out.append(f'<th style="{COL_LABEL_STYLE}">{label_html(cv, 160)}</th>')
     out.append("</tr></thead><tbody>")
@@ -242,7 +263,14 @@ def render_grid_html(
 # --------------------------------------------------------------------------- PNG
 
 
-_SYSTEM_FONTS = ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc", "LiberationSans-Regular.ttf", "segoeui.ttf")
+_SYSTEM_FONTS = (
+    "DejaVuSans.ttf",
+    "Arial.ttf",
+    "arial.ttf",
+    "Helvetica.ttc",
+    "LiberationSans-Regular.ttf",
+    "segoeui.ttf",
+)
 _ASCII = str.maketrans({"×": "x", "…": "...", "·": "|", "↓": "", "→": "", "✕": "x", "—": "-"})
 
 
@@ -272,11 +300,12 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int, max_lines
                 continue
             if line:
                 lines.append(line)
-            while draw.textlength(word, font=font) > width and len(word) > 1:  # one long word
-                cut = max(1, int(len(word) * width / max(1.0, draw.textlength(word, font=font))))
-                lines.append(word[:cut])
-                word = word[cut:]
-            line = word
+            rest = word
+            while draw.textlength(rest, font=font) > width and len(rest) > 1:  # one long word
+                cut = max(1, int(len(rest) * width / max(1.0, draw.textlength(rest, font=font))))
+                lines.append(rest[:cut])
+                rest = rest[cut:]
+            line = rest
         lines.append(line)
     if len(lines) > max_lines:
         lines = lines[:max_lines]
@@ -284,7 +313,9 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int, max_lines
     return lines
 
 
-def _draw_lines(draw: ImageDraw.ImageDraw, xy: tuple[int, int], lines: list[str], font: Any, fill: str, lh: int) -> None:
+def _draw_lines(
+    draw: ImageDraw.ImageDraw, xy: tuple[int, int], lines: list[str], font: Any, fill: str, lh: int
+) -> None:
     x, y = xy
     for line in lines:
         draw.text((x, y), line, font=font, fill=fill)
@@ -292,7 +323,13 @@ def _draw_lines(draw: ImageDraw.ImageDraw, xy: tuple[int, int], lines: list[str]
 
 
 def _paste_item(
-    canvas: Image.Image, draw: ImageDraw.ImageDraw, item: CellItem, x: int, y: int, font: Any, lh: int,
+    canvas: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    item: CellItem,
+    x: int,
+    y: int,
+    font: Any,
+    lh: int,
     text: Callable[[str], str],
 ) -> None:
     box = PNG_BOX
@@ -303,10 +340,8 @@ def _paste_item(
             if cand is None:
                 continue
             try:
-                with Image.open(cand) as im:
-                    im = ImageOps.exif_transpose(im)
-                    im.thumbnail((box, box))
-                    img = im.convert("RGB")
+                with Image.open(cand) as opened:
+                    img = shrink(opened, box)
                 break
             except (OSError, ValueError):
                 continue
@@ -315,7 +350,7 @@ def _paste_item(
         canvas.paste(img, (x + (box - img.width) // 2, y + (box - img.height) // 2))
     elif state == "failed":
         draw.rectangle([x, y, x + box - 1, y + box - 1], fill="#fff3f3", outline="#dd3333", width=2)
-        lines = [text(f"✕ {item.status or 'error'}")] + _wrap(draw, text(item.error or ""), font, box - 12, 8)
+        lines = [text(f"✕ {item.status or 'error'}"), *_wrap(draw, text(item.error or ""), font, box - 12, 8)]
         _draw_lines(draw, (x + 6, y + 6), lines, font, "#aa0000", lh)
     else:
         label = "image file missing" if state == "done" else (item.status or "pending")
@@ -333,7 +368,7 @@ def render_grid_png(
     col_name: str,
     row_values: Sequence[Any],
     col_values: Sequence[Any],
-    cells: Mapping[tuple, Cell],
+    cells: Mapping[tuple[Any, ...], Cell],
     legend: Mapping[str, Any],
     path: str | Path,
     title: str | None = None,
@@ -341,7 +376,10 @@ def render_grid_png(
 ) -> Path:
     """The same grid as one PNG (for slides, chat, a README); written atomically."""
     (font, unicode_ok), (bold, _) = _font(13), _font(15)
-    text = (lambda v: v) if unicode_ok else (lambda v: v.translate(_ASCII))
+
+    def text(value: str) -> str:
+        return value if unicode_ok else value.translate(_ASCII)
+
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     top_y, bottom_y = font.getbbox("Ag")[1::2]
     lh = int(bottom_y - top_y) + 5
@@ -352,7 +390,9 @@ def render_grid_png(
     cell_h = PNG_BOX + lh + 2 * gap
     grid_w = label_w + len(col_values) * cell_w
     col_lines = [_wrap(probe, text(format_value(v)), font, cell_w - 2 * gap, 3) for v in col_values]
-    row_lines = [_wrap(probe, text(format_value(v)), font, label_w - 2 * gap, max(1, cell_h // lh - 1)) for v in row_values]
+    row_lines = [
+        _wrap(probe, text(format_value(v)), font, label_w - 2 * gap, max(1, cell_h // lh - 1)) for v in row_values
+    ]
     head_h = max([len(x) for x in col_lines] + [2]) * lh + 2 * gap
 
     top: list[tuple[list[str], Any, str]] = []
@@ -415,22 +455,22 @@ class Grid:
     col_name: str
     row_values: list[Any]
     col_values: list[Any]
-    cells: dict[tuple, Cell]
+    cells: dict[tuple[Any, ...], Cell]
     legend: dict[str, Any] = field(default_factory=dict)
     title: str | None = None
     progress_line: str | None = None
 
     def _data(self) -> dict[str, Any]:
-        return dict(
-            row_name=self.row_name,
-            col_name=self.col_name,
-            row_values=self.row_values,
-            col_values=self.col_values,
-            cells=self.cells,
-            legend=self.legend,
-            title=self.title,
-            progress_line=self.progress_line,
-        )
+        return {
+            "row_name": self.row_name,
+            "col_name": self.col_name,
+            "row_values": self.row_values,
+            "col_values": self.col_values,
+            "cells": self.cells,
+            "legend": self.legend,
+            "title": self.title,
+            "progress_line": self.progress_line,
+        }
 
     def cell(self, row_value: Any, col_value: Any) -> Cell | None:
         """The cell at (row value, column value), or None if no run has those values."""
@@ -464,8 +504,8 @@ __all__ = [
     "CellItem",
     "Grid",
     "cell_key",
+    "legend_html",
     "render_grid_html",
     "render_grid_png",
     "render_item_html",
-    "legend_html",
 ]

@@ -9,26 +9,20 @@ report shows them without a server).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as _dt
 import functools
 import html
-import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
-# Longest side of thumbnails embedded in HTML. Small on purpose: a grid of 100 cells
-# must not turn a notebook into tens of megabytes.
-EMBED_SIDE = 192
-EMBED_QUALITY = 78
+from ._thumbs import EMBED_QUALITY, EMBED_SIDE, data_uri, jpeg, shrink
+from ._values import is_missing
 
 # No quotes inside: it goes into style='...' and style="..." attributes alike.
 FONT = "font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:12px;line-height:1.35"
@@ -37,20 +31,6 @@ FONT = "font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size
 def esc(value: Any) -> str:
     """HTML-escape anything (quotes too, so the result is safe inside attributes)."""
     return html.escape(value if isinstance(value, str) else format_value(value), quote=True)
-
-
-def is_missing(value: Any) -> bool:
-    """None, NaN, NaT and pd.NA all mean "no value" in a log row."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, (str, list, tuple, dict)):
-        return False
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # array-likes: not a single missing value
-        return False
 
 
 def format_value(value: Any) -> str:
@@ -104,12 +84,7 @@ def href(path: str | Path, base: str | Path | None = None) -> str:
 def _embedded_jpeg(path: str, mtime_ns: int, size: int, side: int) -> str:
     # mtime_ns and size are part of the cache key so a rewritten file is re-read.
     with Image.open(path) as opened:
-        im = ImageOps.exif_transpose(opened)
-        im.thumbnail((side, side))
-        im = flatten_to_rgb(im)
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=EMBED_QUALITY, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        return data_uri(jpeg(shrink(opened, side), EMBED_QUALITY))
 
 
 def thumb_data_uri(*candidates: str | Path | None, side: int = EMBED_SIDE) -> str | None:
@@ -124,29 +99,6 @@ def thumb_data_uri(*candidates: str | Path | None, side: int = EMBED_SIDE) -> st
         except (OSError, ValueError, Image.DecompressionBombError):
             continue
     return None
-
-
-def flatten_to_rgb(im: Image.Image) -> Image.Image:
-    """RGB for JPEG: transparent areas become white instead of black."""
-    if im.mode == "RGB":
-        return im
-    if im.mode in ("RGBA", "LA", "P", "PA"):
-        im = im.convert("RGBA")
-        bg = Image.new("RGB", im.size, (255, 255, 255))
-        bg.paste(im, mask=im.getchannel("A"))
-        return bg
-    return im.convert("RGB")
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def document(title: str, body: str) -> str:

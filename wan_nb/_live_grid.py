@@ -34,6 +34,7 @@ from ._grid import (
     TH_STYLE,
     Cell,
     cell_body_html,
+    cell_items,
     cell_key,
     corner_html,
     grid_header_html,
@@ -108,8 +109,6 @@ class LiveGrid:
         return f'<div style="{FONT};color:#222">{body}</div>'
 
     def _cell_html(self, key: tuple[Any, ...]) -> str:
-        from ._sweep import cell_items
-
         indexes = self.members.get(key, [])
         items = [dataclasses.replace(item, status=LIVE_LABEL.get(item.status, item.status))
                  for i in indexes for item in cell_items(self.sweep.cells[i])]

@@ -31,9 +31,10 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -42,12 +43,10 @@ from . import _log_schema as schema
 from . import _spec, _states
 from ._atomic import atomic_write_bytes
 from ._exceptions import ConfigError
-from ._html_parts import is_missing
 from ._log_query import Clause
 from ._request import unicode_problem
 
 BUSY_TIMEOUT_S = 60.0
-DERIVED_COLUMNS = ("n_images", "paths", "duration_s")
 IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
 
 Where = str | Callable[[pd.DataFrame], Any] | None
@@ -91,7 +90,7 @@ def to_sql_value(col: schema.Column, value: Any) -> Any:
     """
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         pass
-    elif is_missing(value):
+    elif schema.is_missing(value):
         return None
     elif type(value).__module__ == "numpy" and hasattr(value, "item"):
         value = value.item()  # np.int64 from a DataFrame, np.bool_, ...
@@ -112,7 +111,7 @@ def to_sql_value(col: schema.Column, value: Any) -> Any:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-            return int(value)
+            return int(float(value))
         raise ValueError(f"{name}: expected an integer, {got}")
     if kind == "bool":
         if isinstance(value, bool):
@@ -173,9 +172,10 @@ def _typed_column(col: schema.Column, s: pd.Series) -> pd.Series:
     if kind == "real":
         return pd.to_numeric(s, errors="coerce").astype("Float64")
     if kind == "bool":
-        return pd.Series(pd.array([None if is_missing(v) else bool(v) for v in s], dtype="boolean"), index=s.index)
+        flags = [None if schema.is_missing(v) else bool(v) for v in s]
+        return pd.Series(pd.array(flags, dtype="boolean"), index=s.index)
     if kind == "category":
-        seen = [v for v in pd.unique(s.dropna())]
+        seen = list(pd.unique(s.dropna()))
         order = schema.CATEGORY_ORDER.get(col.name, ())
         cats = [c for c in order if c in seen] + sorted(v for v in seen if v not in order)
         return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=cats), index=s.index)
@@ -206,10 +206,7 @@ def _norm(value: Any) -> Any:
 
 
 def _filter_mask(s: pd.Series, name: str, want: Any) -> pd.Series:
-    if isinstance(want, (str, bytes, dict)) or not isinstance(want, Iterable):
-        values = [want]
-    else:
-        values = list(want)
+    values = [want] if isinstance(want, (str, bytes, dict)) or not isinstance(want, Iterable) else list(want)
     if name in schema.CONTAINS_FILTER:  # tags="portrait": rows whose list contains it
         return s.map(lambda xs: isinstance(xs, list) and any(v in xs for v in values)).astype(bool)
     if s.dtype == object:
@@ -218,12 +215,12 @@ def _filter_mask(s: pd.Series, name: str, want: Any) -> pd.Series:
         def hit(x: Any) -> bool:
             if isinstance(x, (list, tuple, dict)):
                 return _norm(x) in normed
-            if is_missing(x):
-                return any(not isinstance(v, (list, dict)) and is_missing(v) for v in values)
+            if schema.is_missing(x):
+                return any(not isinstance(v, (list, dict)) and schema.is_missing(v) for v in values)
             return any(not isinstance(v, (list, dict)) and x == v for v in values)
 
         return s.map(hit).astype(bool)
-    present = [v for v in values if not is_missing(v)]
+    present = [v for v in values if not schema.is_missing(v)]
     mask = s.isin(present)
     if len(present) < len(values):
         mask = mask | s.isna()
@@ -565,16 +562,16 @@ class Log:
     def _image_row(self, run_id: str, idx: int, image: Any) -> dict[str, Any]:
         if isinstance(image, Mapping):
             data = dict(image)
-            _check_known(data, {k: 1 for k in ("idx", *IMAGE_FIELDS)}, "image")
+            _check_known(data, dict.fromkeys(("idx", *IMAGE_FIELDS), 1), "image")
         elif all(hasattr(image, f) for f in ("path", "sha256")):  # StoredImage or alike
             data = {f: getattr(image, f, None) for f in IMAGE_FIELDS}
         else:
             raise TypeError(f"images[{idx}]: expected a StoredImage or a dict, got {type(image).__name__}")
         data.setdefault("idx", idx)
-        if is_missing(data.get("path")) or not str(data.get("path")):
+        if schema.is_missing(data.get("path")) or not str(data.get("path")):
             raise ValueError(f"images[{idx}].path: required")
         for key in ("path", "thumb_path"):
-            if not is_missing(data.get(key)):
+            if not schema.is_missing(data.get(key)):
                 data[key] = self._relative(data[key])
                 if not self.contains(self.root / data[key]):
                     raise ValueError(f"images[{idx}].{key}: {data[key]!r} is outside the run folder {self.root}")
@@ -616,10 +613,10 @@ class Log:
 
     # -- reads as dicts --------------------------------------------------------------
     def _decode_run(self, row: sqlite3.Row) -> dict[str, Any]:
-        return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row.keys()}
+        return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row}
 
     def _decode_image(self, row: sqlite3.Row) -> dict[str, Any]:
-        out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row.keys()}
+        out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row}
         for key in ("path", "thumb_path"):
             if out.get(key) is not None:
                 inside = self._absolute(out[key])
@@ -662,8 +659,8 @@ class Log:
         self,
         *,
         idempotency_key: str | None = None,
-        sweep_id: str | None = None,
-        request_hash: str | None = None,
+        sweep_id: str | Iterable[str] | None = None,
+        request_hash: str | Iterable[str] | None = None,
         status: str | Iterable[str] | None = None,
         task_id: str | None = None,
     ) -> list[dict[str, Any]]:
@@ -689,7 +686,7 @@ class Log:
         with self._transaction(write=False) as conn:
             cur = conn.execute("SELECT * FROM inputs WHERE run_id = ? ORDER BY idx", (run_id,))
             names, rows = [d[0] for d in cur.description], cur.fetchall()
-        return [{k: _from_sql(schema.INPUTS.get(k), v) for k, v in zip(names, row)} for row in rows]
+        return [{k: _from_sql(schema.INPUTS.get(k), v) for k, v in zip(names, row, strict=True)} for row in rows]
 
     def result_link(self, sha256: str) -> tuple[str, float] | None:
         """(url, expires_at) of the result link that serves the image with this sha256
@@ -816,7 +813,7 @@ class Log:
             images[key] = pd.Series([self._absolute(v) for v in raw_images[key]], index=raw_images.index, dtype=object)
 
         paths: dict[str, list[str]] = {}
-        for rid, p in zip(images["run_id"], images["path"]):
+        for rid, p in zip(images["run_id"], images["path"], strict=True):
             paths.setdefault(rid, []).append(p)
         runs["n_images"] = pd.Series([len(paths.get(r, ())) for r in runs["run_id"]], index=runs.index, dtype="Int64")
         runs["paths"] = pd.Series([paths.get(r, []) for r in runs["run_id"]], index=runs.index, dtype=object)
@@ -845,15 +842,13 @@ class Log:
             except query.Untranslatable:
                 rest[name] = want
         if isinstance(where, str):
-            try:
+            with suppress(query.Untranslatable):
                 clause, where = clause.also(query.where_clause(where)), None
-            except query.Untranslatable:
-                pass
         return clause, rest, where
 
     def _check_keys(self, filters: dict[str, Any]) -> None:
         """A filter on a name that is no column and no sweep-cell key of any run: say so."""
-        known = [*schema.RUNS, *DERIVED_COLUMNS]
+        known = [*schema.RUNS, *schema.DERIVED_COLUMNS]
         with self._transaction(write=False) as conn:
             for name in filters:
                 if name in known:
@@ -918,12 +913,13 @@ class Log:
         A sweep-cell key works as a column."""
         clause, rest, pwhere = self._selection(where, filters)
         col = schema.RUNS.get(column)
-        if rest or pwhere is not None or column in DERIVED_COLUMNS or (col is not None and col.is_json):
+        if rest or pwhere is not None or column in schema.DERIVED_COLUMNS or (col is not None and col.is_json):
             df = self.runs(where, **filters)
             if column not in df.columns:
                 raise ValueError(f"unknown column {column!r}{_did_you_mean(column, df.columns)}")
             found = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v: v
-                     for v in (None if is_missing(v) else v for v in df[column].tolist()[::-1 if newest_first else 1])}
+                     for v in (None if schema.is_missing(v) else v
+                               for v in df[column].tolist()[::-1 if newest_first else 1])}
             values = list(found.values())
             if newest_first:
                 return values
@@ -948,7 +944,7 @@ class Log:
         with self._transaction(write=False) as conn:
             rows = conn.execute("SELECT j.key FROM runs, json_each(runs.cell) AS j WHERE runs.cell IS NOT NULL "
                                 "GROUP BY j.key ORDER BY MIN(runs.created_at)").fetchall()
-        return [r[0] for r in rows if r[0] not in schema.RUNS and r[0] not in DERIVED_COLUMNS]
+        return [r[0] for r in rows if r[0] not in schema.RUNS and r[0] not in schema.DERIVED_COLUMNS]
 
     def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
         """One row per image, with its run's parameters alongside (width/height are the image's)."""
@@ -1000,10 +996,10 @@ class Log:
         df["unconfirmed_usd"] = df["unconfirmed_quota"].map(_spec.quota_to_usd).astype("float64")
         return df[["runs", "billed_runs", "billed_quota", "billed_usd", "images_lost",
                    "unconfirmed_runs", "unconfirmed_quota", "unconfirmed_usd"]].astype(
-            {c: "int64" for c in names})
+            dict.fromkeys(names, "int64"))
 
     # -- views -----------------------------------------------------------------------
-    def grid(self, rows: str, cols: str, where: Where = None, **filters: Any):
+    def grid(self, rows: str, cols: str, where: Where = None, **filters: Any) -> Any:
         """Images of the selected runs laid out by two parameters (``Grid``)."""
         from ._report import build_grid
 
@@ -1015,7 +1011,7 @@ class Log:
 
         return LogExplorer(self, **options)
 
-    def compare(self, a: Any, b: Any):
+    def compare(self, a: Any, b: Any) -> Any:
         """Two runs or two sweeps side by side, differing parameters highlighted."""
         from ._report import build_comparison
 

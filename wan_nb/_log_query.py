@@ -65,15 +65,6 @@ def _values(want: Any) -> list[Any]:
     return list(want)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return not isinstance(value, (list, tuple, dict, str)) and bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _sql_scalar(col: schema.Column | None, value: Any) -> Any:
     """A filter value as SQLite stores it in ``col`` (None: a cell key); Untranslatable if it is not a scalar."""
     if isinstance(value, (list, tuple, dict, set, bytes)):
@@ -127,7 +118,7 @@ def filter_clause(name: str, want: Any) -> Clause:
         raise Untranslatable(f"{name} is filtered in pandas")
     else:
         target = f"json_extract(runs.cell, '{cell_path(name)}')"
-    present = [_sql_scalar(col, v) for v in values if not _is_missing(v)]
+    present = [_sql_scalar(col, v) for v in values if not schema.is_missing(v)]
     parts = []
     if present:  # "AND ... IS NOT NULL": definite (never NULL), so NOT(...) means "not one of these"
         parts.append(f"({target} IN ({', '.join('?' for _ in present)}) AND {target} IS NOT NULL)")
@@ -179,7 +170,7 @@ def _bool(node: ast.AST) -> Clause:
     if isinstance(node, ast.Compare):
         parts = []
         lhs = node.left
-        for op, rhs in zip(node.ops, node.comparators):  # a < b < c: a < b and b < c
+        for op, rhs in zip(node.ops, node.comparators, strict=True):  # a < b < c: a < b and b < c
             parts.append(_compare(lhs, op, rhs))
             lhs = rhs
         return Clause("(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
@@ -252,7 +243,7 @@ def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
         return Clause(f"(NOT {inner.sql})", inner.params) if negate else inner
     if type(op) not in _OPS:
         raise Untranslatable(ast.dump(op))
-    if _is_missing(value):
+    if schema.is_missing(value):
         raise Untranslatable("comparison with a missing value")
     param = _sql_scalar(lcol, value)
     if isinstance(param, str) and lcol.kind in ("int", "real", "bool", "time"):

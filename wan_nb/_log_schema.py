@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from . import _spec, _states
 from ._images import VIA
+from ._values import is_missing as is_missing  # what "no value" is in a log row
 
 SCHEMA_VERSION = 2
 
@@ -167,12 +168,16 @@ DDL = [
     + _ddl_columns(RUN_COLUMNS).replace("run_id TEXT", "run_id TEXT PRIMARY KEY NOT NULL", 1)
     + "\n)",
     "CREATE TABLE IF NOT EXISTS images (\n  "
-    + _ddl_columns(IMAGE_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
+    + _ddl_columns(IMAGE_COLUMNS).replace(
+        "run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1
+    )
     + ",\n  PRIMARY KEY (run_id, idx)\n)",
     # Added after version 1 without a version bump: a new table, created in old logs on
     # open, that older wan_nb versions simply do not read.
     "CREATE TABLE IF NOT EXISTS inputs (\n  "
-    + _ddl_columns(INPUT_COLUMNS).replace("run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1)
+    + _ddl_columns(INPUT_COLUMNS).replace(
+        "run_id TEXT", "run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE", 1
+    )
     + ",\n  PRIMARY KEY (run_id, idx)\n)",
     "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep_id, cell_index)",
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_idem_key ON runs (idempotency_key)",  # the claim on a task
@@ -184,3 +189,8 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
     "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
 ]
+
+
+# Columns runs() adds to the stored ones (not in SQL).
+DERIVED_COLUMNS = ("n_images", "paths", "duration_s")
+

@@ -15,8 +15,8 @@ from PIL import Image
 
 from ._client import fetch_image
 from ._exceptions import Problem, RequestError
-from ._html_parts import flatten_to_rgb
 from ._images import ImageInputError, from_bytes, image_problems, to_image_ref
+from ._thumbs import flatten_to_rgb
 
 
 def open_rgb(value: object, name: str) -> Image.Image:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -22,7 +23,7 @@ from . import _spec
 from . import _states as S
 from ._atomic import atomic_write_text
 from ._grid import Cell, CellItem, Grid, _key, cell_key, render_grid_html, render_item_html
-from ._html_parts import document, esc, format_value, is_missing, label_html, short
+from ._html_parts import document, esc, format_value, label_html, short
 
 MAX_COMPARE_THUMBS = 24
 
@@ -30,11 +31,16 @@ MAX_COMPARE_THUMBS = 24
 # ----------------------------------------------------------------- helpers
 
 
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a frame as dicts keyed by column name."""
+    return [{str(k): v for k, v in row.items()} for row in df.to_dict("records")]
+
 def _plain(value: Any) -> Any:
     """A DataFrame cell as a plain Python value (pd.NA/NaN/NaT → None)."""
     if isinstance(value, (list, tuple, dict)):
         return value
-    if is_missing(value):
+    if schema.is_missing(value):
         return None
     if hasattr(value, "item") and not isinstance(value, str):
         try:
@@ -46,9 +52,7 @@ def _plain(value: Any) -> Any:
 
 def cell_columns(df: pd.DataFrame) -> list[str]:
     """Columns that came from sweep cells (not documented columns, not derived ones)."""
-    from ._log import DERIVED_COLUMNS
-
-    return [c for c in df.columns if c not in schema.RUNS and c not in DERIVED_COLUMNS]
+    return [c for c in df.columns if c not in schema.RUNS and c not in schema.DERIVED_COLUMNS]
 
 
 def parameter_columns(df: pd.DataFrame) -> list[str]:
@@ -131,7 +135,7 @@ def _run_items(run: dict[str, Any], images: list[dict[str, Any]], caption: str) 
 
 def _images_by_run(images: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for rec in images[["run_id", "idx", "path", "thumb_path", "width", "height"]].to_dict("records"):
+    for rec in records(images[["run_id", "idx", "path", "thumb_path", "width", "height"]]):
         out.setdefault(rec["run_id"], []).append(rec)
     return out
 
@@ -175,13 +179,13 @@ def grid_from_frame(
     col_values = _sort_axis(cols, _distinct(_plain(v) for v in runs[cols]), runs[cols])
     legend = fixed_parameters(runs, exclude=(rows, cols))
 
-    records = runs.to_dict("records")
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for rec in records:
+    rows_of_runs = records(runs)
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for rec in rows_of_runs:
         groups.setdefault(cell_key(_plain(rec[rows]), _plain(rec[cols])), []).append(rec)
 
     params = [p for p in parameter_columns(runs) if p not in (rows, cols) and p not in legend]
-    cells: dict[tuple, Cell] = {}
+    cells: dict[tuple[Any, ...], Cell] = {}
     for key, recs in groups.items():
         # captions name only what differs between the runs sharing this cell
         varying = [p for p in params if len(_distinct(_plain(r.get(p)) for r in recs)) > 1]
@@ -235,7 +239,8 @@ class Comparison:
         return [p.name for p in self.params if p.differs]
 
     def __repr__(self) -> str:
-        return f"Comparison({self.kind}: {self.a_label} vs {self.b_label}; differ: {', '.join(self.differing) or 'nothing'})"
+        differ = ", ".join(self.differing) or "nothing"
+        return f"Comparison({self.kind}: {self.a_label} vs {self.b_label}; differ: {differ})"
 
     def to_html_fragment(self, link_base: str | Path | None = None) -> str:
         td = "border:1px solid #ddd;padding:4px 8px;vertical-align:top;max-width:420px;overflow-wrap:anywhere"
@@ -249,7 +254,8 @@ class Comparison:
             + "</div>",
             '<table style="border-collapse:collapse">',
             f'<thead><tr><th style="{td}"></th><th style="{td}">parameter</th>'
-            f'<th style="{td}">A · {esc(self.a_label)}</th><th style="{td}">B · {esc(self.b_label)}</th></tr></thead><tbody>',
+            f'<th style="{td}">A · {esc(self.a_label)}</th><th style="{td}">B · {esc(self.b_label)}</th>'
+            "</tr></thead><tbody>",
         ]
         for p in self.params:
             style = f"{td};background:#fff1b8;font-weight:600" if p.differs else f"{td};color:#555"
@@ -269,7 +275,10 @@ class Comparison:
         out.append("</tbody></table>")
         out.append('<table style="border-collapse:collapse;margin-top:8px"><tr>')
         for label, items in (("A", self.a_items), ("B", self.b_items)):
-            body = "".join(render_item_html(it, link_base=link_base) for it in items) or '<span style="color:#999">no images</span>'
+            body = (
+                "".join(render_item_html(it, link_base=link_base) for it in items)
+                or '<span style="color:#999">no images</span>'
+            )
             out.append(f'<td style="{td};max-width:none"><div style="color:#777">{label}</div>{body}</td>')
         out.append("</tr></table></div>")
         return "".join(out)
@@ -309,7 +318,9 @@ def _summarise(values: list[Any]) -> Any:
 def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
     (kind_a, id_a), (kind_b, id_b) = _resolve(log, a), _resolve(log, b)
     if kind_a != kind_b:
-        raise ValueError(f"compare: cannot compare a {kind_a} ({id_a!r}) with a {kind_b} ({id_b!r}); pass two runs or two sweeps")
+        raise ValueError(
+            f"compare: cannot compare a {kind_a} ({id_a!r}) with a {kind_b} ({id_b!r}); pass two runs or two sweeps"
+        )
     col = "run_id" if kind_a == "run" else "sweep_id"
     runs, images = log.frames(**{col: [id_a, id_b]})
     by_run = _images_by_run(images)
@@ -329,15 +340,20 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
         if kind_a == "run":
             rec = part.iloc[0]
             return {
-                "status": _plain(rec["status"]), "error": _error_text(rec.to_dict()),
-                "images": _plain(rec["n_images"]), "cost_usd": _plain(rec["cost_usd"]),
-                "duration_s": _plain(rec["duration_s"]), "task_id": _plain(rec["task_id"]),
+                "status": _plain(rec["status"]),
+                "error": _error_text({str(k): v for k, v in rec.items()}),
+                "images": _plain(rec["n_images"]),
+                "cost_usd": _plain(rec["cost_usd"]),
+                "duration_s": _plain(rec["duration_s"]),
+                "task_id": _plain(rec["task_id"]),
                 "created_at": _plain(rec["created_at"]),
             }
         counts = part["status"].value_counts()
         return {
-            "runs": len(part), "status": ", ".join(f"{int(n)} {s}" for s, n in counts.items() if n),
-            "images": int(part["n_images"].sum()), "cost_usd": _plain(part["cost_usd"].sum(skipna=True)),
+            "runs": len(part),
+            "status": ", ".join(f"{int(n)} {s}" for s, n in counts.items() if n),
+            "images": int(part["n_images"].sum()),
+            "cost_usd": _plain(part["cost_usd"].sum(skipna=True)),
         }
 
     oa, ob = outcome(part_a), outcome(part_b)
@@ -346,7 +362,7 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
     def items(part: pd.DataFrame) -> list[CellItem]:
         axes = cell_columns(part.dropna(axis=1, how="all"))
         out: list[CellItem] = []
-        for rec in part.to_dict("records"):
+        for rec in records(part):
             caption = " · ".join(f"{k}={short(format_value(_plain(rec.get(k))), 30)}" for k in axes)
             out.extend(_run_items(rec, _with_cache_source(rec, by_run), caption))
             if len(out) >= MAX_COMPARE_THUMBS:
@@ -354,8 +370,13 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
         return out
 
     return Comparison(
-        kind=kind_a + "s", a_label=id_a, b_label=id_b, params=params, outcome=outcome_rows,
-        a_items=items(part_a), b_items=items(part_b),
+        kind=kind_a + "s",
+        a_label=id_a,
+        b_label=id_b,
+        params=params,
+        outcome=outcome_rows,
+        a_items=items(part_a),
+        b_items=items(part_b),
     )
 
 
@@ -379,17 +400,23 @@ def _made_from_html(parents: list[str], shown: set[str]) -> str:
     return f'<div class="wan-made-from" style="color:#555;margin-top:3px">made from {", ".join(links)}</div>'
 
 
-def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_base: Path,
-                made_from: dict[str, list[str]] | None = None) -> str:
+def _runs_table(
+    df: pd.DataFrame,
+    by_run: dict[str, list[dict[str, Any]]],
+    link_base: Path,
+    made_from: dict[str, list[str]] | None = None,
+) -> str:
     td = "border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left"
     head = ["created (UTC)", "status", "prompt", "parameters", "cost", "images"]
     out = ['<table style="border-collapse:collapse">', "<thead><tr>"]
     out += [f'<th style="{td};background:#fafafa">{esc(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
     shown = set(df["run_id"])
-    for rec in df.to_dict("records"):
+    for rec in records(df):
         created = _plain(rec.get("created_at"))
-        created_s = created.strftime("%Y-%m-%d %H:%M:%S") if isinstance(created, _dt.datetime) else format_value(created)
+        created_s = (
+            created.strftime("%Y-%m-%d %H:%M:%S") if isinstance(created, _dt.datetime) else format_value(created)
+        )
         params = " · ".join(
             f"{k} {format_value(_plain(rec.get(k)))}"
             for k in ("action", "aspect_ratio", "resolution", "seed", "n")
@@ -400,17 +427,22 @@ def _runs_table(df: pd.DataFrame, by_run: dict[str, list[dict[str, Any]]], link_
             params += " · " + " · ".join(extra)
         status = format_value(_plain(rec.get("status")))
         error = _error_text(rec)
-        status_html = esc(status) + (f'<div style="color:#a00" title="{esc(error)}">{esc(short(error, 160))}</div>' if error else "")
+        status_html = esc(status) + (
+            f'<div style="color:#a00" title="{esc(error)}">{esc(short(error, 160))}</div>' if error else ""
+        )
         cost = _plain(rec.get("cost_usd"))
         imgs = _with_cache_source(rec, by_run)
-        thumbs = "".join(
-            render_item_html(it, link_base=link_base, box=96) for it in _run_items(rec, imgs, "")
-        ) if imgs else ""
+        thumbs = (
+            "".join(render_item_html(it, link_base=link_base, box=96) for it in _run_items(rec, imgs, ""))
+            if imgs
+            else ""
+        )
         out.append(
-            f'<tr id="run-{esc(rec["run_id"])}"><td style="{td};white-space:nowrap" title="{esc(rec["run_id"])}">{esc(created_s)}</td>'
+            f'<tr id="run-{esc(rec["run_id"])}">'
+            f'<td style="{td};white-space:nowrap" title="{esc(rec["run_id"])}">{esc(created_s)}</td>'
             f'<td style="{td}">{status_html}</td>'
             f'<td style="{td};max-width:360px;overflow-wrap:anywhere">{label_html(_plain(rec.get("prompt")), 400)}'
-            f'{_made_from_html((made_from or {}).get(rec["run_id"], []), shown)}</td>'
+            f"{_made_from_html((made_from or {}).get(rec['run_id'], []), shown)}</td>"
             f'<td style="{td};max-width:260px">{esc(params)}</td>'
             f'<td style="{td};white-space:nowrap">{esc(f"${cost:.5f}" if cost is not None else "—")}</td>'
             f'<td style="{td}">{thumbs}</td></tr>'
@@ -424,7 +456,7 @@ def report_html(log: Any, link_base: Path, where: Any = None, title: str | None 
     df, images = log.frames(where, **filters)
     by_run = _images_by_run(images)
     title = title or f"wan_nb report · {log.root.name}"
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     selection = ", ".join(f"{k}={v!r}" for k, v in filters.items())
     if isinstance(where, str):
         selection = ", ".join(x for x in (selection, f"where {where}") if x)
@@ -448,10 +480,18 @@ def report_html(log: Any, link_base: Path, where: Any = None, title: str | None 
         rows, cols = (axes[0], axes[1]) if len(axes) > 1 else ("sweep_id", axes[0])
         grid = grid_from_frame(part.reset_index(drop=True), images, rows, cols, title=f"Sweep {sweep_id}")
         parts.append(f"<h2>Sweep {esc(sweep_id)}</h2>")
-        parts.append(render_grid_html(
-            row_name=grid.row_name, col_name=grid.col_name, row_values=grid.row_values, col_values=grid.col_values,
-            cells=grid.cells, legend=grid.legend, progress_line=grid.progress_line, link_base=link_base,
-        ))
+        parts.append(
+            render_grid_html(
+                row_name=grid.row_name,
+                col_name=grid.col_name,
+                row_values=grid.row_values,
+                col_values=grid.col_values,
+                cells=grid.cells,
+                legend=grid.legend,
+                progress_line=grid.progress_line,
+                link_base=link_base,
+            )
+        )
     parts.append("<h2>Runs</h2>")
     parts.append(_runs_table(df, by_run, link_base, log.made_from()) if len(df) else "<p>No runs.</p>")
     return document(title, "\n".join(parts))

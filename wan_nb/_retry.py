@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 NOT_RETRYABLE_CODES = ("price_not_configured",)
@@ -78,7 +79,7 @@ class RateGate:
         return max(0.0, self._until - time.monotonic())
 
 
-def poll_delays(first: float = 0.5, factor: float = 1.5, cap: float = 5.0):
+def poll_delays(first: float = 0.5, factor: float = 1.5, cap: float = 5.0) -> Iterator[float]:
     """Adaptive polling: quick at first (most tasks end soon), then slower."""
     delay = first
     while True:

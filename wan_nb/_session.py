@@ -35,8 +35,9 @@ import time
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from . import _config, _spec
 from . import _states as S
@@ -108,7 +109,7 @@ class Session:
         self._budget_usd: float | None = None
         self._sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD
         self._budget_lock = threading.Lock()
-        self.sweeps: "weakref.WeakSet[Any]" = weakref.WeakSet()  # running sweeps, cancelled on close
+        self.sweeps: weakref.WeakSet[Any] = weakref.WeakSet()  # running sweeps, cancelled on close
         self.width = WidthEstimate()  # tasks in flight, learnt from the server: shared by every sweep
 
     def __repr__(self) -> str:
@@ -359,7 +360,8 @@ class Session:
         dead = await asyncio.to_thread(self.log.dead_links, [r.url for r in request.images if r.sha256 and r.url],
                                        time.time())
         refs = []
-        for ref in request.images:
+        for given in request.images:
+            ref = given
             if ref.url in dead:  # refused as expired before (freed early): its bytes go another way
                 ref = dataclasses.replace(ref, url=None, expires_at=None)
             if ref.sha256 and ref.live_url(self.aio.link_margin) is None:
@@ -687,7 +689,7 @@ def connect(
     client = AsyncClient(key, url, store=store, uploader=uploader, timeout=timeout, http_timeout=http_timeout)
     _current = Session(client, backend=backend, simulator=simulator)
     if not quiet:
-        print(f"{line}; runs are saved in {store.root}")
+        print(f"{line}; runs are saved in {store.root}")  # noqa: T201 - connect()'s one line; quiet=True silences it
     return _current
 
 

@@ -12,7 +12,6 @@ new), and gets a small JPEG thumbnail for grids and reports.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
@@ -21,14 +20,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ._atomic import atomic_write_bytes, fsync_dir
 from ._exceptions import DownloadError
-from ._html_parts import flatten_to_rgb, human_bytes
-
-THUMB_SIDE = 256
-THUMB_QUALITY = 85
+from ._thumbs import THUMB_SIDE, data_uri, human_bytes, thumbnail_jpeg
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -59,18 +55,15 @@ class StoredImage:
         try:
             data = Path(self.thumb_path).read_bytes()
         except OSError:  # thumbnail deleted: rebuild it in memory from the full image
-            data = _thumbnail_jpeg(self.open())
-        return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+            data = thumbnail_jpeg(self.open())
+        return data_uri(data)
 
     @property
     def size(self) -> tuple[int, int]:
         return (self.width, self.height)
 
     def _repr_html_(self) -> str:
-        from ._grid import (  # here, not at the top: _grid imports this module
-            CellItem,
-            render_item_html,
-        )
+        from ._grid import CellItem, render_item_html  # a view, loaded when Jupyter asks for one
 
         caption = f"{self.width}×{self.height} · {self.format} · {human_bytes(self.bytes)}"
         return render_item_html(CellItem.of_image(self, caption), box=THUMB_SIDE)
@@ -105,7 +98,7 @@ def _inspect(source: bytes | Path, nbytes: int) -> tuple[str, int, int, bytes]:
                 im.close()
                 im = open_()
             im.load()  # decodes every block: a truncated file fails here
-            thumb = _thumbnail_jpeg(im)
+            thumb = thumbnail_jpeg(im)
         finally:
             im.close()
     except Image.DecompressionBombError as exc:
@@ -127,15 +120,6 @@ def _head(path: Path) -> bytes:
             return fh.read(60)
     except OSError:
         return b""
-
-
-def _thumbnail_jpeg(im: Image.Image) -> bytes:
-    im = ImageOps.exif_transpose(im)
-    im = im.copy()
-    im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    flatten_to_rgb(im).save(buf, "JPEG", quality=THUMB_QUALITY, optimize=True)
-    return buf.getvalue()
 
 
 def _file_has(path: Path, sha256: str, size: int) -> bool:

@@ -20,8 +20,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Self
+from typing import Any, Self
 
 from . import _spec
 from . import _states as S
@@ -32,7 +33,7 @@ from ._exceptions import (
     RequestError,
     WanError,
 )
-from ._grid import Cell, CellItem, Grid, cell_key
+from ._grid import Cell, Grid, cell_items, cell_key
 from ._html_parts import short
 from ._live_grid import LiveGrid
 from ._portal import get_portal
@@ -93,7 +94,7 @@ class Sweep:
 
     def __post_init__(self) -> None:
         self.cells = [SweepCell(c.index, c.coords, c.request) for c in self.plan.cells]
-        self._task: asyncio.Task | None = None  # the runner, on the portal loop
+        self._task: asyncio.Task[None] | None = None  # the runner, on the portal loop
         self._finished = threading.Event()  # set after the runner AND its cleanup ended
         self._finished.set()
         self._cancelled = False
@@ -111,7 +112,7 @@ class Sweep:
         return self.cells
 
     @property
-    def df(self):
+    def df(self) -> Any:
         """This sweep's runs in the log, as a DataFrame."""
         return self.session.log.runs(sweep_id=self.id)
 
@@ -341,7 +342,7 @@ class Sweep:
     def grid(self, rows: str | None = None, cols: str | None = None) -> Grid:
         """The sweep as a labelled grid (live state; placeholders for cells still running)."""
         lay = self.layout(rows, cols)
-        cells: dict[tuple, Cell] = {}
+        cells: dict[tuple[Any, ...], Cell] = {}
         for c in self.cells:
             cells.setdefault(lay.keys[c.index], Cell()).items.extend(cell_items(c))
         return Grid(lay.rows, lay.col_name, lay.row_values, lay.col_values, cells, lay.legend,
@@ -362,7 +363,7 @@ class Sweep:
         if self._view is not None:
             self._view.changed(None if cell is None else cell.index, force=force)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """A finished sweep shows as its static grid (each thumbnail saved once, in the
         cell's HTML); one still running as a live grid that fills in cell by cell, with
         the grid as it is now as the text/html fallback (nbviewer, a saved notebook)."""
@@ -406,7 +407,7 @@ def _logged_cell(cell: SweepCell) -> dict[str, Any]:
         return cell.coords
     given = value if isinstance(value, (list, tuple)) else [value]
     names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else ref.canonical
-             for x, ref in zip(given, cell.request.images)]
+             for x, ref in zip(given, cell.request.images, strict=True)]
     return {**cell.coords, "image_urls": names if isinstance(value, (list, tuple)) else names[0]}
 
 
@@ -431,18 +432,6 @@ def _distinct(values: Iterable[Any]) -> list[Any]:
             seen.add(k)
             out.append(v)
     return out
-
-
-def cell_items(cell: SweepCell) -> list[CellItem]:
-    """A cell's images, or its placeholder; no caption: the row and column labels say which cell."""
-    if cell.result is not None:
-        cap = "cache hit" if cell.result.cache_hit else ""
-        return [CellItem.of_image(i, cap) for i in cell.result.images]
-    status = cell.status
-    if status == "processing" and cell.progress is not None:
-        status = f"processing {cell.progress}%"
-    w, h = cell.request.output_size
-    return [CellItem(thumb=None, full=None, status=status, error=cell.error, width=w, height=h)]
 
 
 class _Slot:
@@ -534,15 +523,27 @@ def sweep(
             + (f"at most {concurrency} at once" if concurrency is not None
                else f"as many at once as the server takes (now {sess.width.limit()})"))
     if not quiet:
-        print(line)
+        print(line)  # noqa: T201 - the sweep's plan line before it starts; quiet=True silences it
     usd = _spec.quota_to_usd(to_pay)
-    limit, source = (budget_usd, "budget_usd") if budget_usd is not None else (sess.sweep_budget_usd, "the session's per-sweep budget")
+    limit, source = ((budget_usd, "budget_usd") if budget_usd is not None
+                     else (sess.sweep_budget_usd, "the session's per-sweep budget"))
     if limit is not None and usd > limit and not confirm:
-        raise BudgetError(f"{line}: above {source} (${limit:.2f}); nothing was sent. "
-                          "Pass confirm=True to run it anyway, or make the sweep smaller.",
-                          cost_usd=usd, limit_usd=limit, confirmable=True)
+        raise BudgetError(
+            f"{line}: above {source} (${limit:.2f}); nothing was sent. "
+            "Pass confirm=True to run it anyway, or make the sweep smaller.",
+            cost_usd=usd,
+            limit_usd=limit,
+            confirmable=True,
+        )
     sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
-    sw = Sweep(plan, sess, concurrency=None if concurrency is None else int(concurrency), fresh=fresh, timeout=timeout, tags=list(tags or []))
+    sw = Sweep(
+        plan,
+        sess,
+        concurrency=None if concurrency is None else int(concurrency),
+        fresh=fresh,
+        timeout=timeout,
+        tags=list(tags or []),
+    )
     return sw.start() if start else sw
 
 

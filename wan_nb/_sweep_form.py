@@ -104,7 +104,9 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     def _remove_axis(self, name: str) -> None:
         self.axes.pop(name, None)
         self._axis_problems.pop(name, None)
-        self._axis_rows.children = [r for r in self._axis_rows.children if f"wan-sweep-axis-{name}" not in r._dom_classes]
+        self._axis_rows.children = [
+            r for r in self._axis_rows.children if f"wan-sweep-axis-{name}" not in r._dom_classes
+        ]
         self._revalidate()
 
     def _axis_chosen(self, change: dict[str, Any]) -> None:
@@ -127,8 +129,9 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
         for name in [n for n in self.axes if n not in FIELD_AXES and n not in names]:
             self.axes.pop(name)
             self._axis_problems.pop(name)
-            self._axis_rows.children = [r for r in self._axis_rows.children
-                                        if f"wan-sweep-axis-{name}" not in r._dom_classes]
+            self._axis_rows.children = [
+                r for r in self._axis_rows.children if f"wan-sweep-axis-{name}" not in r._dom_classes
+            ]
 
     # -- the plan ---------------------------------------------------------------------------
     def arguments(self) -> tuple[str, dict[str, Any]]:
@@ -184,12 +187,16 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     def _show_plan(self) -> None:
         plan = self._plan
         if plan is None:
-            self.plan_line.value = f"<span style='{FONT};color:#777'>no sweep until the fields and axes are valid</span>"
+            self.plan_line.value = (
+                f"<span style='{FONT};color:#777'>no sweep until the fields and axes are valid</span>"
+            )
             return
         usd = _spec.quota_to_usd(plan.cost_quota)
-        text = (f"{len(plan.cells)} cell{'s' if len(plan.cells) != 1 else ''} · {plan.images} image"
-                f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> at most (cells in the cache or already "
-                "run cost nothing)")  # true before Start and while the sweep runs
+        text = (
+            f"{len(plan.cells)} cell{'s' if len(plan.cells) != 1 else ''} · {plan.images} image"
+            f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> at most (cells in the cache or already "
+            "run cost nothing)"
+        )  # true before Start and while the sweep runs
         from . import _session
 
         sess = _session._current
@@ -226,7 +233,7 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     async def _watch(self, sw: Sweep) -> None:
         """Buttons back once the sweep has ended (it runs on this loop; looked at 4× a second)."""
         try:
-            while sw.running:
+            while sw.running:  # noqa: ASYNC110 - the sweep has no event to wait on; 4 looks a second cost nothing
                 await asyncio.sleep(0.25)
         finally:
             self._refresh_buttons()
@@ -275,16 +282,21 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
 
     def __repr__(self) -> str:
         plan = self.plan
-        what = (f"{len(plan.cells)} cells, ${_spec.quota_to_usd(plan.cost_quota):.5f}" if isinstance(plan, Plan)
-                else f"invalid: {len(plan.problems)} problem(s)")
+        what = (
+            f"{len(plan.cells)} cells, ${_spec.quota_to_usd(plan.cost_quota):.5f}"
+            if isinstance(plan, Plan)
+            else f"invalid: {len(plan.problems)} problem(s)"
+        )
         return f"<wan_nb SweepForm {what}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         bundle["text/plain"] = repr(self)
         grid = self.sweep.grid()._repr_html_() if self.sweep is not None else ""
-        bundle["text/html"] = (f"<div class='wan-sweep-form-static' style='{FONT}'><b>wan_nb sweep form</b> "
-                               f"(static view)<pre>{esc(self.code)}</pre>{self.plan_line.value}{grid}</div>")
+        bundle["text/html"] = (
+            f"<div class='wan-sweep-form-static' style='{FONT}'><b>wan_nb sweep form</b> "
+            f"(static view)<pre>{esc(self.code)}</pre>{self.plan_line.value}{grid}</div>"
+        )
         return bundle
 
 

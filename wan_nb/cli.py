@@ -29,8 +29,9 @@ import difflib
 import json
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import _states as S
 from ._sweep_plan import cell_label
@@ -113,7 +114,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _connect(home: str | None, latency: float):
+def _connect(home: str | None, latency: float) -> Any:
     import wan_nb as wan
 
     return wan.connect(home=home, latency=latency)
@@ -136,14 +137,15 @@ def _usd(x: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import wan_nb as wan
+
     from . import _config
 
     hosted = bool(_config.api_key()) and not _config.is_loopback_url(_config.base_url())
     steps = [
-        ("generate", "ink-wash mountains & a river at dawn", dict(aspect_ratio="16:9", resolution="1K", seed=7)),
-        ("generate", "a paper-cut fox in snow", dict(aspect_ratio="1:1", resolution="1K", seed=7)),
+        ("generate", "ink-wash mountains & a river at dawn", {"aspect_ratio": "16:9", "resolution": "1K", "seed": 7}),
+        ("generate", "a paper-cut fox in snow", {"aspect_ratio": "1:1", "resolution": "1K", "seed": 7}),
         ("group", "a three-panel storyboard: a lantern drifts down a river at night",
-         dict(n=3, resolution="1K", seed=7)),
+         {"n": 3, "resolution": "1K", "seed": 7}),
     ]
     requests = [wan.make_request(mode, prompt, **kw) for mode, prompt, kw in steps]
     per_image = requests[0].cost_usd / requests[0].n
@@ -271,7 +273,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if exc.confirmable:  # the library's advice is for Python; say it for the shell
             where = (f"budget_usd=${exc.limit_usd:.2f} in {args.file}" if spec.get("budget_usd") is not None
                      else f"the default per-sweep budget of ${exc.limit_usd:.2f}")
-            raise UserError(f"the sweep costs {_usd(exc.cost_usd)}, above {where}; "
+            raise UserError(f"the sweep costs {_usd(exc.cost_usd or 0.0)}, above {where}; "
                             "nothing was sent. Run again with --yes to run it anyway, or make the sweep "
                             "smaller") from None
         raise
@@ -367,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err(f"{PROG}: interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - user-facing boundary, see below
+    except Exception as exc:
         from ._exceptions import WanError
 
         # wan_nb's own errors name the field / rule / setting; bad --where queries and

@@ -1,0 +1,22 @@
+"""What "no value" is in a log row, for storage and views alike (pandas only: no HTML)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NaT and pd.NA all mean "no value" in a log row."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, (str, list, tuple, dict)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # array-likes: not a single missing value
+        return False
