@@ -47,6 +47,7 @@ from ._exceptions import (
     TaskTimeout,
     WanError,
 )
+from ._formats import content_type
 from ._images import ImageInputError, ImageRef
 from ._portal import get_portal
 from ._request import Request, as_request
@@ -66,7 +67,6 @@ _STATUS_ERRORS = {
     404: TaskNotFoundError,
     429: RateLimitError,
 }
-_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
 @dataclass(frozen=True)
@@ -292,16 +292,16 @@ class AsyncClient:
         assert image.data is not None and image.sha256 is not None
         if image.sha256 in self._uploaded:
             return self._uploaded[image.sha256]
-        content_type = _CONTENT_TYPES.get(image.format or "", "application/octet-stream")
+        mime = content_type(image.format)
         if self._uploader is not None:
-            url = self._uploader(image.data, content_type)
+            url = self._uploader(image.data, mime)
             if inspect.isawaitable(url):
                 url = await url
         elif self.is_loopback and self._sim_uploads:
             origin = self.base_url.rsplit("/v1", 1)[0]
             try:
                 resp = await self._send(
-                    "POST", origin + "/sim/uploads", content=image.data, headers={"Content-Type": content_type}
+                    "POST", origin + "/sim/uploads", content=image.data, headers={"Content-Type": mime}
                 )
             except ApiError as exc:
                 if exc.status not in (404, 405):

@@ -24,12 +24,12 @@ from . import _config
 from ._atomic import atomic_write_bytes
 from ._exceptions import Problem, RequestError
 from ._form_code import path_expr
+from ._formats import extension
 from ._html_parts import FONT, esc, short
 from ._images import (
     ImageInputError,
     ImageRef,
     expand_inputs,
-    extension,
     from_bytes,
     image_problems,
     to_image_ref,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +86,14 @@ def _key(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple((k, _key(v)) for k, v in value.items())
     return value
+
+
+def distinct(values: Iterable[Any]) -> list[Any]:
+    """The values in first-seen order, each once (lists and dicts compared by content)."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        seen.setdefault(_key(v), v)
+    return list(seen.values())
 
 
 def cell_key(row_value: Any, col_value: Any) -> tuple[Any, ...]:

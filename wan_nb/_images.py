@@ -77,28 +77,6 @@ class ImageInputError(ValueError):
         self.rule = rule
 
 
-# Pillow's format name -> (file extension, MIME type): the one table for the store's
-# files, uploads and the simulator.
-FILE_TYPES = {
-    "JPEG": ("jpg", "image/jpeg"),
-    "PNG": ("png", "image/png"),
-    "WEBP": ("webp", "image/webp"),
-    "GIF": ("gif", "image/gif"),
-    "BMP": ("bmp", "image/bmp"),
-    "TIFF": ("tif", "image/tiff"),
-}
-
-
-def extension(fmt: str | None, unknown: str = "img") -> str:
-    """The file extension for a Pillow format name (``JPEG`` -> ``jpg``)."""
-    return FILE_TYPES[fmt.upper()][0] if fmt and fmt.upper() in FILE_TYPES else (fmt or unknown).lower()
-
-
-def content_type(fmt: str | None) -> str:
-    """The MIME type for a Pillow format name (``application/octet-stream`` if unknown)."""
-    return FILE_TYPES[fmt.upper()][1] if fmt and fmt.upper() in FILE_TYPES else "application/octet-stream"
-
-
 def sniff_format(data: bytes) -> str | None:
     """JPEG / PNG / WEBP from magic bytes, else None (the document allows only these)."""
     if data[:3] == b"\xff\xd8\xff":

@@ -45,6 +45,7 @@ from ._atomic import atomic_write_bytes
 from ._exceptions import ConfigError
 from ._log_query import Clause
 from ._request import unicode_problem
+from ._store import StoredImage
 
 BUSY_TIMEOUT_S = 60.0
 IMAGE_FIELDS = ("path", "thumb_path", "sha256", "bytes", "width", "height", "format", "source_url", "expires_at")
@@ -57,6 +58,13 @@ ALL = "all"  # spend(): the total row
 
 # ----------------------------------------------------------------- value checks
 
+
+
+def stored_images(run: dict[str, Any]) -> list[StoredImage]:
+    """A logged run's images (``get_run``/``find_runs`` rows) as StoredImage objects; an
+    image whose path was refused (outside the run folder) is left out."""
+    return [StoredImage(**{k: im.get(k) for k in IMAGE_FIELDS}) for im in run.get("images") or []
+            if im.get("path") is not None]
 
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
@@ -613,10 +621,10 @@ class Log:
 
     # -- reads as dicts --------------------------------------------------------------
     def _decode_run(self, row: sqlite3.Row) -> dict[str, Any]:
-        return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row}
+        return {k: _from_sql(schema.RUNS.get(k), row[k]) for k in row.keys()}  # noqa: SIM118 - a sqlite3.Row iterates values
 
     def _decode_image(self, row: sqlite3.Row) -> dict[str, Any]:
-        out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row}
+        out = {k: _from_sql(schema.IMAGES.get(k), row[k]) for k in row.keys()}  # noqa: SIM118 - a sqlite3.Row iterates values
         for key in ("path", "thumb_path"):
             if out.get(key) is not None:
                 inside = self._absolute(out[key])
@@ -646,14 +654,12 @@ class Log:
         found = self._select_runs("WHERE run_id = ?", [run_id])
         return found[0] if found else None
 
-    def run_images(self, run_id: str) -> list[Any]:
+    def run_images(self, run_id: str) -> list[StoredImage]:
         """A run's images as StoredImage objects (e.g. to serve a cache hit)."""
-        from ._store import StoredImage
-
         run = self.get_run(run_id)
         if run is None:
             raise KeyError(f"no run with run_id {run_id!r} in {self.path}")
-        return [StoredImage(**{k: im[k] for k in IMAGE_FIELDS}) for im in run["images"] if im["path"] is not None]
+        return stored_images(run)
 
     def find_runs(
         self,

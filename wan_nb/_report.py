@@ -22,7 +22,7 @@ from . import _log_schema as schema
 from . import _spec
 from . import _states as S
 from ._atomic import atomic_write_text
-from ._grid import Cell, CellItem, Grid, _key, cell_key, render_grid_html, render_item_html
+from ._grid import Cell, CellItem, Grid, _key, cell_key, distinct, render_grid_html, render_item_html
 from ._html_parts import document, esc, format_value, label_html, short
 
 MAX_COMPARE_THUMBS = 24
@@ -61,13 +61,6 @@ def parameter_columns(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def _distinct(values: Iterable[Any]) -> list[Any]:
-    seen: dict[Any, Any] = {}
-    for v in values:
-        seen.setdefault(_key(v), v)
-    return list(seen.values())
-
-
 def fixed_parameters(df: pd.DataFrame, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Parameters with one and the same (non-empty) value in every row."""
     out: dict[str, Any] = {}
@@ -75,7 +68,7 @@ def fixed_parameters(df: pd.DataFrame, exclude: Iterable[str] = ()) -> dict[str,
     for name in parameter_columns(df):
         if name in excluded or df.empty:
             continue
-        values = _distinct(_plain(v) for v in df[name])
+        values = distinct(_plain(v) for v in df[name])
         if len(values) == 1 and values[0] is not None and values[0] != []:
             out[name] = values[0]
     return out
@@ -175,8 +168,8 @@ def grid_from_frame(
     _check_axis(runs, rows, "rows")
     _check_axis(runs, cols, "cols")
     by_run = _images_by_run(images)
-    row_values = _sort_axis(rows, _distinct(_plain(v) for v in runs[rows]), runs[rows])
-    col_values = _sort_axis(cols, _distinct(_plain(v) for v in runs[cols]), runs[cols])
+    row_values = _sort_axis(rows, distinct(_plain(v) for v in runs[rows]), runs[rows])
+    col_values = _sort_axis(cols, distinct(_plain(v) for v in runs[cols]), runs[cols])
     legend = fixed_parameters(runs, exclude=(rows, cols))
 
     rows_of_runs = records(runs)
@@ -188,7 +181,7 @@ def grid_from_frame(
     cells: dict[tuple[Any, ...], Cell] = {}
     for key, recs in groups.items():
         # captions name only what differs between the runs sharing this cell
-        varying = [p for p in params if len(_distinct(_plain(r.get(p)) for r in recs)) > 1]
+        varying = [p for p in params if len(distinct(_plain(r.get(p)) for r in recs)) > 1]
         items: list[CellItem] = []
         for rec in recs:
             caption = " · ".join(f"{p}={short(format_value(_plain(rec.get(p))), 40)}" for p in varying)
@@ -330,8 +323,8 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
 
     params: list[ParamRow] = []
     for name in names:
-        va = _sort_axis(name, _distinct(_plain(v) for v in part_a[name]), part_a[name]) if name in part_a else [None]
-        vb = _sort_axis(name, _distinct(_plain(v) for v in part_b[name]), part_b[name]) if name in part_b else [None]
+        va = _sort_axis(name, distinct(_plain(v) for v in part_a[name]), part_a[name]) if name in part_a else [None]
+        vb = _sort_axis(name, distinct(_plain(v) for v in part_b[name]), part_b[name]) if name in part_b else [None]
         if va == [None] and vb == [None]:
             continue
         params.append(ParamRow(name, _summarise(va), _summarise(vb), [_key(v) for v in va] != [_key(v) for v in vb]))
@@ -389,7 +382,7 @@ def _sweep_axes(part: pd.DataFrame) -> list[str]:
         if isinstance(cell, dict):
             axes.extend(k for k in cell if k not in axes and k in part.columns)
     # an axis with a single value in this slice lays nothing out
-    return [a for a in axes if len(_distinct(_plain(v) for v in part[a])) > 1]
+    return [a for a in axes if len(distinct(_plain(v) for v in part[a])) > 1]
 
 
 def _made_from_html(parents: list[str], shown: set[str]) -> str:
@@ -472,7 +465,7 @@ def report_html(log: Any, link_base: Path, where: Any = None, title: str | None 
         from ._grid import legend_html
 
         parts.append(legend_html(legend))
-    for sweep_id in _distinct(v for v in df["sweep_id"].tolist() if v is not None):
+    for sweep_id in distinct(v for v in df["sweep_id"].tolist() if v is not None):
         part = df[df["sweep_id"] == sweep_id]
         axes = _sweep_axes(part)
         if not axes:

@@ -14,6 +14,7 @@ two requests with the same canonical form would produce the same images.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import numbers
@@ -100,12 +101,34 @@ class Request:
             out["image_urls"] = [img.canonical for img in self.images]
         return out
 
-    def canonical_json(self) -> str:
+    # A request is frozen, so what derives from it is worked out once (a run reads the
+    # hash for its cache look-up, its key and its log row).
+    @functools.cached_property
+    def _canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    @property
+    def canonical_json(self) -> str:
+        return self._canonical_json
+
+    @functools.cached_property
     def request_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        return hashlib.sha256(self._canonical_json.encode()).hexdigest()
+
+    def to_row(self) -> dict[str, Any]:
+        """The log's request columns: the effective value of every field, and what they decide."""
+        fields = self.fields()
+        width, height = self.output_size
+        return {
+            "model": self.model, "action": self.action, "prompt": self.prompt, "n": self.n, "seed": self.seed,
+            "seed_random": self.seed_random, "aspect_ratio": self.aspect_ratio, "resolution": self.resolution,
+            "width": width, "height": height, "images_in": [img.canonical for img in self.images],
+            "callback_url": self.callback_url, "callback_events": list(self.callback_events),
+            "watermark": self.watermark, "thinking_mode": self.thinking_mode,
+            "enable_sequential": self.enable_sequential,
+            "color_palette": fields["color_palette"], "bbox_list": fields["bbox_list"],
+            "warnings": list(self.warnings), "request_json": self._canonical_json,
+            "request_hash": self.request_hash, "est_quota": self.cost_quota,
+        }
 
     def idempotency_key(self, salt: str = "") -> str:
         """Same logical request → same key, so a retried submit is never billed twice."""

@@ -55,11 +55,11 @@ from ._exceptions import (
     WanError,
     WanWarning,
 )
-from ._log import IMAGE_FIELDS, Log
+from ._log import Log, stored_images
 from ._portal import get_portal
 from ._request import Request, unicode_problem
 from ._result import Result
-from ._store import Store, StoredImage
+from ._store import Store
 from ._width import WidthEstimate
 from ._wire import Task
 
@@ -291,7 +291,7 @@ class Session:
                 placed = await self._place_inputs(request)
                 key = placed.idempotency_key(salt)
                 row = await self._write(self.log.claim_run, {
-                    **base, **_request_columns(placed), "run_id": run_id, "created_at": time.time(),
+                    **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
                     "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
                 won = row is not None and row["run_id"] == run_id
                 if won and placed.images:
@@ -514,25 +514,20 @@ class Session:
         """A zero-cost row for this request, showing the images of ``source`` (or of ``result``)."""
         run_id = _new_run_id()
         now = time.time()
-        images = self._images_of(source) if source is not None else list(result.images if result else [])
+        images = stored_images(source) if source is not None else list(result.images if result else [])
         from_run = source["run_id"] if source is not None else (result.run_id if result else None)
         task_id = source.get("task_id") if source is not None else (result.task_id if result else None)
         await self._write(self.log.add_run, {
-            **base, **_request_columns(request), "run_id": run_id, "created_at": now, "backend": self.backend,
+            **base, **request.to_row(), "run_id": run_id, "created_at": now, "backend": self.backend,
             "task_id": task_id, "status": S.COMPLETED, "cost_quota": 0, "cost_usd": 0.0, "cache_hit": True,
             "cached_from": from_run, "submitted_at": now, "finished_at": now, "downloaded_at": now}, images)
         return Result(run_id, request, task_id, S.COMPLETED, images, 0, cache_hit=True,
                       cached_from=from_run, warnings=request.warnings)
 
     def _result_from_row(self, row: dict[str, Any], request: Request | None) -> Result:
-        return Result(row["run_id"], request, row.get("task_id"), row["status"], self._images_of(row),
+        return Result(row["run_id"], request, row.get("task_id"), row["status"], stored_images(row),
                       0, cache_hit=bool(row.get("cache_hit")), cached_from=row.get("cached_from"),
                       warnings=request.warnings if request else ())
-
-    def _images_of(self, row: dict[str, Any]) -> list[StoredImage]:
-        """A logged run's images (the log gives absolute paths; ones outside the folder are refused)."""
-        return [StoredImage(**{f: img.get(f) for f in IMAGE_FIELDS}) for img in row.get("images") or []
-                if img.get("path") is not None]
 
     def _files_ok(self, row: dict[str, Any]) -> bool:
         images = row.get("images") or []
@@ -616,23 +611,6 @@ def _lost_message(row: dict[str, Any]) -> str:
 
 def _new_run_id() -> str:
     return "run-" + uuid.uuid4().hex[:16]
-
-
-def _request_columns(req: Request) -> dict[str, Any]:
-    """The log's request columns: effective values of every field."""
-    width, height = req.output_size
-    return {
-        "model": req.model, "action": req.action, "prompt": req.prompt, "n": req.n, "seed": req.seed,
-        "seed_random": req.seed_random, "aspect_ratio": req.aspect_ratio, "resolution": req.resolution,
-        "width": width, "height": height, "images_in": [img.canonical for img in req.images],
-        "callback_url": req.callback_url, "callback_events": list(req.callback_events),
-        "watermark": req.watermark, "thinking_mode": req.thinking_mode,
-        "enable_sequential": req.enable_sequential,
-        "color_palette": [list(p) for p in req.color_palette] if req.color_palette else None,
-        "bbox_list": [[list(b) for b in bs] for bs in req.bbox_list] if req.bbox_list else None,
-        "warnings": list(req.warnings), "request_json": req.canonical_json(),
-        "request_hash": req.request_hash, "est_quota": req.cost_quota,
-    }
 
 
 # -- the current session -----------------------------------------------------------

@@ -24,9 +24,9 @@ from PIL import Image
 
 from ._atomic import atomic_write_bytes, fsync_dir
 from ._exceptions import DownloadError
+from ._formats import extension
 from ._thumbs import THUMB_SIDE, data_uri, human_bytes, thumbnail_jpeg
 
-_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -148,7 +148,7 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     def image_path(self, sha256: str, fmt: str) -> Path:
-        ext = _EXTENSIONS.get(fmt.upper(), fmt.lower())
+        ext = extension(fmt)
         return self.images_dir / sha256[:2] / f"{sha256}.{ext}"
 
     def thumb_path(self, sha256: str) -> Path:

@@ -33,7 +33,7 @@ from ._exceptions import (
     RequestError,
     WanError,
 )
-from ._grid import Cell, Grid, cell_items, cell_key
+from ._grid import Cell, Grid, cell_items, cell_key, distinct
 from ._html_parts import short
 from ._live_grid import LiveGrid
 from ._portal import get_portal
@@ -332,8 +332,8 @@ class Sweep:
             return " · ".join(f"{a}={_text(_value(cell, a))}" for a in col_axes)
 
         row_values = ([_label_value(rows, v) for v in by_name.get(rows, [])]
-                      or _distinct(row_of(c) for c in self.cells)) if rows else [""]
-        col_values = _distinct(col_of(c) for c in self.cells)
+                      or distinct(row_of(c) for c in self.cells)) if rows else [""]
+        col_values = distinct(col_of(c) for c in self.cells)
         legend = {k: _text(v) for k, v in self.plan.fixed.items()}
         legend.update({n: _text(v[0]) for n, v in self.plan.axes if len(v) == 1})
         return Layout(rows, " · ".join(col_axes) if col_axes else "", row_values, col_values,
@@ -422,16 +422,6 @@ def _image_label(image: Any) -> str:
     except ImageInputError:
         return type(image).__name__
     return f"image {ref.sha256[:10]}" if ref.sha256 else str(ref.url)
-
-
-def _distinct(values: Iterable[Any]) -> list[Any]:
-    out, seen = [], set()
-    for v in values:
-        k = cell_key(v, None)
-        if k not in seen:
-            seen.add(k)
-            out.append(v)
-    return out
 
 
 class _Slot:

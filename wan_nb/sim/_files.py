@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .. import _spec
-from .._images import FILE_TYPES
+from .._formats import FILE_TYPES, content_type
 
 # The API's formats, by extension (one table: _images.FILE_TYPES).
 CONTENT_TYPES = {FILE_TYPES[fmt][0]: FILE_TYPES[fmt][1] for fmt in _spec.IMAGE_FORMATS}
@@ -111,5 +111,5 @@ class FileStore:
                     self._expire(m.group(1), expires)  # remember only that the link existed
                     return FileAnswer(expired_at=int(expires))
             i = int(m.group(2))
-            return FileAnswer(images[i], "image/jpeg") if i < len(images) else FileAnswer()
+            return FileAnswer(images[i], content_type("JPEG")) if i < len(images) else FileAnswer()
         return FileAnswer()

@@ -30,7 +30,8 @@ from PIL import Image
 
 from .. import _spec
 from .._exceptions import Problem, RequestError
-from .._images import ImageRef, extension, size_problem, sniff_format
+from .._formats import extension
+from .._images import ImageRef, size_problem, sniff_format
 from .._request import Request
 from .._wire import request_from_body
 from . import _render
