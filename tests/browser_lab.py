@@ -1,5 +1,5 @@
 """Shared fixtures for tests in a real browser: headless JupyterLab + Debian Chromium,
-driven by Playwright (see /work/shared/recipes/browser-tests.md for the gotchas).
+driven by Playwright (see ../shared/recipes/browser-tests.md for the gotchas).
 
 ``conftest.py`` makes the fixtures ``lab``, ``browser`` and ``page`` available; a test
 module says which notebooks its server serves: ``NOTEBOOKS = {"name.ipynb":

@@ -1,7 +1,7 @@
 """Issue 3 in a real browser: a sweep shows as a labelled grid that fills in live.
 
 Headless JupyterLab + Debian Chromium driven by Playwright (see
-/work/shared/recipes/browser-tests.md). The notebook connects to the built-in
+../shared/recipes/browser-tests.md). The notebook connects to the built-in
 simulator and starts a 2 × 3 sweep; without re-running anything, the same output
 must go from placeholders to six thumbnails and "6/6 done", while the kernel stays
 free to run the next cell. A second notebook checks that a failed task shows its

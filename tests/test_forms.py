@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import html
 import re
 import time
 from pathlib import Path
@@ -53,7 +54,13 @@ def photos(tmp_path: Path) -> list[Path]:
 
 
 def problems(f: Any) -> dict[str, str]:
-    return f.fields.problem_texts
+    """field -> the problems shown next to it, as text."""
+    out = {}
+    for name, widget in f.fields.problems.items():
+        text = html.unescape(re.sub(r"<[^>]+>", "", widget.value)).replace("⚠ ", "").strip()
+        if text:
+            out[name] = text
+    return out
 
 
 def quietly(code: str, extra: str = "quiet=True") -> str:

@@ -1,7 +1,7 @@
 """The log answers with indexed SQL: same rows as pandas, and no full-table scans on a sweep's way.
 
 Every ``where`` string and filter here is evaluated twice, by the SQL translation
-(``Log.runs``) and by pandas on the whole log (``apply_filters`` over ``_frames``),
+(``Log.runs``) and by pandas on the whole log (``apply_filters`` over ``log.runs()``),
 and the two must select the same runs, missing values included. A sweep run against
 the simulator over loopback records every SQL statement its log connections run;
 each is put through ``EXPLAIN QUERY PLAN``, and none may scan the runs table.
@@ -114,7 +114,7 @@ def _ids(df) -> list[str]:
 @pytest.mark.parametrize("where", WHERES)
 def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
     query.where_clause(where)  # translates: this is the SQL path, not the pandas fallback
-    every = log._frames()[0]
+    every = log.runs()
     assert _ids(log.runs(where=where)) == _ids(apply_filters(every, where))
     assert log.count(where=where) == len(apply_filters(every, where))
 
@@ -123,7 +123,7 @@ def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
 def test_filters_run_as_sql_and_select_what_pandas_selects(log, filters):
     for name, want in filters.items():
         query.filter_clause(name, want)
-    every = log._frames()[0]
+    every = log.runs()
     assert _ids(log.runs(**filters)) == _ids(apply_filters(every, **filters))
 
 
@@ -135,7 +135,7 @@ def test_a_date_without_a_zone_means_utc(log):
 
 
 def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
-    every = log._frames()[0]
+    every = log.runs()
     for where in ("seed > seed.median()", "n_images == 0", "prompt.str.endswith('2')"):
         with pytest.raises(query.Untranslatable):
             query.where_clause(where)
@@ -174,10 +174,13 @@ def test_unknown_filter_name_is_still_an_error_naming_the_columns(log):
 
 
 def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
-    def whole_log(*_a: Any, **_k: Any) -> None:
-        raise AssertionError("read the whole log")
+    read = Log._read_tables
 
-    monkeypatch.setattr(Log, "_frames", whole_log)
+    def selected_only(self: Log, clause: query.Clause, *a: Any, **k: Any) -> Any:
+        assert clause.sql != "1", "read the whole log"
+        return read(self, clause, *a, **k)
+
+    monkeypatch.setattr(Log, "_read_tables", selected_only)
     grid = log.grid("style", "seed", sweep_id="sw-1")
     assert len(grid.cells) == len({(r["style"], r["seed"]) for _, r in log.runs(sweep_id="sw-1").iterrows()})
     assert log.compare("sw-1", "sw-2").kind == "sweeps"

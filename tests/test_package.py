@@ -146,3 +146,14 @@ def test_storage_does_not_import_the_html_helpers() -> None:
     for storage in ("wan_nb._store", "wan_nb._log", "wan_nb._log_schema", "wan_nb._log_query", "wan_nb._atomic"):
         if storage in MODULES:
             assert not {t for t, inner in _imports(storage) if not inner} & views, storage
+
+
+def test_architecture_names_every_module() -> None:
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    top = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__main__.py")
+    missing = [name for name in top if f"`{name}`" not in text]
+    assert not missing, f"ARCHITECTURE.md does not list {missing}"
+    sim = (PACKAGE / "sim" / "__init__.py").read_text(encoding="utf-8")
+    unlisted = [p.stem for p in (PACKAGE / "sim").glob("_*.py")
+                if not p.stem.startswith("__") and f"``{p.stem}``" not in sim]
+    assert not unlisted, f"sim/__init__.py's docstring does not list {unlisted}"

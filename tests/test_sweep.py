@@ -101,11 +101,11 @@ def test_identical_fixed_seed_request_is_a_cache_hit(sim, sess):
 
 def test_random_seed_count_is_drawn_recorded_and_stable(sim, sess):
     a = wan.sweep("stars", seed=wan.random_seeds(3), resolution="1K").wait()
-    seeds = [c.request.seed for c in a.results]
+    seeds = [c.request.seed for c in a.cells]
     assert len(set(seeds)) == 3
     assert sorted(sess.log.runs(sweep_id=a.id)["seed"].tolist()) == sorted(seeds)
     b = wan.sweep("stars", seed=wan.random_seeds(3), resolution="1K").wait()
-    assert [c.request.seed for c in b.results] == seeds and sim.ledger()["submitted"] == 3
+    assert [c.request.seed for c in b.cells] == seeds and sim.ledger()["submitted"] == 3
 
 
 def test_seed_string_range_and_any_field_axes(sim, sess):
@@ -113,8 +113,8 @@ def test_seed_string_range_and_any_field_axes(sim, sess):
                 [("#000000", 40), ("#FFFFFF", 40), ("#FF0000", 20)]]
     sw = wan.sweep("poster", seed="1-2", color_palette=palettes, aspect_ratio=["16:9", "9:16"],
                    resolution="1K").wait()
-    assert len(sw.results) == 8 and sw.counts()["completed"] == 8
-    sizes = {c.result.images[0].size for c in sw.results}
+    assert len(sw.cells) == 8 and sw.counts()["completed"] == 8
+    sizes = {c.result.images[0].size for c in sw.cells}
     assert sizes == {(1360, 768), (768, 1360)}
 
 
@@ -138,7 +138,7 @@ def test_bad_cells_are_named_before_anything_is_sent(sim, sess):
 def test_failed_cells_show_their_reason_and_retry_in_one_call(sim, sess):
     sim.set_faults(next=[{"endpoint": "submit", "fault": "fail_task:upstream_bad_request"}])
     sw = wan.sweep("retry me", seed=range(3), resolution="1K", concurrency=1).wait()
-    failed = [c for c in sw.results if c.status == "failed"]
+    failed = [c for c in sw.cells if c.status == "failed"]
     assert len(failed) == 1 and "upstream_bad_request" in failed[0].error
     assert "upstream_bad_request" in sw._repr_mimebundle_()["text/html"]
     sw.retry_failed().wait()
@@ -163,7 +163,7 @@ def test_cancel_stops_new_submissions_and_cancels_queued(tmp_path, monkeypatch):
             sess.close()
     assert ledger["submitted"] == 3, "cells not yet sent must not be sent after cancel()"
     assert ledger["by_status"]["cancelled"] >= 1 and ledger["refunded_quota"] >= UNIT
-    assert sum(c.status == "cancelled" for c in sw.results) >= 4
+    assert sum(c.status == "cancelled" for c in sw.cells) >= 4
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -292,7 +292,7 @@ def test_template_mistakes_are_clear_errors_not_raw_exceptions(sim, sess):
             wan.sweep(template, animal=["fox"], resolution="1K")
         assert info.value.problems[0].field == "prompt"
     sw = wan.sweep("JSON {{x}} and a {kind[0]}", kind=[["heron"], ["crane"]], resolution="1K", start=False)
-    assert [c.request.prompt for c in sw.results] == ["JSON {x} and a heron", "JSON {x} and a crane"]
+    assert [c.request.prompt for c in sw.cells] == ["JSON {x} and a heron", "JSON {x} and a crane"]
     assert sim.ledger()["requests"].get("submit", 0) == 0
 
 
@@ -309,9 +309,9 @@ def test_reconnecting_cancels_a_running_sweep_cleanly(tmp_path, monkeypatch):
         wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True).close()
         ledger = sim.ledger()
     assert sw.done and not sw.running
-    assert [c.status for c in sw.results] == ["cancelled"] * 4
-    assert sum("already processing" in c.error for c in sw.results) == 1  # said honestly: it will be billed
-    assert sum(c.error == "sweep cancelled" for c in sw.results) == 3
+    assert [c.status for c in sw.cells] == ["cancelled"] * 4
+    assert sum("already processing" in c.error for c in sw.cells) == 1  # said honestly: it will be billed
+    assert sum(c.error == "sweep cancelled" for c in sw.cells) == 3
     assert ledger["submitted"] == 2 and ledger["by_status"]["cancelled"] == 1
 
 
@@ -398,7 +398,7 @@ def test_a_cell_that_raises_a_non_wan_error_ends_as_error_and_the_sweep_finishes
     monkeypatch.setattr(Store, "put_file", put_file)
     sw = wan.sweep("disk fills", seed=range(4), resolution="1K", concurrency=1).wait(timeout=60)
     assert not sw.running and sw.done
-    broken = [c for c in sw.results if c.status == "error"]
+    broken = [c for c in sw.cells if c.status == "error"]
     assert len(broken) == 1 and "No space left on device" in broken[0].error
     assert sw.counts()["completed"] == 3
     assert "No space left on device" in sw._repr_mimebundle_()["text/html"]

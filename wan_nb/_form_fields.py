@@ -10,7 +10,6 @@ next to the field it names (``field_of``): there is no second copy of the rules 
 
 from __future__ import annotations
 
-import html
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -334,13 +333,3 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for name, widget in self.problems.items():
             widget.value = problem_html(placed.get(name, []))
         return rest
-
-    @property
-    def problem_texts(self) -> dict[str, str]:
-        """field → the problems shown next to it, as text (for tests and the static view)."""
-        out = {}
-        for name, widget in self.problems.items():
-            text = html.unescape(re.sub(r"<[^>]+>", "", widget.value)).replace("⚠ ", "").strip()
-            if text:
-                out[name] = text
-        return out

@@ -835,10 +835,6 @@ class Log:
             runs[key] = _infer_series(values, runs.index)
         return runs, images
 
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(runs, images) with documented dtypes, unfiltered: the whole log."""
-        return self._typed(*self._read_tables(Clause()))
-
     def _selection(self, where: Where, filters: dict[str, Any]) -> tuple[Clause, dict[str, Any], Where]:
         """(the SQL of what translates, filters left for pandas, ``where`` left for pandas)."""
         clause, rest = Clause(), {}

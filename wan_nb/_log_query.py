@@ -132,19 +132,6 @@ def cell_key_exists_sql(name: str) -> Clause:
     return Clause(f"json_type(runs.cell, '{cell_path(name)}') IS NOT NULL")
 
 
-def filters_clause(filters: dict[str, Any]) -> tuple[Clause, list[str]]:
-    """(SQL of every translatable filter, names of the cell keys used)."""
-    clause, keys = Clause(), []
-    for name, want in filters.items():
-        clause = clause.also(filter_clause(name, want))
-        if name not in schema.RUNS and name not in ("n_images", "paths", "duration_s"):
-            keys.append(name)
-    return clause, keys
-
-
-# ----------------------------------------------------------------- where strings
-
-
 def where_clause(where: str) -> Clause:
     """A pandas query string as SQL; Untranslatable when it uses anything but the
     comparisons, literals and boolean operators described in the module docstring."""

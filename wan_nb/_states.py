@@ -64,13 +64,6 @@ NEXT: dict[str, frozenset[str]] = {
 }
 
 
-def may_move(old: str | None, new: str) -> bool:
-    """Is ``old → new`` a move the state machine allows? (``None``/unknown old: yes)."""
-    if new not in STATES:
-        raise ValueError(f"status: {new!r} is not one of {', '.join(STATES)}")
-    return old not in NEXT or new in NEXT[old]
-
-
 def sources(new: str) -> tuple[str, ...]:
     """The states a run may be in to move to ``new`` (for a guarded SQL UPDATE)."""
     return tuple(s for s in STATES if new in NEXT[s])

@@ -108,10 +108,6 @@ class Sweep:
         return self.plan.sweep_id
 
     @property
-    def results(self) -> list[SweepCell]:
-        return self.cells
-
-    @property
     def df(self) -> Any:
         """This sweep's runs in the log, as a DataFrame."""
         return self.session.log.runs(sweep_id=self.id)
