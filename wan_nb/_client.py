@@ -183,20 +183,7 @@ class AsyncClient:
             if auth and self.rate_gate.remaining:
                 await asyncio.sleep(self.rate_gate.remaining)
             try:
-                http = self._client()
-                request = http.build_request(method, url, json=json_body, content=content, headers=hdrs,
-                                             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-                resp = await http.send(request, stream=sink is not None)
-                if sink is not None:
-                    try:
-                        if resp.status_code < 400:
-                            sink.start()
-                            async for chunk in resp.aiter_bytes(1 << 16):
-                                sink.write(chunk)
-                        else:
-                            await resp.aread()
-                    finally:
-                        await resp.aclose()
+                resp = await self._exchange(method, url, hdrs, json_body, content, timeout, sink)
             except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
                 if attempt >= policy.max_attempts:
                     raise NetworkError(
@@ -226,6 +213,25 @@ class AsyncClient:
                     await asyncio.sleep(wait)
                     continue
             raise self._api_error(resp.status_code, err, data, task_id)
+
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], json_body: Any,
+                        content: bytes | None, timeout: float | None, sink: FileSink | None) -> httpx.Response:
+        """One attempt: the request sent, the answer read (a 2xx body into ``sink`` if given)."""
+        http = self._client()
+        request = http.build_request(method, url, json=json_body, content=content, headers=headers,
+                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        resp = await http.send(request, stream=sink is not None)
+        if sink is not None:
+            try:
+                if resp.status_code < 400:
+                    sink.start()
+                    async for chunk in resp.aiter_bytes(1 << 16):
+                        sink.write(chunk)
+                else:
+                    await resp.aread()
+            finally:
+                await resp.aclose()
+        return resp
 
     def _api_error(self, status: int, err: _wire.ErrorBody, data: Any, task_id: str | None) -> ApiError:
         cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)

@@ -62,6 +62,27 @@ def _selection(since: _dt.date | None, until: _dt.date | None, text: str) -> str
     return " and ".join(parts) or None
 
 
+
+# What a run's details show, in this order (empty values left out).
+DETAIL_FIELDS = ("run_id", "status", "action", "prompt", "n", "seed", "aspect_ratio", "resolution", "width", "height",
+                 "watermark", "thinking_mode", "color_palette", "bbox_list", "images_in", "sweep_id", "cell", "tags",
+                 "cost_usd", "cache_hit", "cached_from", "task_id", "error_code", "error_message")
+
+
+def _run_info(run_id: str, row: dict[str, Any]) -> widgets.HTML:
+    """A run's fields as a table (every value escaped)."""
+    facts = [(k, row.get(k)) for k in DETAIL_FIELDS]
+    created = row.get("created_at")
+    if isinstance(created, (int, float)):
+        facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")))
+    table = "".join(
+        f"<tr><th style='text-align:left;padding-right:10px;vertical-align:top'>{esc(k)}</th>"
+        f"<td style='overflow-wrap:anywhere'>{esc(format_value(v))}</td></tr>"
+        for k, v in facts
+        if v is not None and v != [] and v != {}
+    )
+    return widgets.HTML(f"<div style='{FONT}'><b>run {esc(run_id)}</b><table>{table}</table></div>")
+
 class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """Rows × columns of any two parameters over the log's runs, filtered, paged, clickable.
 
@@ -309,45 +330,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         self.selected = run_id
         made_from = self._made_from(run_id)
-        facts = [
-            (k, row.get(k))
-            for k in (
-                "run_id",
-                "status",
-                "action",
-                "prompt",
-                "n",
-                "seed",
-                "aspect_ratio",
-                "resolution",
-                "width",
-                "height",
-                "watermark",
-                "thinking_mode",
-                "color_palette",
-                "bbox_list",
-                "images_in",
-                "sweep_id",
-                "cell",
-                "tags",
-                "cost_usd",
-                "cache_hit",
-                "cached_from",
-                "task_id",
-                "error_code",
-                "error_message",
-            )
-        ]
-        created = row.get("created_at")
-        if isinstance(created, (int, float)):
-            facts.insert(1, ("created", _dt.datetime.fromtimestamp(created, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")))
-        table = "".join(
-            f"<tr><th style='text-align:left;padding-right:10px;vertical-align:top'>{esc(k)}</th>"
-            f"<td style='overflow-wrap:anywhere'>{esc(format_value(v))}</td></tr>"
-            for k, v in facts
-            if v is not None and v != [] and v != {}
-        )
-        info = widgets.HTML(f"<div style='{FONT}'><b>run {esc(run_id)}</b><table>{table}</table></div>")
+        info = _run_info(run_id, row)
         info.add_class("wan-explore-info")
         parents = [widgets.Button(description=short(p, 22), tooltip=f"show {p}") for p in made_from]
         for button, parent in zip(parents, made_from, strict=True):

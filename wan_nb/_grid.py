@@ -370,6 +370,26 @@ def _paste_item(
         draw.text((x, y + box + 2), cap, font=font, fill="#555555")
 
 
+@dataclass
+class _PngLayout:
+    """Sizes and wrapped labels of a grid drawn as a PNG, measured before anything is drawn."""
+
+    font: Any
+    text: Callable[[str], str]  # what the font can draw (ASCII when it has no Unicode)
+    lh: int
+    cell_w: int
+    cell_h: int
+    head_h: int
+    col_lines: list[list[str]]
+    row_lines: list[list[str]]
+    top: list[tuple[list[str], Any, str]]  # (lines, font, colour): title, progress, legend
+    width: int
+    height: int
+    pad: int = 10
+    gap: int = 6
+    label_w: int = 220
+
+
 def render_grid_png(
     *,
     row_name: str,
@@ -383,6 +403,40 @@ def render_grid_png(
     progress_line: str | None = None,
 ) -> Path:
     """The same grid as one PNG (for slides, chat, a README); written atomically."""
+    lay = _png_layout(row_values, col_values, cells, legend, title, progress_line)
+    canvas = Image.new("RGB", (lay.width, lay.height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = lay.pad
+    for lines, f, colour in lay.top:
+        _draw_lines(draw, (lay.pad, y), lines, f, colour, lay.lh + 2)
+        y += len(lines) * (lay.lh + 2) + 4
+    x0, gap, font, lh, cell_w, cell_h = lay.pad, lay.gap, lay.font, lay.lh, lay.cell_w, lay.cell_h
+    draw.rectangle([x0, y, x0 + lay.label_w - 1, y + lay.head_h - 1], fill="#fafafa", outline="#dddddd")
+    _draw_lines(draw, (x0 + gap, y + gap), [lay.text(f"rows: {row_name}"), lay.text(f"cols: {col_name}")],
+                font, "#777777", lh)
+    for ci, lines in enumerate(lay.col_lines):
+        cx = x0 + lay.label_w + ci * cell_w
+        draw.rectangle([cx, y, cx + cell_w - 1, y + lay.head_h - 1], fill="#fafafa", outline="#dddddd")
+        _draw_lines(draw, (cx + gap, y + gap), lines, font, "#222222", lh)
+    y += lay.head_h
+    for ri, rv in enumerate(row_values):
+        draw.rectangle([x0, y, x0 + lay.label_w - 1, y + cell_h - 1], fill="#fafafa", outline="#dddddd")
+        _draw_lines(draw, (x0 + gap, y + gap), lay.row_lines[ri], font, "#222222", lh)
+        for ci, cv in enumerate(col_values):
+            cx = x0 + lay.label_w + ci * cell_w
+            draw.rectangle([cx, y, cx + cell_w - 1, y + cell_h - 1], outline="#dddddd")
+            cell = _lookup(cells, rv, cv)
+            if cell is None or not cell.items:
+                draw.text((cx + cell_w / 2 - 4, y + cell_h / 2 - lh / 2), "—", font=font, fill="#bbbbbb")
+                continue
+            for ii, item in enumerate(cell.items):
+                _paste_item(canvas, draw, item, cx + gap + ii * (PNG_BOX + gap), y + gap, font, lh, lay.text)
+        y += cell_h
+    return atomic_write_bytes(path, _png_bytes(canvas))
+
+
+def _png_layout(row_values: Sequence[Any], col_values: Sequence[Any], cells: Mapping[tuple[Any, ...], Cell],
+                legend: Mapping[str, Any], title: str | None, progress_line: str | None) -> _PngLayout:
     (font, unicode_ok), (bold, _) = _font(13), _font(15)
 
     def text(value: str) -> str:
@@ -391,20 +445,17 @@ def render_grid_png(
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     top_y, bottom_y = font.getbbox("Ag")[1::2]
     lh = int(bottom_y - top_y) + 5
-    pad, gap = 10, 6
-    label_w = 220
+    pad, gap, label_w = _PngLayout.pad, _PngLayout.gap, _PngLayout.label_w
     n_items = max([len(c.items) for c in cells.values()] + [1])
     cell_w = n_items * (PNG_BOX + gap) + gap
     cell_h = PNG_BOX + lh + 2 * gap
-    grid_w = label_w + len(col_values) * cell_w
     col_lines = [_wrap(probe, text(format_value(v)), font, cell_w - 2 * gap, 3) for v in col_values]
     row_lines = [
         _wrap(probe, text(format_value(v)), font, label_w - 2 * gap, max(1, cell_h // lh - 1)) for v in row_values
     ]
     head_h = max([len(x) for x in col_lines] + [2]) * lh + 2 * gap
-
     top: list[tuple[list[str], Any, str]] = []
-    width = max(grid_w + 2 * pad, 480)
+    width = max(label_w + len(col_values) * cell_w + 2 * pad, 480)
     if title:
         top.append((_wrap(probe, text(title), bold, width - 2 * pad, 2), bold, "#111111"))
     if progress_line:
@@ -414,36 +465,7 @@ def render_grid_png(
         top.append((_wrap(probe, text(line), font, width - 2 * pad, 6), font, "#333333"))
     top_h = sum(len(lines) * (lh + 2) + 4 for lines, _, _ in top)
     height = pad + top_h + head_h + len(row_values) * cell_h + pad
-
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    y = pad
-    for lines, f, colour in top:
-        _draw_lines(draw, (pad, y), lines, f, colour, lh + 2)
-        y += len(lines) * (lh + 2) + 4
-    x0 = pad
-    draw.rectangle([x0, y, x0 + label_w - 1, y + head_h - 1], fill="#fafafa", outline="#dddddd")
-    _draw_lines(draw, (x0 + gap, y + gap), [text(f"rows: {row_name}"), text(f"cols: {col_name}")], font, "#777777", lh)
-    for ci, lines in enumerate(col_lines):
-        cx = x0 + label_w + ci * cell_w
-        draw.rectangle([cx, y, cx + cell_w - 1, y + head_h - 1], fill="#fafafa", outline="#dddddd")
-        _draw_lines(draw, (cx + gap, y + gap), lines, font, "#222222", lh)
-    y += head_h
-    for ri, rv in enumerate(row_values):
-        draw.rectangle([x0, y, x0 + label_w - 1, y + cell_h - 1], fill="#fafafa", outline="#dddddd")
-        _draw_lines(draw, (x0 + gap, y + gap), row_lines[ri], font, "#222222", lh)
-        for ci, cv in enumerate(col_values):
-            cx = x0 + label_w + ci * cell_w
-            draw.rectangle([cx, y, cx + cell_w - 1, y + cell_h - 1], outline="#dddddd")
-            cell = _lookup(cells, rv, cv)
-            if cell is None or not cell.items:
-                draw.text((cx + cell_w / 2 - 4, y + cell_h / 2 - lh / 2), "—", font=font, fill="#bbbbbb")
-                continue
-            for ii, item in enumerate(cell.items):
-                _paste_item(canvas, draw, item, cx + gap + ii * (PNG_BOX + gap), y + gap, font, lh, text)
-        y += cell_h
-    buf = _png_bytes(canvas)
-    return atomic_write_bytes(path, buf)
+    return _PngLayout(font, text, lh, cell_w, cell_h, head_h, col_lines, row_lines, top, width, height)
 
 
 def _png_bytes(im: Image.Image) -> bytes:

@@ -308,6 +308,19 @@ def _summarise(values: list[Any]) -> Any:
     return f"{len(values)} values: {shown}{more}"
 
 
+def _outcome(kind: str, part: pd.DataFrame) -> dict[str, Any]:
+    """What came of a run (its status, images, cost, time) or of a sweep (runs by status, totals)."""
+    if kind == "run":
+        rec = part.iloc[0]
+        return {"status": _plain(rec["status"]), "error": _error_text({str(k): v for k, v in rec.items()}),
+                "images": _plain(rec["n_images"]), "cost_usd": _plain(rec["cost_usd"]),
+                "duration_s": _plain(rec["duration_s"]), "task_id": _plain(rec["task_id"]),
+                "created_at": _plain(rec["created_at"])}
+    counts = part["status"].value_counts()
+    return {"runs": len(part), "status": ", ".join(f"{int(n)} {s}" for s, n in counts.items() if n),
+            "images": int(part["n_images"].sum()), "cost_usd": _plain(part["cost_usd"].sum(skipna=True))}
+
+
 def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
     (kind_a, id_a), (kind_b, id_b) = _resolve(log, a), _resolve(log, b)
     if kind_a != kind_b:
@@ -329,27 +342,7 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
             continue
         params.append(ParamRow(name, _summarise(va), _summarise(vb), [_key(v) for v in va] != [_key(v) for v in vb]))
 
-    def outcome(part: pd.DataFrame) -> dict[str, Any]:
-        if kind_a == "run":
-            rec = part.iloc[0]
-            return {
-                "status": _plain(rec["status"]),
-                "error": _error_text({str(k): v for k, v in rec.items()}),
-                "images": _plain(rec["n_images"]),
-                "cost_usd": _plain(rec["cost_usd"]),
-                "duration_s": _plain(rec["duration_s"]),
-                "task_id": _plain(rec["task_id"]),
-                "created_at": _plain(rec["created_at"]),
-            }
-        counts = part["status"].value_counts()
-        return {
-            "runs": len(part),
-            "status": ", ".join(f"{int(n)} {s}" for s, n in counts.items() if n),
-            "images": int(part["n_images"].sum()),
-            "cost_usd": _plain(part["cost_usd"].sum(skipna=True)),
-        }
-
-    oa, ob = outcome(part_a), outcome(part_b)
+    oa, ob = _outcome(kind_a, part_a), _outcome(kind_a, part_b)
     outcome_rows = [ParamRow(k, oa.get(k), ob.get(k), False) for k in dict.fromkeys([*oa, *ob])]
 
     def items(part: pd.DataFrame) -> list[CellItem]:

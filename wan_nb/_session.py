@@ -285,23 +285,7 @@ class Session:
 
             spent = sum(1 for r in history if r["status"] in S.SPENT_KEY)
             salt = uuid.uuid4().hex if fresh else (f"attempt{spent}" if spent else "")
-            run_id = _new_run_id()
-            self._hold(None, request.cost_quota, checked=True)  # before the claim: a refused run leaves no trace
-            try:
-                placed = await self._place_inputs(request)
-                key = placed.idempotency_key(salt)
-                row = await self._write(self.log.claim_run, {
-                    **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
-                    "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
-                won = row is not None and row["run_id"] == run_id
-                if won and placed.images:
-                    await self._write(self.log.add_inputs, run_id, placed.images)
-            except BaseException as exc:
-                self._settle(run_id, request.cost_quota, S.ERROR, 0)
-                if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
-                    self._write_later(self.log.transition, run_id, S.CANCELLED, cost_quota=0, cost_usd=0.0,
-                                      error_message="cancelled before it was sent")
-                raise
+            run_id, placed, key, row, won = await self._claim(request, base, salt)
             if won:
                 return await self._execute(run_id, placed, key, None, timeout, on_update,
                                            held=request.cost_quota, billed_before=False, prefer_wait=prefer_wait)
@@ -315,6 +299,29 @@ class Session:
                     if shared is not None:
                         return await self._record_cache_hit(request, None, base, result=shared)
         raise RuntimeError(f"the log keeps changing under this run ({self.log.path}); run it again")
+
+    async def _claim(self, request: Request, base: dict[str, Any], salt: str
+                     ) -> tuple[str, Request, str, dict[str, Any] | None, bool]:
+        """Budget held, inputs placed, the row claimed under the request's key: (run id, the
+        placed request, its key, the row that holds the key, whether that row is this run)."""
+        run_id = _new_run_id()
+        self._hold(None, request.cost_quota, checked=True)  # before the claim: a refused run leaves no trace
+        try:
+            placed = await self._place_inputs(request)
+            key = placed.idempotency_key(salt)
+            row = await self._write(self.log.claim_run, {
+                **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
+                "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
+            won = row is not None and row["run_id"] == run_id
+            if won and placed.images:
+                await self._write(self.log.add_inputs, run_id, placed.images)
+        except BaseException as exc:
+            self._settle(run_id, request.cost_quota, S.ERROR, 0)
+            if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
+                self._write_later(self.log.transition, run_id, S.CANCELLED, cost_quota=0, cost_usd=0.0,
+                                  error_message="cancelled before it was sent")
+            raise
+        return run_id, placed, key, row, won
 
     async def _take_up(self, row: dict[str, Any], request: Request, timeout: float | None,
                        on_update: RunUpdate | None, *, own_sweep: bool,
