@@ -199,3 +199,22 @@ def test_thumbnail_data_uri_and_html(store: Store, tmp_path: Path, monkeypatch: 
     rel = img.path.relative_to(tmp_path).as_posix()
     assert f'href="{rel}"' in html  # relative link to the full file
     assert "640×360" in html
+
+
+def test_a_result_preview_is_the_thumbnail_just_written(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Showing a result embeds the stored thumbnail; the full image is not decoded again."""
+    from wan_nb import _html_parts
+    from wan_nb._result import Result
+
+    image = store.put(image_bytes(1600, 900))
+    opened: list[str] = []
+    embed = _html_parts._embedded_jpeg
+
+    def recording(path: str, *args: object) -> str:
+        opened.append(path)
+        return embed(path, *args)
+
+    monkeypatch.setattr(_html_parts, "_embedded_jpeg", recording)
+    html = Result("run-x", None, "task-x", "completed", [image])._repr_html_()
+    assert "data:image/jpeg;base64," in html
+    assert opened == [str(image.thumb_path)]

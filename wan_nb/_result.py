@@ -58,12 +58,15 @@ class Result:
         return f"<Result {self.task_id or self.run_id} {self.status}{hit}: {what}; {len(self.images)} file(s)>"
 
     def _repr_html_(self) -> str:
-        from ._grid import CellItem, render_item_html
+        from ._grid import CellItem, render_item_html  # a view, loaded when Jupyter asks for one
+        from ._thumbs import THUMB_SIDE
 
         tiles = []
         for i, img in enumerate(self.images):
             caption = f"{img.width}×{img.height}" + (f" · {i + 1}/{len(self.images)}" if len(self.images) > 1 else "")
-            tiles.append(render_item_html(CellItem.of_image(img, caption), box=384 if len(self.images) == 1 else 256))
+            # at the stored thumbnail's size: the preview is the thumbnail just written, not a
+            # second decode of the full image (which the tile links to)
+            tiles.append(render_item_html(CellItem.of_image(img, caption), box=THUMB_SIDE))
         req = self.request
         facts = []
         if req is not None:
