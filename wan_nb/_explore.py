@@ -238,7 +238,11 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         mask = [(_key(_plain(a)) in keep_r and _key(_plain(b)) in keep_c)
                 for a, b in zip(df[rows], df[cols], strict=True)]
         page = df[mask]
-        self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}")
+        # the page's axes in the pager's order (Log.distinct), not in the order runs were claimed
+        shown_r = [v for v in page_rows if _key(v) in {_key(_plain(a)) for a in page[rows]}]
+        shown_c = [v for v in page_cols if _key(v) in {_key(_plain(b)) for b in page[cols]}]
+        self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}",
+                                    row_values=shown_r, col_values=shown_c)
         self.grid.legend = {}  # the filters say what is shared; labels say the rest
         self._show_grid(self.grid)
         self._pager["up"].disabled = self._row_page == 0

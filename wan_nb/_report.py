@@ -163,13 +163,20 @@ def grid_from_frame(
     cols: str,
     *,
     title: str | None = None,
+    row_values: list[Any] | None = None,
+    col_values: list[Any] | None = None,
 ) -> Grid:
-    """Lay out ``runs`` by two columns; ``images`` holds their image rows (absolute paths)."""
+    """Lay out ``runs`` by two columns; ``images`` holds their image rows (absolute paths).
+
+    ``row_values`` / ``col_values``: the axes in a given order (a pager's page); by default
+    the values found, numbers ascending, vocabularies in the document's order."""
     _check_axis(runs, rows, "rows")
     _check_axis(runs, cols, "cols")
     by_run = _images_by_run(images)
-    row_values = _sort_axis(rows, distinct(_plain(v) for v in runs[rows]), runs[rows])
-    col_values = _sort_axis(cols, distinct(_plain(v) for v in runs[cols]), runs[cols])
+    if row_values is None:
+        row_values = _sort_axis(rows, distinct(_plain(v) for v in runs[rows]), runs[rows])
+    if col_values is None:
+        col_values = _sort_axis(cols, distinct(_plain(v) for v in runs[cols]), runs[cols])
     legend = fixed_parameters(runs, exclude=(rows, cols))
 
     rows_of_runs = records(runs)
