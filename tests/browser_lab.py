@@ -47,7 +47,8 @@ VISIBLE_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 FRONT_ENDS = ("lab", "notebook")  # JupyterLab, Jupyter Notebook 7: ``jupyter lab`` / ``jupyter notebook``
 # The kernel is idle: Lab's status bar ends in "| Idle"; Notebook 7 has an execution indicator.
 KERNEL_IDLE_JS = {
-    "lab": "[...document.querySelectorAll('.jp-StatusBar-TextItem')].some(el => /\\|\\s*Idle\\s*$/.test(el.textContent))",
+    "lab": "[...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+           ".some(el => /\\|\\s*Idle\\s*$/.test(el.textContent))",
     # Notebook 7: the indicator can say idle before a kernel is there, and on a loaded machine
     # it may ask which kernel to start (the notebook names python3): accept its choice.
     "notebook": ("(() => { const ask = document.querySelector('.jp-Dialog .jp-mod-accept'); if (ask) ask.click();"
@@ -220,7 +221,8 @@ def open_notebook(page: Any, lab: Any, name: str, n_cells: int) -> float:
     """Open a notebook and wait until it is really ready (recipe gotcha 1). Returns seconds."""
     t = time.monotonic()
     front_end = lab.get("front_end", "lab")
-    path = f"lab/tree/{name}?token={lab['token']}&reset" if front_end == "lab" else f"notebooks/{name}?token={lab['token']}"
+    path = (f"lab/tree/{name}?token={lab['token']}&reset" if front_end == "lab"
+            else f"notebooks/{name}?token={lab['token']}")
     page.goto(f"{lab['url']}/{path}")
     page.wait_for_function(
         """(n) => {

@@ -8,6 +8,6 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 # here). Without it they skip on a developer's machine; under CI they fail instead.
 bash tests/browser_setup.sh || [ -z "${CI:-}" ]
 # The guardrails first (configured in pyproject.toml): lint, then types, then the tests.
-python3 -m ruff check wan_nb tests benchmarks
+python3 -m ruff check wan_nb tests benchmarks notebooks
 python3 -m mypy
 exec python3 -m pytest "$@"

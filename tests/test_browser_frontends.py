@@ -100,7 +100,8 @@ def test_drawer_form_and_live_sweep(page: Any, lab: Any, tmp_path: Path) -> None
     drawer = shown(page, lab, DRAWER, "canvas.wan-bbox-canvas", tmp_path)
     page.wait_for_function(
         "(i) => { const c = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[i];"
-        "         const img = c.querySelector('.wan-bbox img'); return !!img && img.complete && img.naturalWidth > 0; }",
+        "         const img = c.querySelector('.wan-bbox img');"
+        "         return !!img && img.complete && img.naturalWidth > 0; }",
         arg=DRAWER)
     box = drawer.bounding_box()
     assert box and abs(box["width"] - 800) <= 1, f"{where}: the drawer is not shown 800 px wide: {box}"
@@ -112,7 +113,8 @@ def test_drawer_form_and_live_sweep(page: Any, lab: Any, tmp_path: Path) -> None
     m.up()
     (drawn,) = printed(page, BOXES, "BOXES")[0]
     expected = [100 * scale, 80 * scale, 300 * scale, 230 * scale]
-    assert all(abs(a - e) <= TOL for a, e in zip(drawn, expected)), f"{where}: drew {expected}, got {drawn}"
+    assert all(abs(a - e) <= TOL for a, e in zip(drawn, expected, strict=True)), \
+        f"{where}: drew {expected}, got {drawn}"
 
     # 2. A form: Generate is enabled once a prompt is typed; the result appears in the form.
     form = shown(page, lab, FORM, ".wan-form", tmp_path)

@@ -337,7 +337,8 @@ def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.T
             assert _shows(state, view["model_id"]), f"{path.name}: a saved {model} draws an empty box"
     for out in outputs:
         if WIDGET_VIEW not in out.data and "text/html" in out.data:
-            assert _in_page(out.data["text/html"], page), f"{path.name}: {out.data['text/plain'][:60]} is not in the page"
+            assert _in_page(out.data["text/html"], page), \
+                f"{path.name}: {out.data['text/plain'][:60]} is not in the page"
 
     plain = _exported(nb, widget_state=False)
     for out in widget_outputs:
