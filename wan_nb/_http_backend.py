@@ -19,7 +19,8 @@ from typing import Any
 
 import httpcore
 
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]  # as httpcore types it
+# as httpcore types it
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
 def _readable(sock: socket.socket | None) -> bool:
