@@ -144,7 +144,7 @@ def test_an_expired_link_without_uploader_is_a_clear_error_before_anything_is_se
         assert after["billed_quota"] == before["billed_quota"] and after["held_quota"] == 0
         assert after["requests"].get("submit") == before["requests"].get("submit")
         assert len(sess.log.runs()) == runs_before  # nothing logged for a run that never left
-        assert sess.reserved_quota == 0
+        assert sess.budget.held_quota == 0
 
 
 def test_a_link_close_to_its_end_is_not_sent(tmp_path, no_env):
@@ -217,7 +217,7 @@ def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env,
         with connected(sim, tmp_path) as sess:
             if link_at_resume == "inside_margin":
                 sess.client.aio.link_margin = r1.images[0].expires_at - time.time() + 60
-            (lost,) = [r for r in sess.log.find_runs() if r["prompt"] == "lost with the kernel"]
+            (lost,) = [r for r in sess.records.find_runs() if r["prompt"] == "lost with the kernel"]
             assert lost["status"] == "planned" and lost["task_id"] is None
             assert [(i["via"], i["url"]) for i in sess.log.inputs(lost["run_id"])] == [
                 ("link", r1.images[0].source_url)]
@@ -238,7 +238,7 @@ def test_a_run_that_cannot_be_logged_holds_no_budget(tmp_path, no_env):
         request = build_request(action="edit", prompt="never logged", image_urls=[r1], seed=25, resolution="1K")
         with pytest.raises(ValueError, match="cell"):
             sess.run(request, cell={"odd": object()})
-        assert sess.reserved_quota == 0 and sim.ledger()["submitted"] == 1
+        assert sess.budget.held_quota == 0 and sim.ledger()["submitted"] == 1
 
 def test_a_sweep_over_results_sends_each_as_its_link_and_logs_the_cell(tmp_path, no_env):
     """A sweep whose image axis is a list of results: each cell's input goes as that
@@ -249,7 +249,7 @@ def test_a_sweep_over_results_sends_each_as_its_link_and_logs_the_cell(tmp_path,
         sw = wan.sweep("the kite at dusk", action="edit", image_urls=[[r1], [r2.images[0]]], seed=23,
                        resolution="1K", quiet=True).wait()
         assert [c.status for c in sw.cells] == ["completed", "completed"], [c.error for c in sw.cells]
-        assert sess.reserved_quota == 0 and sim.ledger()["requests"].get("upload", 0) == 0
+        assert sess.budget.held_quota == 0 and sim.ledger()["requests"].get("upload", 0) == 0
         for cell, source in zip(sw.cells, (r1, r2), strict=True):
             assert sent_urls(sess, cell.result) == [("link", source.images[0].source_url)]
             assert sess.log.get_run(cell.run_id)["cell"] == {"image_urls": [f"sha256:{source.images[0].sha256}"]}

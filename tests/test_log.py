@@ -25,10 +25,11 @@ from PIL import Image
 
 from wan_nb import _spec
 from wan_nb._exceptions import ConfigError
-from wan_nb._grid import Cell, CellItem, Grid, render_grid_html
-from wan_nb._log import Log
+from wan_nb._grid import Cell, Grid, render_grid_html
+from wan_nb._log import Log, records, writer
 from wan_nb._log_schema import SCHEMA_VERSION
 from wan_nb._store import Store
+from wan_nb._tiles import CellItem
 
 EVIL = '<script>alert(1)</script> & "x"'
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"
@@ -92,18 +93,19 @@ def record(log: Log, store: Store, run_id: str, *, status: str = "completed", er
                idempotency_key=f"key-{run_id}")
     log.add_run(row)
     t0 = time.time()
-    log.update_run(run_id, status="submitted", task_id=f"task-{run_id}", submitted_at=t0)
+    writer(log).update_run(run_id, status="submitted", task_id=f"task-{run_id}", submitted_at=t0)
     if status == "completed":
         images = [store.put(png_for(row["aspect_ratio"]), source_url=f"https://cdn.example/{run_id}/{i}.png",
                             expires_at=t0 + 86400) for i in range(row["n"])]
-        log.add_images(run_id, images)
-        log.update_run(run_id, status="completed", started_at=t0 + 0.5, finished_at=t0 + 2.5, downloaded_at=t0 + 3,
-                       cost_quota=_spec.UNIT_QUOTA * row["n"], cost_usd=_spec.quota_to_usd(_spec.UNIT_QUOTA * row["n"]))
+        writer(log).add_images(run_id, images)
+        writer(log).update_run(run_id, status="completed", started_at=t0 + 0.5, finished_at=t0 + 2.5,
+                               downloaded_at=t0 + 3, cost_quota=_spec.UNIT_QUOTA * row["n"],
+                               cost_usd=_spec.quota_to_usd(_spec.UNIT_QUOTA * row["n"]))
     elif status in ("failed", "error", "cancelled"):
-        log.update_run(run_id, status=status, error_code="upstream_unavailable", error_message=error or "boom",
-                       finished_at=t0 + 1)
+        writer(log).update_run(run_id, status=status, error_code="upstream_unavailable",
+                               error_message=error or "boom", finished_at=t0 + 1)
     else:
-        log.update_run(run_id, status=status)
+        writer(log).update_run(run_id, status=status)
 
 
 def sweep(
@@ -172,7 +174,7 @@ def test_log_creates_wal_database_with_versioned_schema(log: Log, root: Path) ->
         "expires_at",
     ]
     conn.close()
-    with log._connect() as c:
+    with log._engine.transaction(write=False) as c:
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
 
 
@@ -191,7 +193,7 @@ def test_reopening_keeps_rows_and_newer_schema_is_refused(log: Log, root: Path) 
 WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from wan_nb._log import Log
+    from wan_nb._log import Log, records, writer
     path, tag, go = sys.argv[1:4]
     while not os.path.exists(go):
         time.sleep(0.002)
@@ -200,10 +202,10 @@ WRITER = textwrap.dedent(
         rid = f"{tag}-{i}"
         log.add_run({"run_id": rid, "status": "planned", "sweep_id": tag, "cell": {"i": i}, "cell_index": i,
                      "prompt": f"{tag} prompt {i}", "seed": i, "tags": [tag]})
-        log.update_run(rid, status="submitted", task_id="t-" + rid, submitted_at=time.time())
-        log.add_images(rid, [{"path": f"images/00/{rid}.png", "sha256": "0" * 64, "bytes": 1,
+        writer(log).update_run(rid, status="submitted", task_id="t-" + rid, submitted_at=time.time())
+        writer(log).add_images(rid, [{"path": f"images/00/{rid}.png", "sha256": "0" * 64, "bytes": 1,
                               "width": 1, "height": 1, "format": "PNG"}])
-        log.update_run(rid, status="completed", finished_at=time.time(), cost_quota=11475)
+        writer(log).update_run(rid, status="completed", finished_at=time.time(), cost_quota=11475)
     """
 )
 
@@ -264,13 +266,13 @@ def test_add_run_refuses_bad_rows_and_names_the_column(log: Log) -> None:
 def test_update_run_checks_run_and_columns(log: Log) -> None:
     log.add_run({"run_id": "r1", "status": "planned"})
     with pytest.raises(KeyError, match="nope"):
-        log.update_run("nope", status="queued")
+        writer(log).update_run("nope", status="queued")
     with pytest.raises(ValueError, match="colour"):
-        log.update_run("r1", colour="red")
+        writer(log).update_run("r1", colour="red")
     with pytest.raises(ValueError, match="cost_usd"):
-        log.update_run("r1", status="completed", cost_usd="free")
+        writer(log).update_run("r1", status="completed", cost_usd="free")
     assert log.get_run("r1")["status"] == "planned"  # the whole update was refused
-    log.update_run("r1", status="queued", task_id="t1")
+    writer(log).update_run("r1", status="queued", task_id="t1")
     assert (log.get_run("r1")["status"], log.get_run("r1")["task_id"]) == ("queued", "t1")
 
 
@@ -306,35 +308,35 @@ def test_add_images_replaces_and_stores_relative_paths(log: Log, store: Store, r
     record(log, store, "r1", n=2)
     assert [im["idx"] for im in log.get_run("r1")["images"]] == [0, 1]
     one = store.put(png_for("16:9"))
-    log.add_images("r1", [one])
+    writer(log).add_images("r1", [one])
     images = log.get_run("r1")["images"]
     assert len(images) == 1 and images[0]["path"] == one.path and images[0]["sha256"] == one.sha256
     raw = sqlite3.connect(root / "log.sqlite").execute("SELECT path, thumb_path FROM images").fetchall()
     assert raw == [(one.path.relative_to(root).as_posix(), one.thumb_path.relative_to(root).as_posix())]
     with pytest.raises(KeyError, match="r404"):
-        log.add_images("r404", [one])
+        writer(log).add_images("r404", [one])
     with pytest.raises(ValueError, match="pth"):
-        log.add_images("r1", [{"pth": "x.png"}])
+        writer(log).add_images("r1", [{"pth": "x.png"}])
     assert len(log.get_run("r1")["images"]) == 1  # the refused call changed nothing
     # the run folder can be moved (or published) and still finds its files
     moved = shutil.move(str(root), str(tmp_path / "published"))
     paths = Log(Path(moved) / "log.sqlite").images()["path"]
     assert all(Path(p).exists() and p.startswith(str(moved)) for p in paths)
-    assert Log(Path(moved)).run_images("r1")[0].open().size == (one.width, one.height)
+    assert records(Log(Path(moved))).run_images("r1")[0].open().size == (one.width, one.height)
 
 
 def test_find_runs(log: Log, store: Store) -> None:
     record(log, store, "a", sweep_id="s1", status="completed")
     record(log, store, "b", sweep_id="s1", status="failed")
     record(log, store, "c", sweep_id="s2", status="completed", seed=5)
-    assert [r["run_id"] for r in log.find_runs(sweep_id="s1")] == ["a", "b"]
-    assert [r["run_id"] for r in log.find_runs(status="completed")] == ["a", "c"]
-    assert [r["run_id"] for r in log.find_runs(status=["failed", "completed"], sweep_id="s1")] == ["a", "b"]
-    assert [r["run_id"] for r in log.find_runs(idempotency_key="key-c")] == ["c"]
-    assert [r["run_id"] for r in log.find_runs(task_id="task-b")] == ["b"]
-    assert [r["run_id"] for r in log.find_runs(sweep_id=["s2", "s1"])] == ["a", "b", "c"]
-    assert log.find_runs(sweep_id="none") == []
-    hit = log.find_runs(request_hash=log.get_run("a")["request_hash"])
+    assert [r["run_id"] for r in records(log).find_runs(sweep_id="s1")] == ["a", "b"]
+    assert [r["run_id"] for r in records(log).find_runs(status="completed")] == ["a", "c"]
+    assert [r["run_id"] for r in records(log).find_runs(status=["failed", "completed"], sweep_id="s1")] == ["a", "b"]
+    assert [r["run_id"] for r in records(log).find_runs(idempotency_key="key-c")] == ["c"]
+    assert [r["run_id"] for r in records(log).find_runs(task_id="task-b")] == ["b"]
+    assert [r["run_id"] for r in records(log).find_runs(sweep_id=["s2", "s1"])] == ["a", "b", "c"]
+    assert records(log).find_runs(sweep_id="none") == []
+    hit = records(log).find_runs(request_hash=log.get_run("a")["request_hash"])
     assert [r["run_id"] for r in hit] == ["a", "b"]  # same request parameters → same hash
     assert len(hit[0]["images"]) == 1
 
@@ -627,7 +629,7 @@ def test_lineage_follows_images_by_sha256_or_by_a_hand_given_result_link(log: Lo
     (made,) = log.get_run("a")["images"]
     # a cache hit showing the same file (dated earlier, to show that date is not what decides)
     record(log, store, "a-hit", cache_hit=True, cached_from="a", created_at=time.time() - 60)
-    log.add_images("a-hit", log.run_images("a"))
+    writer(log).add_images("a-hit", records(log).run_images("a"))
     record(log, store, "b", action="edit", images_in=[f"sha256:{made['sha256']}"])
     (b_img,) = log.get_run("b")["images"]
     record(log, store, "c", action="edit", images_in=[b_img["source_url"]])  # a link pasted by hand
@@ -652,7 +654,7 @@ def test_inputs_record_how_each_image_went_out(log: Log, store: Store) -> None:
         ImageRef(url="https://bucket.example/y.png?X-Signature=s3cr3t", sha256="cd" * 32, via="upload"),
         ImageRef(url="https://example.com/z.jpg", via="url"),
     ]
-    log.add_inputs("r", sent)
+    writer(log).add_inputs("r", sent)
     rows = log.inputs("r")
     assert [(r["idx"], r["via"], r["url"]) for r in rows] == [
         (0, "link", "https://cdn.example/x.png"),
@@ -662,7 +664,7 @@ def test_inputs_record_how_each_image_went_out(log: Log, store: Store) -> None:
     assert rows[0]["expires_at"] == 1e9 and rows[2]["sha256"] is None
     assert "s3cr3t" not in (log.root / "log.sqlite").read_bytes().decode("latin-1")
     with pytest.raises(ValueError, match="via"):
-        log.add_inputs("r", [ImageRef(url="https://example.com/z.jpg", via="carrier pigeon")])
+        writer(log).add_inputs("r", [ImageRef(url="https://example.com/z.jpg", via="carrier pigeon")])
     assert len(log.inputs("r")) == 3  # the refused write changed nothing
 
 
@@ -693,11 +695,11 @@ def test_a_tampered_log_cannot_point_outside_its_folder(log: Log, store: Store, 
     assert Path(str(images.loc["ok", "path"])).is_file()
     for run_id in ("dotdot", "absolute", "linked"):
         assert images.loc[run_id, ["path", "thumb_path"]].isna().all(), run_id
-        assert log.run_images(run_id) == [] and log.get_run(run_id)["images"][0]["path"] is None
+        assert records(log).run_images(run_id) == [] and log.get_run(run_id)["images"][0]["path"] is None
     out = log.export_html(tmp_path / "report" / "index.html")
     html = out.read_text(encoding="utf-8")
     assert base64.b64encode(secret.read_bytes()).decode()[:80] not in html
     assert "outside" not in html and "link.jpg" not in html
     assert len(data_uris(html)) == 1 and "image file missing" in html  # only the good run shows an image
     with pytest.raises(ValueError, match="outside the run folder"):
-        log.add_images("ok", [{"path": "../outside.jpg"}])
+        writer(log).add_images("ok", [{"path": "../outside.jpg"}])

@@ -18,7 +18,9 @@ import pytest
 
 import wan_nb as wan
 from wan_nb import _log_query as query
-from wan_nb._log import Log, apply_filters
+from wan_nb import _log_rows
+from wan_nb._log import Log
+from wan_nb._log_frames import LogFrames, apply_filters
 from wan_nb._states import STATES
 from wan_nb.sim import Simulator
 
@@ -174,13 +176,13 @@ def test_unknown_filter_name_is_still_an_error_naming_the_columns(log):
 
 
 def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
-    read = Log._read_tables
+    read = LogFrames._read_tables
 
-    def selected_only(self: Log, clause: query.Clause, *a: Any, **k: Any) -> Any:
+    def selected_only(self: LogFrames, clause: query.Clause, *a: Any, **k: Any) -> Any:
         assert clause.sql != "1", "read the whole log"
         return read(self, clause, *a, **k)
 
-    monkeypatch.setattr(Log, "_read_tables", selected_only)
+    monkeypatch.setattr(LogFrames, "_read_tables", selected_only)
     grid = log.grid("style", "seed", sweep_id="sw-1")
     assert len(grid.cells) == len({(r["style"], r["seed"]) for _, r in log.runs(sweep_id="sw-1").iterrows()})
     assert log.compare("sw-1", "sw-2").kind == "sweeps"
@@ -204,8 +206,8 @@ def test_a_sweep_on_a_big_log_never_scans_the_runs_table(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=_Traced, **k))
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
     decoded = []
-    real_decode = Log._decode_run
-    monkeypatch.setattr(Log, "_decode_run", lambda self, row: decoded.append(1) or real_decode(self, row))
+    real_decode = _log_rows.decode_run
+    monkeypatch.setattr(_log_rows, "decode_run", lambda row: decoded.append(1) or real_decode(row))
     _Traced.statements = []
     with Simulator(latency=0.05, concurrency=4) as sim:
         sess = wan.connect(base_url=sim.base_url, home=home, quiet=True)
@@ -235,13 +237,13 @@ def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, m
     log = Log(tmp_path / "log.sqlite")
     log.add_runs(_rows(3000))
     reads: list[tuple[str, Any]] = []
-    real = Log._read_tables
+    real = LogFrames._read_tables
 
     def recorded(self, clause, limit=None, offset=0, sources=False):
         reads.append((clause.sql, limit))
         return real(self, clause, limit, offset, sources)
 
-    monkeypatch.setattr(Log, "_read_tables", recorded)
+    monkeypatch.setattr(LogFrames, "_read_tables", recorded)
     explorer = LogExplorer(log, rows="style", cols="seed", page_rows=2, page_cols=3, status="completed")
     explorer.prompt.value = "P0"  # "prompt has", case-insensitive
     explorer._page("right")

@@ -65,7 +65,7 @@ def test_expired_links_are_billed_in_the_log_and_held_to_the_budget(tmp_path):
             lost = [e for e in errors if isinstance(e, wan.LinkExpiredError)]
             assert len(lost) == 2 and sum(isinstance(e, wan.BudgetError) for e in errors) == 3
             assert "billed" in str(lost[0]) and "fresh=True" in str(lost[0]) and lost[0].run_state == "images_lost"
-            assert sess.spent_quota == ledger["billed_quota"]
+            assert sess.budget.billed_quota == ledger["billed_quota"]
             spend = sess.log.spend()
             assert spend.loc["all", "billed_quota"] == ledger["billed_quota"]
             assert spend.loc["all", "images_lost"] == 2 and spend.loc["all", "unconfirmed_quota"] == 0
@@ -146,7 +146,7 @@ def test_a_submit_with_no_answer_is_unconfirmed_until_a_rerun_settles_it(tmp_pat
             assert ledger["submitted"] == 1 and ledger["billed_quota"] == UNIT
             spend = sess.log.spend().loc["all"]
             assert spend["billed_quota"] == UNIT and spend["unconfirmed_quota"] == 0
-            assert len(sess.log.runs()) == 1 and sess.spent_quota == UNIT and sess.unconfirmed_quota == 0
+            assert len(sess.log.runs()) == 1 and sess.budget.billed_quota == UNIT and sess.budget.unconfirmed_quota == 0
         finally:
             sess.close()
 
@@ -161,7 +161,7 @@ def test_every_call_slower_than_the_http_timeout_is_unconfirmed_not_free(tmp_pat
                 wan.generate("slow network", seed=2, resolution="1K")
             _wait_for(lambda: sim.ledger()["billed_quota"] == UNIT, what="the server to bill the task")
             assert sess.log.spend().loc["all", "unconfirmed_quota"] == UNIT
-            assert sess.spent_quota + sess.unconfirmed_quota == UNIT
+            assert sess.budget.billed_quota + sess.budget.unconfirmed_quota == UNIT
             sim.set_faults(slow=0)
             wan.generate("slow network", seed=2, resolution="1K")
             assert sess.log.spend().loc["all", "billed_quota"] == sim.ledger()["billed_quota"] == UNIT
@@ -179,14 +179,14 @@ def test_an_image_that_does_not_decode_is_billed_and_fetched_by_the_rerun(tmp_pa
             assert "no extra cost" in str(info.value) and info.value.run_state == "downloading"
             row = sess.log.runs().iloc[0]
             assert row["status"] == "downloading" and row["cost_quota"] == UNIT and row["n_images"] == 0
-            assert sess.log.spend().loc["all", "billed_quota"] == UNIT == sess.spent_quota
+            assert sess.log.spend().loc["all", "billed_quota"] == UNIT == sess.budget.billed_quota
             r = wan.generate("truncated", seed=5, resolution="1K")
             assert r.paths[0].is_file() and r.cost_quota == 0  # paid before, not again
             ledger = sim.ledger()
             assert ledger["submitted"] == 1 and ledger["billed_quota"] == UNIT
             rows = sess.log.runs()
             assert len(rows) == 1 and rows.iloc[0]["status"] == "completed" and rows.iloc[0]["cost_quota"] == UNIT
-            assert sess.spent_quota == UNIT
+            assert sess.budget.billed_quota == UNIT
         finally:
             sess.close()
 

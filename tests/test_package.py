@@ -139,13 +139,51 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert any({"wan_nb._request", "wan_nb._spec"} <= set(c) for c in _cycles(graph))
 
 
-def test_storage_does_not_import_the_html_helpers() -> None:
-    """Storage does its work without HTML. What a user asks of it as a view (``_repr_html_``,
-    ``Log.grid()``) loads the view inside that method, one way (the cycle test above)."""
-    views = {"wan_nb._html_parts", "wan_nb._grid", "wan_nb._report", "wan_nb._live_grid", "wan_nb._explore"}
-    for storage in ("wan_nb._store", "wan_nb._log", "wan_nb._log_schema", "wan_nb._log_query", "wan_nb._atomic"):
-        if storage in MODULES:
-            assert not {t for t, inner in _imports(storage) if not inner} & views, storage
+STORAGE = ("wan_nb._store", "wan_nb._result", "wan_nb._atomic", "wan_nb._log_engine", "wan_nb._log_writer",
+           "wan_nb._log_rows", "wan_nb._log_values", "wan_nb._log_paths", "wan_nb._log_schema", "wan_nb._log_query",
+           "wan_nb._log_frames", "wan_nb._log_export")
+VIEWS = {"wan_nb._grid", "wan_nb._report", "wan_nb._live_grid", "wan_nb._explore"}
+
+
+def test_storage_does_not_import_the_views() -> None:
+    """Storage does its work without the views. An image shows itself as a tile (``_tiles``,
+    a view-building block below storage, like ``_html_parts``); what a user asks of the log
+    as a view (``Log.grid()``, ``Log.explore()``) is loaded by the ``Log`` face on request."""
+    for storage in STORAGE:
+        assert storage in MODULES, storage
+        assert not {t for t, _ in _imports(storage)} & VIEWS, storage
+
+
+# Every import inside a function loads something heavy only when it is used (pandas, ipywidgets,
+# the simulator, a view); none dodges a cycle (the cycle test counts them as edges). Each one is
+# listed with its reason, so a new one is a decision, not an accident. The command line loads
+# per command (``wan-nb --help`` stays instant).
+LAZY_LOADS = {
+    ("wan_nb._log", "wan_nb._log_frames"): "pandas, with the first DataFrame",
+    ("wan_nb._log", "wan_nb._log_export"): "pandas, with the first file written",
+    ("wan_nb._log", "wan_nb._report"): "a view (pandas, Pillow), when asked for",
+    ("wan_nb._log", "wan_nb._explore"): "a widget (ipywidgets), when asked for",
+    ("wan_nb._explore", "wan_nb._form"): "a widget (the form), when a run is opened in one",
+    ("wan_nb._session", "wan_nb.sim"): "the simulator, when connect() starts one",
+    ("wan_nb._sweep", "wan_nb._live_grid"): "ipywidgets, when a running sweep is first shown",
+}
+
+
+def test_every_import_inside_a_function_is_a_listed_lazy_load() -> None:
+    found = {(m, t) for m in MODULES if m != "wan_nb.cli" for t, inner in _imports(m) if inner}
+    assert found == set(LAZY_LOADS)
+
+
+def test_import_wan_nb_loads_neither_pandas_nor_ipywidgets() -> None:
+    """Scripts, the CLI and the simulator a server runs stay light; a notebook loads them
+    with the first DataFrame or widget (the time it takes: ``python -m benchmarks --only imports``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wan_nb, wan_nb.sim; "
+            "print(sorted(m for m in ('pandas', 'ipywidgets', 'ipycanvas', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_architecture_names_every_module() -> None:

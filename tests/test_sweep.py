@@ -74,7 +74,7 @@ def test_session_budget_is_never_exceeded(sim, sess):
     assert sw.counts()["completed"] == 2
     with pytest.raises(wan.BudgetError, match="session budget"):
         wan.generate("one more", seed=99, resolution="1K")
-    assert sim.ledger()["submitted"] == 2 and sess.spent_quota == 2 * UNIT
+    assert sim.ledger()["submitted"] == 2 and sess.budget.billed_quota == 2 * UNIT
 
 
 def test_rerunning_finished_fixed_seed_sweep_is_free(sim, sess, capsys):

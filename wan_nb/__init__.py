@@ -100,8 +100,9 @@ def log(home: str | None = None) -> Log:
 
     Reading it needs no connection: without one, no simulator is started.
     """
-    if home is None and _session_module._current is not None:
-        return _session_module._current.log
+    sess = _session_module.current()
+    if home is None and sess is not None:
+        return sess.log
     return Log(_config.home(home) / "log.sqlite")
 
 

@@ -19,20 +19,23 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
 
 from . import _log_schema as schema
 from ._exceptions import RequestError
-from ._grid import CellItem, Grid, _key, cell_key
+from ._grid import Grid, cell_key, hashable
 from ._html_parts import FONT, esc, format_value, short
-from ._log import Log
 from ._report import (
     _plain,
     grid_from_frame,
 )
+from ._tiles import CellItem
+
+if TYPE_CHECKING:
+    from ._log import Log  # annotations only: Log.explore() opens this widget
 
 ANY = "(any)"
 THUMB_PX = 120  # CSS px of a thumbnail in the grid
@@ -229,18 +232,18 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         r0, c0 = self._row_page * self.page_rows, self._col_page * self.page_cols
         page_rows = row_values[r0:r0 + self.page_rows]
         page_cols = col_values[c0:c0 + self.page_cols]
-        keep_r, keep_c = {_key(v) for v in page_rows}, {_key(v) for v in page_cols}
+        keep_r, keep_c = {hashable(v) for v in page_rows}, {hashable(v) for v in page_cols}
         # only the page's runs are read: its row and column values go to SQL as filters
         # (when an axis is also a filter, or holds lists, SQL reads a little more and pandas keeps the page)
         narrow: dict[str, Any] = {name: values for name, values in ((rows, page_rows), (cols, page_cols))
                   if name not in filters and all(not isinstance(v, (list, dict)) for v in values)}
         df, images = log.frames(where, **filters, **(narrow if rows != cols else {}))
-        mask = [(_key(_plain(a)) in keep_r and _key(_plain(b)) in keep_c)
+        mask = [(hashable(_plain(a)) in keep_r and hashable(_plain(b)) in keep_c)
                 for a, b in zip(df[rows], df[cols], strict=True)]
         page = df[mask]
         # the page's axes in the pager's order (Log.distinct), not in the order runs were claimed
-        shown_r = [v for v in page_rows if _key(v) in {_key(_plain(a)) for a in page[rows]}]
-        shown_c = [v for v in page_cols if _key(v) in {_key(_plain(b)) for b in page[cols]}]
+        shown_r = [v for v in page_rows if hashable(v) in {hashable(_plain(a)) for a in page[rows]}]
+        shown_c = [v for v in page_cols if hashable(v) in {hashable(_plain(b)) for b in page[cols]}]
         self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}",
                                     row_values=shown_r, col_values=shown_c)
         self.grid.legend = {}  # the filters say what is shared; labels say the rest

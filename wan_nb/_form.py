@@ -30,7 +30,7 @@ from ._modes import make_request
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, session
+from ._session import Session, current, session
 from ._static_view import LiveFallback
 from ._wire import Task
 
@@ -300,9 +300,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             text = f"{unit} per image × {n} image{'s' if n != 1 else ''} = <b>{_usd(self._request.cost_quota)}</b>"
         else:
             text = f"{unit} per image · no cost until the fields make a valid request"
-        from . import _session
-
-        sess = _session._current
+        sess = current()
         if sess is not None:
             text += f" · this session has spent ${sess.spent_usd:.5f}"
             if sess.unconfirmed_usd:
@@ -312,7 +310,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 text += f" of its ${sess.budget_usd:.2f} budget (${left:.5f} left)"
                 if self._request is not None and not self.running:
                     try:
-                        sess.check_budget(self._request.cost_quota)  # the rule Generate meets, said before it
+                        sess.budget.check(self._request.cost_quota)  # the rule Generate meets, said before it
                     except BudgetError:
                         text += " · <b style='color:#b3261e'>⚠ more than is left: only a cache hit would run</b>"
             else:

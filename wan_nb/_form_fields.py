@@ -24,7 +24,7 @@ from ._exceptions import Problem, RequestError, WanError
 from ._form_images import ImagePicker
 from ._html_parts import FONT, esc
 from ._palette import PaletteEditor
-from ._request import unknown_fields
+from ._request import build_request, unknown_fields
 
 MODE_LABELS = {
     _spec.GENERATE: "generate · text to image",
@@ -229,8 +229,6 @@ class FieldPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if value in offered:
             dropdown.value = value
             return
-        from ._request import build_request
-
         try:
             build_request(**{"prompt": "-", "action": self.action, name: value})
         except RequestError as exc:

@@ -34,6 +34,8 @@ from ._images import (
     image_problems,
     to_image_ref,
 )
+from ._log import Log, records
+from ._session import current
 from ._store import StoredImage
 
 CHIP_SIDE = 72  # px: the thumbnail of a chosen input
@@ -42,10 +44,8 @@ RECENT = 8  # recent results offered
 
 def run_folder() -> Path:
     """The current session's run folder, or the one it would use (nothing is started)."""
-    from . import _session
-
-    current = _session._current
-    return Path(current.home) if current is not None else _config.home()
+    sess = current()
+    return Path(sess.home) if sess is not None else _config.home()
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,19 @@ def to_input(value: Any, name: str = "image") -> InputImage:
 
 
 def recent_results(limit: int = RECENT) -> list[StoredImage]:
-    """Images of the latest completed runs in the log, newest first (one per file)."""
-    from ._log import Log
+    """Images of the latest completed runs in the log, newest first (one per file).
 
+    Reads only the last runs (a page at the end of the selection), however big the log."""
     log_path = run_folder() / "log.sqlite"
     if not log_path.is_file():
         return []
     log = Log(log_path)
-    df = log.runs(status="completed")
+    total = log.count(status="completed")
+    df = log.runs(status="completed", offset=max(0, total - limit * 2), limit=limit * 2)
     out: list[StoredImage] = []
     seen: set[str] = set()
-    for run_id in reversed(df["run_id"].tolist()[-limit * 2:]):
-        for image in log.run_images(run_id):
+    for run_id in reversed(df["run_id"].tolist()):
+        for image in records(log).run_images(run_id):
             if image.sha256 not in seen and Path(image.path).is_file():
                 seen.add(image.sha256)
                 out.append(image)

@@ -23,41 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from . import _states as S
 from ._atomic import atomic_write_bytes, atomic_write_text
-from ._html_parts import FONT, document, esc, format_value, href, label_html, short, thumb_data_uri
-from ._thumbs import EMBED_SIDE, THUMB_SIDE, shrink
+from ._html_parts import FONT, document, esc, format_value, label_html, short
+from ._thumbs import shrink
+from ._tiles import BOX, CellItem, render_item_html, tile_state
 
 if TYPE_CHECKING:
     from ._sweep import SweepCell
 
-BOX = 160  # CSS px of the square each thumbnail is fitted into
 PNG_BOX = 200  # px of the same square in PNG output
-
-# Item states: DONE shows the image, FAILED the reason; any other status is a placeholder
-# (planned / submitted / queued / processing / downloading — a run still on its way).
-DONE = frozenset({S.COMPLETED})
-FAILED = frozenset(S.ENDED_WITHOUT_IMAGES)
-
-
-@dataclass
-class CellItem:
-    """One image (or one placeholder for an image) inside a grid cell."""
-
-    thumb: Path | None
-    full: Path | None
-    status: str
-    error: str | None = None
-    caption: str = ""
-    width: int | None = None
-    height: int | None = None
-    run_id: str | None = None  # the run it shows (a widget over the grid opens it on a click)
-
-    @classmethod
-    def of_image(cls, image: Any, caption: str = "") -> CellItem:
-        """A finished item for an image on disk (a StoredImage)."""
-        return cls(thumb=image.thumb_path, full=image.path, status=S.COMPLETED, caption=caption,
-                   width=image.width, height=image.height)
 
 
 @dataclass
@@ -79,12 +53,12 @@ def cell_items(cell: SweepCell) -> list[CellItem]:
     return [CellItem(thumb=None, full=None, status=status, error=cell.error, width=w, height=h)]
 
 
-def _key(value: Any) -> Any:
+def hashable(value: Any) -> Any:
     """A hashable stand-in for a row/column value (lists and dicts from JSON columns)."""
     if isinstance(value, list | tuple):
-        return tuple(_key(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _key(v)) for k, v in value.items())
+        return tuple((k, hashable(v)) for k, v in value.items())
     return value
 
 
@@ -92,13 +66,13 @@ def distinct(values: Iterable[Any]) -> list[Any]:
     """The values in first-seen order, each once (lists and dicts compared by content)."""
     seen: dict[Any, Any] = {}
     for v in values:
-        seen.setdefault(_key(v), v)
+        seen.setdefault(hashable(v), v)
     return list(seen.values())
 
 
 def cell_key(row_value: Any, col_value: Any) -> tuple[Any, ...]:
     """The key of ``cells`` for a (row value, column value) pair."""
-    return (_key(row_value), _key(col_value))
+    return (hashable(row_value), hashable(col_value))
 
 
 def _lookup(cells: Mapping[tuple[Any, ...], Cell], row_value: Any, col_value: Any) -> Cell | None:
@@ -112,84 +86,6 @@ def _lookup(cells: Mapping[tuple[Any, ...], Cell], row_value: Any, col_value: An
 
 
 # --------------------------------------------------------------------------- HTML
-
-
-def _state(item: CellItem) -> str:
-    status = (item.status or "").lower()
-    if status in FAILED or item.error:
-        return "failed"
-    if status in DONE:
-        return "done"
-    return "pending"
-
-
-def _looks(box: int) -> dict[str, str]:
-    """The style of each part of an item, by name: inline in static HTML, or one
-    stylesheet (``item_css``) for the live view, which then sends only class names."""
-    frame = (f"width:{box}px;height:{box}px;display:flex;align-items:center;justify-content:center;"
-             "overflow:hidden;box-sizing:border-box")
-    column = f"{frame};flex-direction:column"
-    return {
-        "item": f"display:inline-block;vertical-align:top;margin:2px;width:{box}px",
-        "img": f"max-width:{box}px;max-height:{box}px;width:auto;height:auto;display:block",
-        "done": f"{frame};background:#f3f3f3;border:1px solid #ddd",
-        "failed": f"{column};padding:6px;background:#fff3f3;border:2px solid #d33;color:#a00;text-align:center;"
-                  "overflow-wrap:anywhere",
-        "missing": f"{column};background:#fafafa;border:1px dashed #bbb;color:#777;text-align:center;"
-                   "overflow-wrap:anywhere;padding:6px",
-        "pending": f"{column};background:repeating-linear-gradient(45deg,#f6f6f6,#f6f6f6 8px,#ececec 8px,"
-                   "#ececec 16px);border:1px dashed #aaa;color:#666",
-        "dots": "font-size:18px;letter-spacing:2px",
-        "small": "font-size:11px",
-        "caption": "font-size:11px;color:#555;overflow-wrap:anywhere",
-    }
-
-
-CSS_PREFIX = "wan-"
-
-
-def item_css(scope: str, box: int = BOX) -> str:
-    """The item styles as one stylesheet under ``scope`` (for ``render_item_html(inline=False)``)."""
-    return "".join(f"{scope} .{CSS_PREFIX}{name}{{{style}}}" for name, style in _looks(box).items())
-
-
-def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box: int = BOX,
-                     inline: bool = True) -> str:
-    """One fixed-size box: the thumbnail (linked to the full file), a placeholder, or an error.
-
-    ``inline=False``: class names instead of inline styles (a few dozen bytes instead of
-    several hundred; the page must carry ``item_css``)."""
-    looks = _looks(box)
-
-    def look(name: str) -> str:
-        return f'style="{looks[name]}"' if inline else f'class="{CSS_PREFIX}{name}"'
-
-    state = _state(item)
-    size = f"{item.width}×{item.height}" if item.width and item.height else ""
-    tooltip = " · ".join(x for x in (item.caption, size, item.status) if x)
-    # Embed at the box's size; above the stored thumbnail's size, read the full image.
-    side = max(EMBED_SIDE, box)
-    sources = (item.full, item.thumb) if side > THUMB_SIDE else (item.thumb, item.full)
-    uri = thumb_data_uri(*sources, side=side) if state == "done" else None
-    if uri:
-        img = f'<img src="{esc(uri)}" alt="{esc(item.caption or "image")}" title="{esc(tooltip)}" {look("img")}>'
-        if item.full is not None:
-            img = f'<a href="{esc(href(item.full, link_base))}" target="_blank" rel="noopener">{img}</a>'
-        inner = f'<div {look("done")}>{img}</div>'
-    elif state == "failed":
-        reason = item.error or item.status
-        inner = (f'<div {look("failed")} title="{esc(reason)}"><b>✕ {esc(item.status or "error")}</b>'
-                 f'<span {look("small")}>{esc(short(reason or "", 220))}</span></div>')
-    elif state == "done":  # finished, but the file is gone (moved folder, deleted image)
-        where = str(item.full) if item.full else "no file recorded"
-        inner = (f'<div {look("missing")} title="{esc(where)}"><b>{esc(item.status)}</b>'
-                 f'<span {look("small")}>image file missing</span></div>')
-    else:
-        inner = (f'<div {look("pending")}><span {look("dots")}>···</span>'
-                 f'<span>{esc(item.status or "pending")}</span></div>')
-    caption = (f'<div {look("caption")} title="{esc(item.caption)}">{esc(short(item.caption, 80))}</div>'
-               if item.caption else "")
-    return f'<div {look("item")}>{inner}{caption}</div>'
 
 
 def legend_html(legend: Mapping[str, Any]) -> str:
@@ -341,7 +237,7 @@ def _paste_item(
     text: Callable[[str], str],
 ) -> None:
     box = PNG_BOX
-    state = _state(item)
+    state = tile_state(item)
     img = None
     if state == "done":
         for cand in (item.thumb, item.full):

@@ -38,9 +38,9 @@ from ._grid import (
     cell_key,
     corner_html,
     grid_header_html,
-    item_css,
 )
 from ._html_parts import FONT, label_html
+from ._tiles import item_css
 
 if TYPE_CHECKING:
     from ._sweep import Sweep

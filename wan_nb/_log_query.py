@@ -170,7 +170,7 @@ def _bool(node: ast.AST) -> Clause:
 
 def _contains(node: ast.Call) -> Clause:
     """``prompt.str.contains('fox', case=False, regex=False)``: plain text search, as pandas
-    does it (``wan_contains``, a function every log connection registers)."""
+    does it (``wan_contains``, a function every SQLite connection registers: ``_log_engine.contains``)."""
     func = node.func
     if not (isinstance(func, ast.Attribute) and func.attr == "contains" and isinstance(func.value, ast.Attribute)
             and func.value.attr == "str" and _column(func.value.value) is not None and len(node.args) == 1):
@@ -183,13 +183,6 @@ def _contains(node: ast.Call) -> Clause:
             or set(options) - {"case", "regex"}:
         raise Untranslatable("only plain-text contains (regex=False) on a text column")
     return Clause(f"(wan_contains({col.name}, ?, ?) = 1)", [needle, int(bool(options.get("case", True)))])
-
-
-def contains(text: str | None, needle: str, case: int) -> int | None:
-    """pandas' ``str.contains(needle, case=..., regex=False)`` for one value (None stays unknown)."""
-    if text is None:
-        return None
-    return int(needle in text if case else needle.upper() in text.upper())
 
 
 def _literal(node: ast.AST) -> Any:

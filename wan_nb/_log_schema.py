@@ -133,6 +133,7 @@ INPUT_COLUMNS: tuple[Column, ...] = (
 )
 del C
 
+IMAGE_FIELDS = tuple(c.name for c in IMAGE_COLUMNS if c.name not in ("run_id", "idx"))  # what a StoredImage holds
 RUNS = {c.name: c for c in RUN_COLUMNS}
 IMAGES = {c.name: c for c in IMAGE_COLUMNS}
 INPUTS = {c.name: c for c in INPUT_COLUMNS}

@@ -22,8 +22,9 @@ from . import _log_schema as schema
 from . import _spec
 from . import _states as S
 from ._atomic import atomic_write_text
-from ._grid import Cell, CellItem, Grid, _key, cell_key, distinct, render_grid_html, render_item_html
+from ._grid import Cell, Grid, cell_key, distinct, hashable, legend_html, render_grid_html
 from ._html_parts import document, esc, format_value, label_html, short
+from ._tiles import CellItem, render_item_html
 
 MAX_COMPARE_THUMBS = 24
 
@@ -347,7 +348,8 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
         vb = _sort_axis(name, distinct(_plain(v) for v in part_b[name]), part_b[name]) if name in part_b else [None]
         if va == [None] and vb == [None]:
             continue
-        params.append(ParamRow(name, _summarise(va), _summarise(vb), [_key(v) for v in va] != [_key(v) for v in vb]))
+        differ = [hashable(v) for v in va] != [hashable(v) for v in vb]
+        params.append(ParamRow(name, _summarise(va), _summarise(vb), differ))
 
     oa, ob = _outcome(kind_a, part_a), _outcome(kind_a, part_b)
     outcome_rows = [ParamRow(k, oa.get(k), ob.get(k), False) for k in dict.fromkeys([*oa, *ob])]
@@ -462,7 +464,6 @@ def report_html(log: Any, link_base: Path, where: Any = None, title: str | None 
     ]
     legend = fixed_parameters(df)
     if legend:
-        from ._grid import legend_html
 
         parts.append(legend_html(legend))
     for sweep_id in distinct(v for v in df["sweep_id"].tolist() if v is not None):

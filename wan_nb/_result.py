@@ -10,6 +10,8 @@ from . import _spec
 from ._html_parts import esc
 from ._request import Request
 from ._store import StoredImage
+from ._thumbs import THUMB_SIDE
+from ._tiles import CellItem, render_item_html
 
 
 @dataclass
@@ -58,9 +60,6 @@ class Result:
         return f"<Result {self.task_id or self.run_id} {self.status}{hit}: {what}; {len(self.images)} file(s)>"
 
     def _repr_html_(self) -> str:
-        from ._grid import CellItem, render_item_html  # a view, loaded when Jupyter asks for one
-        from ._thumbs import THUMB_SIDE
-
         tiles = []
         for i, img in enumerate(self.images):
             caption = f"{img.width}×{img.height}" + (f" · {i + 1}/{len(self.images)}" if len(self.images) > 1 else "")

@@ -30,7 +30,6 @@ import getpass
 import math
 import numbers
 import re
-import threading
 import time
 import uuid
 import warnings
@@ -41,9 +40,9 @@ from typing import Any, TypeVar
 
 from . import _config, _spec
 from . import _states as S
+from ._budget import Budget
 from ._client import AsyncClient, Client
 from ._exceptions import (
-    BudgetError,
     ConfigError,
     DownloadError,
     InvalidRequestError,
@@ -55,7 +54,8 @@ from ._exceptions import (
     WanError,
     WanWarning,
 )
-from ._log import Log, stored_images
+from ._log import Log, records, writer
+from ._log_rows import stored_images
 from ._portal import get_portal
 from ._request import Request, unicode_problem
 from ._result import Result
@@ -64,22 +64,10 @@ from ._width import WidthEstimate
 from ._wire import Task
 
 SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
-DEFAULT_SWEEP_BUDGET_USD = 2.00  # a sweep costing more asks for confirm=True first
 INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the server was told first)
 
 RunUpdate = Callable[[str, Task], Any]
 T = TypeVar("T")
-
-
-def check_usd(name: str, value: Any) -> float | None:
-    """A budget in dollars: None (no limit) or a finite number ≥ 0; else RequestError naming ``name``."""
-    if value is None:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or float(value) < 0:
-        raise RequestError([Problem(name, "usd", "must be a finite number of dollars, 0 or more, or None for "
-                                                  f"no limit (got {value!r})")])
-    return float(value)
 
 
 def check_seconds(name: str, value: Any) -> float | None:
@@ -103,90 +91,48 @@ class Session:
         self.store: Store = self.aio.store
         self.home = Path(self.store.root)
         self.log = Log(self.home / "log.sqlite")
-        self.spent_quota = 0  # billed through this session (the server's word)
-        self.unconfirmed: dict[str, int] = {}  # run_id → price of runs that may have been billed
-        self.reserved_quota = 0  # held for runs in flight, so concurrent runs cannot overshoot
-        self._budget_usd: float | None = None
-        self._sweep_budget_usd: float | None = DEFAULT_SWEEP_BUDGET_USD
-        self._budget_lock = threading.Lock()
+        self.records = records(self.log)  # the run pipeline's look-ups
+        self.writer = writer(self.log)  # claims and state moves, on the log's writer thread
+        self.budget = Budget()
         self.sweeps: weakref.WeakSet[Any] = weakref.WeakSet()  # running sweeps, cancelled on close
         self.width = WidthEstimate()  # tasks in flight, learnt from the server: shared by every sweep
 
     def __repr__(self) -> str:
         return f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}>"
 
-    # -- money ---------------------------------------------------------------------
+    # -- money (``Budget``; these are the figures users read) ----------------------------
     @property
     def budget_usd(self) -> float | None:
         """Session-wide cap, never exceeded (None: no cap)."""
-        return self._budget_usd
+        return self.budget.limit_usd
 
     @budget_usd.setter
     def budget_usd(self, value: Any) -> None:
-        self._budget_usd = check_usd("usd", value)
+        self.budget.limit_usd = value
 
     @property
     def sweep_budget_usd(self) -> float | None:
         """Above it a sweep needs ``confirm=True`` (None: never ask)."""
-        return self._sweep_budget_usd
+        return self.budget.sweep_limit_usd
 
     @sweep_budget_usd.setter
     def sweep_budget_usd(self, value: Any) -> None:
-        self._sweep_budget_usd = check_usd("per_sweep", value)
-
-    @property
-    def unconfirmed_quota(self) -> int:
-        return sum(self.unconfirmed.values())
+        self.budget.sweep_limit_usd = value
 
     @property
     def billed_usd(self) -> float:
         """What the server said it billed through this session."""
-        return _spec.quota_to_usd(self.spent_quota)
+        return _spec.quota_to_usd(self.budget.billed_quota)
 
     @property
     def unconfirmed_usd(self) -> float:
         """Runs with no answer that may have been billed (settled by running them again)."""
-        return _spec.quota_to_usd(self.unconfirmed_quota)
+        return _spec.quota_to_usd(self.budget.unconfirmed_quota)
 
     @property
     def spent_usd(self) -> float:
         """Billed plus unconfirmed: what the budget counts."""
-        return _spec.quota_to_usd(self.spent_quota + self.unconfirmed_quota)
-
-    def check_budget(self, quota: int, what: str = "this request") -> None:
-        """Raise BudgetError if ``quota`` more would take the session past its budget."""
-        if self.budget_usd is None:
-            return
-        limit = round(self.budget_usd * _spec.QUOTA_PER_USD)
-        spent = self.spent_quota + self.unconfirmed_quota
-        if spent + self.reserved_quota + quota > limit:
-            usd = _spec.quota_to_usd
-            maybe = f", ${usd(self.unconfirmed_quota):.5f} of it unconfirmed" if self.unconfirmed_quota else ""
-            raise BudgetError(
-                f"{what} would cost ${usd(quota):.5f}, but the session budget is ${self.budget_usd:.2f} "
-                f"(${usd(spent):.5f} spent{maybe}, ${usd(self.reserved_quota):.5f} held by runs in flight); "
-                "nothing was sent. Raise it with wan.set_budget(usd).",
-                cost_usd=usd(quota), limit_usd=self.budget_usd,
-            )
-
-    def _hold(self, run_id: str | None, quota: int, *, checked: bool) -> None:
-        """Reserve a run's price before it is sent (``checked``: against the budget).
-        A run taken up again moves from unconfirmed to held."""
-        with self._budget_lock:
-            if run_id is not None:
-                self.unconfirmed.pop(run_id, None)
-            if checked:
-                self.check_budget(quota)
-            self.reserved_quota += quota
-
-    def _settle(self, run_id: str, held: int, state: str, billed: int) -> None:
-        """A run stopped in ``state``: its hold becomes billed, unconfirmed, or nothing."""
-        with self._budget_lock:
-            self.reserved_quota -= held
-            if state in S.BILLED:
-                self.spent_quota += billed
-            elif state in S.MAYBE_BILLED and held:
-                self.unconfirmed[run_id] = held
+        return _spec.quota_to_usd(self.budget.spent_quota)
 
     def completed_hashes(self, hashes: Iterable[str]) -> dict[str, set[str | None]]:
         """request_hash → sweep ids of completed runs whose files are on disk, for these
@@ -194,7 +140,7 @@ class Session:
         wanted = list(dict.fromkeys(hashes))
         out: dict[str, set[str | None]] = {}
         for i in range(0, len(wanted), 500):
-            for row in self.log.find_runs(request_hash=wanted[i:i + 500], status=S.COMPLETED):
+            for row in self.records.find_runs(request_hash=wanted[i:i + 500], status=S.COMPLETED):
                 if self._files_ok(row):
                     out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
         return out
@@ -217,7 +163,7 @@ class Session:
         Shielded: once submitted, a write is never cancelled half-way by the caller's
         cancellation. ``within``: wait at most that long (the write still happens).
         """
-        fut = asyncio.shield(asyncio.wrap_future(self.log.submit(fn, *args, **kw)))
+        fut = asyncio.shield(asyncio.wrap_future(self.writer.submit(fn, *args, **kw)))
         if within is None:
             return await fut
         try:
@@ -227,17 +173,17 @@ class Session:
 
     def _write_later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Queue a write in order, not waited for (progress: the next write lands after it)."""
-        self.log.submit(fn, *args, **kw)
+        self.writer.submit(fn, *args, **kw)
 
     def _history(self, request_hash: str) -> list[dict[str, Any]]:
         """Runs of this request, oldest first, each with ``files_ok`` (runs in a worker thread)."""
-        rows = self.log.find_runs(request_hash=request_hash)
+        rows = self.records.find_runs(request_hash=request_hash)
         for row in rows:
             row["files_ok"] = self._files_ok(row)
         return rows
 
     def _run_row(self, run_id: str) -> dict[str, Any] | None:
-        row = self.log.get_run(run_id)
+        row = self.records.get_run(run_id)
         if row is not None:
             row["files_ok"] = self._files_ok(row)
         return row
@@ -289,7 +235,7 @@ class Session:
             if won:
                 return await self._execute(run_id, placed, key, None, timeout, on_update,
                                            held=request.cost_quota, billed_before=False, prefer_wait=prefer_wait)
-            self._settle(run_id, request.cost_quota, S.ERROR, 0)  # another run holds the key
+            self.budget.settle(run_id, request.cost_quota, S.ERROR, 0)  # another run holds the key
             if row is not None and row.get("sweep_id") != sweep_id:
                 # the same request in another sweep (or outside one), claimed first: share its task
                 other = await asyncio.to_thread(self._run_row, row["run_id"])
@@ -305,20 +251,20 @@ class Session:
         """Budget held, inputs placed, the row claimed under the request's key: (run id, the
         placed request, its key, the row that holds the key, whether that row is this run)."""
         run_id = _new_run_id()
-        self._hold(None, request.cost_quota, checked=True)  # before the claim: a refused run leaves no trace
+        self.budget.hold(None, request.cost_quota, checked=True)  # before the claim: a refused run leaves no trace
         try:
             placed = await self._place_inputs(request)
             key = placed.idempotency_key(salt)
-            row = await self._write(self.log.claim_run, {
+            row = await self._write(self.writer.claim_run, {
                 **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
                 "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
             won = row is not None and row["run_id"] == run_id
             if won and placed.images:
-                await self._write(self.log.add_inputs, run_id, placed.images)
+                await self._write(self.writer.add_inputs, run_id, placed.images)
         except BaseException as exc:
-            self._settle(run_id, request.cost_quota, S.ERROR, 0)
+            self.budget.settle(run_id, request.cost_quota, S.ERROR, 0)
             if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
-                self._write_later(self.log.transition, run_id, S.CANCELLED, cost_quota=0, cost_usd=0.0,
+                self._write_later(self.writer.transition, run_id, S.CANCELLED, cost_quota=0, cost_usd=0.0,
                                   error_message="cancelled before it was sent")
             raise
         return run_id, placed, key, row, won
@@ -339,16 +285,16 @@ class Session:
         if status in S.RESUMABLE or status == S.COMPLETED:  # completed, files deleted: fetch again
             billed_before = status in S.BILLED
             held = 0 if billed_before else request.cost_quota
-            self._hold(row["run_id"], held, checked=status == S.ERROR)  # in flight: owed, not a new spend
+            self.budget.hold(row["run_id"], held, checked=status == S.ERROR)  # in flight: owed, not a new spend
             try:
                 if status == S.ERROR:  # refused before any task existed: placed anew (a dead link is not resent)
                     request = await self._place_inputs(request)
                     if request.images:
-                        await self._write(self.log.add_inputs, row["run_id"], request.images)
+                        await self._write(self.writer.add_inputs, row["run_id"], request.images)
                 else:
                     request = await asyncio.to_thread(self._as_sent_before, request, row["run_id"])
             except BaseException:
-                self._settle(row["run_id"], held, S.ERROR, 0)
+                self.budget.settle(row["run_id"], held, S.ERROR, 0)
                 raise
             return await self._execute(row["run_id"], request, row["idempotency_key"], row.get("task_id"),
                                        timeout, on_update, held=held, billed_before=billed_before,
@@ -364,7 +310,7 @@ class Session:
         is logged, sent or billed."""
         if not request.images:
             return request
-        dead = await asyncio.to_thread(self.log.dead_links, [r.url for r in request.images if r.sha256 and r.url],
+        dead = await asyncio.to_thread(self.records.dead_links, [r.url for r in request.images if r.sha256 and r.url],
                                        time.time())
         refs = []
         for given in request.images:
@@ -373,7 +319,7 @@ class Session:
                 ref = dataclasses.replace(ref, url=None, expires_at=None)
             if ref.sha256 and ref.live_url(self.aio.link_margin) is None:
                 # an expired one still tells when it ended
-                link = await asyncio.to_thread(self.log.result_link, ref.sha256)
+                link = await asyncio.to_thread(self.records.result_link, ref.sha256)
                 if link is not None and link[1] > (ref.expires_at or 0):
                     ref = dataclasses.replace(ref, url=link[0], expires_at=link[1])
             refs.append(ref)
@@ -384,7 +330,7 @@ class Session:
         were (``AsyncClient.place`` keeps them), so a re-submit with the same
         Idempotency-Key carries the same body and the server replays its task.
         Reads the log: call it off the event loop."""
-        sent = {row["idx"]: row for row in self.log.inputs(run_id) if row["via"] == "link"}
+        sent = {row["idx"]: row for row in self.records.inputs(run_id) if row["via"] == "link"}
         refs = tuple(
             dataclasses.replace(ref, url=sent[i]["url"], expires_at=sent[i]["expires_at"], via="link")
             if i in sent and sent[i]["sha256"] == ref.sha256 else ref
@@ -405,7 +351,7 @@ class Session:
                 cols: dict[str, Any] = {"task_id": task.task_id}
                 if task.status == S.PROCESSING:
                     cols["started_at"] = time.time()
-                self._write_later(self.log.transition, run_id, task.status, **cols)
+                self._write_later(self.writer.transition, run_id, task.status, **cols)
             if on_update is not None:
                 on_update(run_id, task)
 
@@ -415,21 +361,21 @@ class Session:
         except asyncio.CancelledError:
             task = last[0] if last else None
             state, cols = _interrupted(task, request)
-            await self._write(self.log.transition, run_id, state, **cols, within=INTERRUPTED_WRITE_S)
-            self._settle(run_id, held, state, 0 if billed_before else (cols.get("cost_quota") or 0))
+            await self._write(self.writer.transition, run_id, state, **cols, within=INTERRUPTED_WRITE_S)
+            self.budget.settle(run_id, held, state, 0 if billed_before else (cols.get("cost_quota") or 0))
             raise
         except WanError as caught:
             exc = await self._mark_dead_inputs(caught, request)
             task = last[0] if last else None
             state, cols = self._stopped_by(exc, task)
-            final = await self._write(self.log.transition, run_id, state, **cols)
-            self._settle(run_id, held, state, 0)
+            final = await self._write(self.writer.transition, run_id, state, **cols)
+            self.budget.settle(run_id, held, state, 0)
             exc.run_id, exc.run_state = run_id, final or state
             if exc is not caught:
                 raise exc from caught
             raise
         except BaseException:
-            self._settle(run_id, held, S.UNCONFIRMED, 0)
+            self.budget.settle(run_id, held, S.UNCONFIRMED, 0)
             raise
         return await self._deliver(run_id, request, done.task, held=held, billed_before=billed_before,
                                    submitted_at=done.submitted_at, finished_at=done.finished_at)
@@ -453,7 +399,7 @@ class Session:
             return exc
         now = time.time()
         for url in dead:
-            await self._write(self.log.mark_link_dead, url, now)
+            await self._write(self.writer.mark_link_dead, url, now)
         return InvalidRequestError(
             f"{exc.message} — {len(dead)} input link(s) ended before the expiry they announced (the server freed "
             "them early); the log now marks them dead, so running the same request again uploads the file(s) "
@@ -470,10 +416,10 @@ class Session:
                                  "finished_at": finished_at}
         if submitted_at is not None:
             money["submitted_at"] = submitted_at
-        self._settle(run_id, held, S.DOWNLOADING, 0 if billed_before else cost)
+        self.budget.settle(run_id, held, S.DOWNLOADING, 0 if billed_before else cost)
         # committed before the download starts: a kernel that dies while fetching leaves
         # the run billed at the server's cost, and the next run fetches its images
-        await self._write(self.log.transition, run_id, S.DOWNLOADING, **money)
+        await self._write(self.writer.transition, run_id, S.DOWNLOADING, **money)
         try:
             images = await self.aio.download(task)
         except LinkExpiredError as exc:
@@ -491,13 +437,13 @@ class Session:
                 f"({_spec.OUTPUT_LINK_HOURS} h)")
             state, code = S.DOWNLOADING, "download_failed"
         else:
-            final = await self._write(self.log.transition, run_id, S.COMPLETED, images=images, **money,
+            final = await self._write(self.writer.transition, run_id, S.COMPLETED, images=images, **money,
                                       downloaded_at=time.time(), error_code=None, error_message=None)
             return Result(run_id, request, task.task_id, final or S.COMPLETED, images,
                           0 if billed_before else cost, warnings=request.warnings if request else (),
                           timings={"submitted_at": submitted_at, "finished_at": finished_at,
                                    "downloaded_at": time.time()})
-        final = await self._write(self.log.transition, run_id, state, **money, error_code=code,
+        final = await self._write(self.writer.transition, run_id, state, **money, error_code=code,
                                   error_message=str(err))
         err.run_id, err.run_state = run_id, final or state
         raise err from cause
@@ -524,7 +470,7 @@ class Session:
         images = stored_images(source) if source is not None else list(result.images if result else [])
         from_run = source["run_id"] if source is not None else (result.run_id if result else None)
         task_id = source.get("task_id") if source is not None else (result.task_id if result else None)
-        await self._write(self.log.add_run, {
+        await self._write(self.writer.add_run, {
             **base, **request.to_row(), "run_id": run_id, "created_at": now, "backend": self.backend,
             "task_id": task_id, "status": S.COMPLETED, "cost_quota": 0, "cost_usd": 0.0, "cache_hit": True,
             "cached_from": from_run, "submitted_at": now, "finished_at": now, "downloaded_at": now}, images)
@@ -546,7 +492,7 @@ class Session:
         return get_portal().run(self.afetch(task_id))
 
     async def afetch(self, task_id: str) -> Result:
-        rows = await asyncio.to_thread(self.log.find_runs, task_id=task_id)
+        rows = await asyncio.to_thread(self.records.find_runs, task_id=task_id)
         if rows:
             row = rows[-1]
             run_id, price = row["run_id"], int(row.get("est_quota") or 0)
@@ -554,23 +500,23 @@ class Session:
         else:
             run_id, price, billed_before = _new_run_id(), 0, False
         held = 0 if billed_before else price
-        self._hold(run_id, held, checked=False)  # already sent: owed
+        self.budget.hold(run_id, held, checked=False)  # already sent: owed
         try:
             task = await self.aio.wait(task_id)
             if not rows:
-                await self._write(self.log.add_run, {
+                await self._write(self.writer.add_run, {
                     "run_id": run_id, "created_at": time.time(), "backend": self.backend, "task_id": task_id,
                     "action": task.action, "model": task.model, "status": S.PLANNED})
         except WanError as exc:
             if rows:
                 state, cols = self._stopped_by(exc, None)
                 state = S.UNCONFIRMED if state == S.ERROR else state  # the task was made: it may be billed
-                final = await self._write(self.log.transition, run_id, state, **cols)
+                final = await self._write(self.writer.transition, run_id, state, **cols)
                 exc.run_id, exc.run_state = run_id, final or state
-            self._settle(run_id, held, S.ERROR, 0)
+            self.budget.settle(run_id, held, S.ERROR, 0)
             raise
         except BaseException:
-            self._settle(run_id, held, S.UNCONFIRMED, 0)
+            self.budget.settle(run_id, held, S.UNCONFIRMED, 0)
             raise
         return await self._deliver(run_id, None, task, held=held, billed_before=billed_before,
                                    submitted_at=None, finished_at=time.time())
@@ -675,6 +621,11 @@ def connect(
     _current = Session(client, backend=backend, simulator=simulator)
     if not quiet:
         print(f"{line}; runs are saved in {store.root}")  # noqa: T201 - connect()'s one line; quiet=True silences it
+    return _current
+
+
+def current() -> Session | None:
+    """The current session, or None when nothing is connected (never connects)."""
     return _current
 
 

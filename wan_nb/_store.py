@@ -26,6 +26,7 @@ from ._atomic import atomic_write_bytes, fsync_dir
 from ._exceptions import DownloadError
 from ._formats import extension
 from ._thumbs import THUMB_SIDE, data_uri, human_bytes, thumbnail_jpeg
+from ._tiles import CellItem, render_item_html
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -63,8 +64,6 @@ class StoredImage:
         return (self.width, self.height)
 
     def _repr_html_(self) -> str:
-        from ._grid import CellItem, render_item_html  # a view, loaded when Jupyter asks for one
-
         caption = f"{self.width}×{self.height} · {self.format} · {human_bytes(self.bytes)}"
         return render_item_html(CellItem.of_image(self, caption), box=THUMB_SIDE)
 

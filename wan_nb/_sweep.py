@@ -22,10 +22,11 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from . import _spec
 from . import _states as S
+from ._budget import check_usd
 from ._exceptions import (
     BudgetError,
     InsufficientBalanceError,
@@ -35,13 +36,16 @@ from ._exceptions import (
 )
 from ._grid import Cell, Grid, cell_items, cell_key, distinct
 from ._html_parts import short
-from ._live_grid import LiveGrid
+from ._images import ImageInputError, to_image_ref
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, check_seconds, check_usd, emit_warnings, session
+from ._session import Session, check_seconds, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
+
+if TYPE_CHECKING:
+    from ._live_grid import LiveGrid
 
 _STOPPING = (BudgetError, InsufficientBalanceError)  # no further cell can succeed
 
@@ -368,6 +372,8 @@ class Sweep:
         if self.done:
             return bundle
         if self._view is None:
+            from ._live_grid import LiveGrid  # ipywidgets loads when a running sweep is first shown
+
             self._view = LiveGrid(self, link_base=os.getcwd())
         bundle.update(self._view.mimebundle())
         bundle["text/html"] = html  # frontends without the widget manager still see the grid
@@ -408,8 +414,6 @@ def _logged_cell(cell: SweepCell) -> dict[str, Any]:
 
 
 def _image_label(image: Any) -> str:
-    from ._images import ImageInputError, to_image_ref
-
     if isinstance(image, (str, os.PathLike)):
         tail = str(image).rstrip("/").rsplit("/", 1)[-1]
         return tail if len(tail) <= 40 else tail[:18] + "…" + tail[-18:]
@@ -521,7 +525,7 @@ def sweep(
             limit_usd=limit,
             confirmable=True,
         )
-    sess.check_budget(to_pay, what=f"sweep {plan.sweep_id}")
+    sess.budget.check(to_pay, what=f"sweep {plan.sweep_id}")
     sw = Sweep(
         plan,
         sess,

@@ -23,6 +23,7 @@ from ._form_fields import FieldPanel, field_of, field_row, problem_html
 from ._html_parts import FONT, esc
 from ._portal import get_portal
 from ._request import FIELDS
+from ._session import current
 from ._static_view import LiveFallback
 from ._sweep import Sweep, sweep
 from ._sweep_plan import Plan, _placeholders, parse_axis, plan_sweep, random_seeds
@@ -197,9 +198,7 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
             f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> at most (cells in the cache or already "
             "run cost nothing)"
         )  # true before Start and while the sweep runs
-        from . import _session
-
-        sess = _session._current
+        sess = current()
         limit = sess.sweep_budget_usd if sess is not None else None
         if limit is not None and usd > limit:
             text += f" · above the per-sweep budget ${limit:.2f}: Start asks first"

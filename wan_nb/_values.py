@@ -1,11 +1,10 @@
-"""What "no value" is in a log row, for storage and views alike (pandas only: no HTML)."""
+"""What "no value" is in a log row, for storage and views alike (no HTML, and no pandas import)."""
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
-
-import pandas as pd
 
 
 def is_missing(value: Any) -> bool:
@@ -15,6 +14,9 @@ def is_missing(value: Any) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return True
     if isinstance(value, (str, list, tuple, dict)):
+        return False
+    pd = sys.modules.get("pandas")  # NaT and pd.NA exist only once pandas is loaded: never load it here
+    if pd is None:
         return False
     try:
         return bool(pd.isna(value))

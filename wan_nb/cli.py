@@ -330,7 +330,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     log = Log(db)
     filters: dict[str, Any] = {}
     if args.sweep:
-        if not log.find_runs(sweep_id=args.sweep):
+        if not log.count(sweep_id=args.sweep):
             raise UserError(f"no runs of sweep {args.sweep!r} in {db}")
         filters["sweep_id"] = args.sweep
     n = len(log.runs(args.where, **filters))

@@ -1,0 +1,369 @@
+"""The log as pandas: ``runs``, ``images``, ``count``, ``distinct``, ``spend``, ``lineage``.
+
+Filters and ``where`` strings run as SQL on the log's indexes (``_log_query``); what
+SQL cannot say is evaluated with pandas on the rows SQL selected, so the answer is
+the same either way. DataFrames get their documented dtypes from the column table
+(``_log_schema``), set once per column.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import Any
+
+import pandas as pd
+
+from . import _log_query as query
+from . import _log_schema as schema
+from . import _spec, _states
+from ._log_engine import Engine
+from ._log_paths import RunFolder
+from ._log_query import Clause
+from ._log_rows import LogRows
+from ._log_values import from_sql
+from ._text import did_you_mean
+from ._values import is_missing
+
+Where = str | Callable[[pd.DataFrame], Any] | None
+NO_SWEEP = "(single runs)"  # spend(): the row of runs made outside any sweep
+ALL = "all"  # spend(): the total row
+
+
+# ----------------------------------------------------------------- DataFrame typing
+
+
+def _as_time(s: pd.Series) -> pd.Series:
+    # one unit (ns) whether or not the column has values, so frames concat and compare cleanly
+    secs = pd.to_numeric(s, errors="coerce").astype("float64")
+    return pd.to_datetime(secs, unit="s", utc=True).astype("datetime64[ns, UTC]")
+
+
+def _typed_column(col: schema.Column, s: pd.Series) -> pd.Series:
+    kind = col.kind
+    if kind == "time":
+        return _as_time(s)
+    if kind == "int":
+        return pd.to_numeric(s, errors="coerce").astype("Int64")
+    if kind == "real":
+        return pd.to_numeric(s, errors="coerce").astype("Float64")
+    if kind == "bool":
+        flags = [None if is_missing(v) else bool(v) for v in s]
+        return pd.Series(pd.array(flags, dtype="boolean"), index=s.index)
+    if kind == "category":
+        seen = list(pd.unique(s.dropna()))
+        order = schema.CATEGORY_ORDER.get(col.name, ())
+        cats = [c for c in order if c in seen] + sorted(v for v in seen if v not in order)
+        return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=cats), index=s.index)
+    if col.is_json:
+        return pd.Series([None if v is None else json.loads(v) for v in s], index=s.index, dtype=object)
+    return s
+
+
+def _infer_series(values: list[Any], index: pd.Index) -> pd.Series:
+    """dtype for a column made from sweep ``cell`` values: Int64 / Float64 / boolean / object."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="Int64")
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, index=index, dtype="Float64")
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _norm(value: Any) -> Any:
+    """Lists/tuples compared alike when filtering JSON columns."""
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+def _filter_mask(s: pd.Series, name: str, want: Any) -> pd.Series:
+    values = [want] if isinstance(want, (str, bytes, dict)) or not isinstance(want, Iterable) else list(want)
+    if name in schema.CONTAINS_FILTER:  # tags="portrait": rows whose list contains it
+        return s.map(lambda xs: isinstance(xs, list) and any(v in xs for v in values)).astype(bool)
+    if s.dtype == object:
+        normed = [_norm(v) for v in values]
+
+        def hit(x: Any) -> bool:
+            if isinstance(x, (list, tuple, dict)):
+                return _norm(x) in normed
+            if is_missing(x):
+                return any(not isinstance(v, (list, dict)) and is_missing(v) for v in values)
+            return any(not isinstance(v, (list, dict)) and x == v for v in values)
+
+        return s.map(hit).astype(bool)
+    present = [v for v in values if not is_missing(v)]
+    mask = s.isin(present)
+    if len(present) < len(values):
+        mask = mask | s.isna()
+    return mask.fillna(False).astype(bool)
+
+
+def apply_filters(df: pd.DataFrame, where: Where = None, **filters: Any) -> pd.DataFrame:
+    """``column=value`` / ``column=[values]`` filters, then ``where`` (query string or callable)."""
+    for name, want in filters.items():
+        if name not in df.columns:
+            raise ValueError(
+                f"unknown column {name!r} in filter{did_you_mean(name, df.columns)}; "
+                f"columns are: {', '.join(map(str, df.columns))}"
+            )
+        df = df[_filter_mask(df[name], name, want)]
+    if where is None:
+        pass
+    elif isinstance(where, str):
+        try:
+            df = df.query(where)
+        except Exception as exc:
+            raise ValueError(
+                f"where={where!r} could not be evaluated ({type(exc).__name__}: {exc}); "
+                f"columns are: {', '.join(map(str, df.columns))}"
+            ) from exc
+    elif callable(where):
+        mask = where(df)
+        if isinstance(mask, pd.Series):
+            mask = mask.fillna(False).astype(bool)
+        df = df[mask]
+    else:
+        raise TypeError(f"where: expected a pandas query string or a callable(df) -> mask, got {type(where).__name__}")
+    return df.reset_index(drop=True)
+
+
+def _check_page(limit: Any, offset: Any) -> None:
+    for name, value, least in (("limit", limit, 0), ("offset", offset, 0)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"{name}: expected a whole number, {least} or more (got {value!r})")
+
+
+def _ordered(column: str, values: list[Any]) -> list[Any]:
+    """Distinct values in reading order: the document's order for its vocabularies,
+    numbers ascending, text alphabetically, anything else as found; missing last."""
+    present = [v for v in values if v is not None]
+    tail = [None] * (len(present) < len(values))
+    order = schema.CATEGORY_ORDER.get(column)
+    if order:
+        rank = {v: i for i, v in enumerate(order)}
+        return sorted(present, key=lambda v: (rank.get(v, len(rank)), str(v))) + tail
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present):
+        return sorted(present) + tail
+    if all(isinstance(v, str) for v in present):
+        return sorted(present) + tail
+    return present + tail
+
+
+# ----------------------------------------------------------------- the queries
+
+
+class LogFrames:
+    """DataFrame queries over one log."""
+
+    def __init__(self, engine: Engine, folder: RunFolder, rows: LogRows) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.rows = rows
+
+    def _read_tables(self, clause: Clause, limit: int | None = None, offset: int = 0,
+                     sources: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The runs ``clause`` selects (oldest first, ``limit``/``offset`` applied) and their
+        image rows, in one snapshot; ``sources``: also the images of the runs a cache hit
+        among them was served from."""
+        page = "" if limit is None and not offset else " LIMIT ? OFFSET ?"
+        page_params = [] if not page else [-1 if limit is None else int(limit), int(offset)]
+        selected = f"SELECT {{}} FROM runs WHERE {clause.sql} ORDER BY created_at, {self.engine.tiebreak}{page}"
+        with self.engine.transaction(write=False) as conn:
+            cur = conn.execute(selected.format("*"), [*clause.params, *page_params])
+            runs = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+            ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
+            params = [*clause.params, *page_params]
+            if sources:
+                ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
+                params += params
+            cur = conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids}) ORDER BY run_id, idx", params)
+            images = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+        runs = runs.astype(object)
+        images = images.astype(object)
+        return runs.where(runs.notna(), None), images.where(images.notna(), None)
+
+    def _typed(self, raw_runs: pd.DataFrame, raw_images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) with documented dtypes and the derived columns."""
+        runs = pd.DataFrame(index=raw_runs.index)
+        for col in schema.RUN_COLUMNS:
+            runs[col.name] = _typed_column(col, raw_runs[col.name])
+
+        images = pd.DataFrame(index=raw_images.index)
+        for col in schema.IMAGE_COLUMNS:
+            images[col.name] = _typed_column(col, raw_images[col.name])
+        for key in ("path", "thumb_path"):
+            images[key] = pd.Series([self.folder.absolute(v) for v in raw_images[key]], index=raw_images.index,
+                                    dtype=object)
+
+        paths: dict[str, list[str]] = {}
+        for rid, p in zip(images["run_id"], images["path"], strict=True):
+            paths.setdefault(rid, []).append(p)
+        runs["n_images"] = pd.Series([len(paths.get(r, ())) for r in runs["run_id"]], index=runs.index, dtype="Int64")
+        runs["paths"] = pd.Series([paths.get(r, []) for r in runs["run_id"]], index=runs.index, dtype=object)
+        runs["duration_s"] = (runs["finished_at"] - runs["submitted_at"]).dt.total_seconds().astype("Float64")
+
+        # each key of a sweep's `cell` as its own column (unless a real column has the name)
+        keys: list[str] = []
+        for cell in runs["cell"]:
+            if isinstance(cell, dict):
+                keys.extend(k for k in cell if k not in keys and k not in runs.columns)
+        for key in keys:
+            values = [c.get(key) if isinstance(c, dict) else None for c in runs["cell"]]
+            runs[key] = _infer_series(values, runs.index)
+        return runs, images
+
+    def _selection(self, where: Where, filters: dict[str, Any]) -> tuple[Clause, dict[str, Any], Where]:
+        """(the SQL of what translates, filters left for pandas, ``where`` left for pandas)."""
+        clause, rest = Clause(), {}
+        for name, want in filters.items():
+            try:
+                clause = clause.also(query.filter_clause(name, want))
+            except query.Untranslatable:
+                rest[name] = want
+        if isinstance(where, str):
+            with suppress(query.Untranslatable):
+                clause, where = clause.also(query.where_clause(where)), None
+        return clause, rest, where
+
+    def _check_keys(self, filters: dict[str, Any]) -> None:
+        """A filter on a name that is no column and no sweep-cell key of any run: say so."""
+        known = [*schema.RUNS, *schema.DERIVED_COLUMNS]
+        with self.engine.transaction(write=False) as conn:
+            for name in filters:
+                if name in known:
+                    continue
+                try:
+                    exists = query.cell_key_exists_sql(name)
+                except query.Untranslatable:
+                    continue
+                if conn.execute(f"SELECT 1 FROM runs WHERE {exists.sql} LIMIT 1", exists.params).fetchone() is None:
+                    raise ValueError(f"unknown column {name!r} in filter{did_you_mean(name, known)}; "
+                                     f"columns are: {', '.join(known)} and the keys of sweep cells")
+
+    def frames(self, where: Where = None, *, limit: int | None = None, offset: int = 0,
+               **filters: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) of the selected runs (see ``Log.frames``)."""
+        _check_page(limit, offset)
+        clause, rest, pwhere = self._selection(where, filters)
+        exact = not rest and pwhere is None
+        raw = self._read_tables(clause, limit if exact else None, offset if exact else 0, sources=True)
+        runs, images = self._typed(*raw)
+        if not len(runs) and len(rest) < len(filters):
+            self._check_keys({k: v for k, v in filters.items() if k not in rest})
+        if not exact:
+            runs = apply_filters(runs, pwhere, **rest)
+            if limit is not None or offset:
+                runs = runs.iloc[offset:None if limit is None else offset + limit].reset_index(drop=True)
+        return runs, images
+
+    def runs(self, where: Where = None, *, limit: int | None = None, offset: int = 0, **filters: Any) -> pd.DataFrame:
+        return self.frames(where, limit=limit, offset=offset, **filters)[0]
+
+    def count(self, where: Where = None, **filters: Any) -> int:
+        clause, rest, pwhere = self._selection(where, filters)
+        if rest or pwhere is not None:
+            return len(self.runs(where, **filters))
+        with self.engine.transaction(write=False) as conn:
+            n = int(conn.execute(f"SELECT COUNT(*) FROM runs WHERE {clause.sql}", clause.params).fetchone()[0])
+        if not n:
+            self._check_keys(filters)
+        return n
+
+    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, **filters: Any) -> list[Any]:
+        clause, rest, pwhere = self._selection(where, filters)
+        col = schema.RUNS.get(column)
+        if rest or pwhere is not None or column in schema.DERIVED_COLUMNS or (col is not None and col.is_json):
+            df = self.runs(where, **filters)
+            if column not in df.columns:
+                raise ValueError(f"unknown column {column!r}{did_you_mean(column, df.columns)}")
+            found = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else v: v
+                     for v in (None if is_missing(v) else v
+                               for v in df[column].tolist()[::-1 if newest_first else 1])}
+            values = list(found.values())
+        else:
+            try:
+                target = column if col is not None else f"json_extract(runs.cell, '{query.cell_path(column)}')"
+            except query.Untranslatable:
+                raise ValueError(f"unknown column {column!r}") from None
+            sql = (f"SELECT {target} FROM runs WHERE {clause.sql} GROUP BY 1 ORDER BY MAX(created_at) DESC"
+                   if newest_first else f"SELECT DISTINCT {target} FROM runs WHERE {clause.sql}")
+            with self.engine.transaction(write=False) as conn:
+                rows = conn.execute(sql, clause.params).fetchall()
+            if col is None and not rows:
+                self._check_keys({column: None})
+            values = [from_sql(col, r[0]) for r in rows]
+        return values if newest_first else _ordered(column, values)
+
+    def cell_keys(self) -> list[str]:
+        with self.engine.transaction(write=False) as conn:
+            rows = conn.execute("SELECT j.key FROM runs, json_each(runs.cell) AS j WHERE runs.cell IS NOT NULL "
+                                "GROUP BY j.key ORDER BY MIN(runs.created_at)").fetchall()
+        return [r[0] for r in rows if r[0] not in schema.RUNS and r[0] not in schema.DERIVED_COLUMNS]
+
+    def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
+        own = {k: v for k, v in filters.items() if k in schema.RUNS and (k == "run_id" or k not in schema.IMAGES)}
+        runs, images = self.frames(**own)
+        rest = {k: v for k, v in filters.items() if k not in own}
+        order = {rid: i for i, rid in enumerate(runs["run_id"])}
+        images = images[images["run_id"].isin(list(order))]
+        # the image's own columns win (width/height are its real size, not the requested one)
+        clash = [c for c in runs.columns if c in images.columns and c != "run_id"]
+        params = runs.drop(columns=[*clash, "paths", "n_images"])
+        merged = images.merge(params, on="run_id", how="left", sort=False)
+        merged["_order"] = [order.get(r, len(order)) for r in merged["run_id"]]
+        merged = merged.sort_values(["_order", "idx"], kind="stable").drop(columns="_order")
+        return apply_filters(merged.reset_index(drop=True), where, **rest)
+
+    def spend(self) -> pd.DataFrame:
+        billed = ", ".join(f"'{s}'" for s in _states.BILLED)
+        maybe = ", ".join(f"'{s}'" for s in _states.MAYBE_BILLED)
+        sql = (
+            "SELECT sweep_id, COUNT(*), "
+            f"SUM(CASE WHEN status IN ({billed}) THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN status IN ({billed}) THEN COALESCE(cost_quota, est_quota, 0) ELSE 0 END), "
+            f"SUM(CASE WHEN status IN ({maybe}) THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN status IN ({maybe}) THEN COALESCE(est_quota, 0) ELSE 0 END), "
+            f"SUM(CASE WHEN status = '{_states.IMAGES_LOST}' THEN 1 ELSE 0 END) "
+            "FROM runs GROUP BY sweep_id ORDER BY MIN(created_at)"
+        )
+        with self.engine.transaction(write=False) as conn:
+            rows = conn.execute(sql).fetchall()
+        names = ["runs", "billed_runs", "billed_quota", "unconfirmed_runs", "unconfirmed_quota", "images_lost"]
+        labels = [NO_SWEEP if r[0] is None else r[0] for r in rows]
+        df = pd.DataFrame([[int(v or 0) for v in r[1:]] for r in rows], columns=names, index=labels, dtype="int64")
+        df.loc[ALL] = df.sum() if len(df) else 0
+        df.index.name = "sweep_id"
+        df["billed_usd"] = df["billed_quota"].map(_spec.quota_to_usd).astype("float64")
+        df["unconfirmed_usd"] = df["unconfirmed_quota"].map(_spec.quota_to_usd).astype("float64")
+        return df[["runs", "billed_runs", "billed_quota", "billed_usd", "images_lost",
+                   "unconfirmed_runs", "unconfirmed_quota", "unconfirmed_usd"]].astype(
+            dict.fromkeys(names, "int64"))
+
+    def lineage(self, run: Any) -> pd.DataFrame:
+        run_id = run if isinstance(run, str) else getattr(run, "run_id", None)
+        if not isinstance(run_id, str):
+            raise TypeError(f"lineage: expected a run id or an object with .run_id, got {run!r}")
+        parents = self.rows.made_from()
+        if run_id not in parents:
+            raise KeyError(f"lineage: no run {run_id!r} in {self.engine.label}")
+        depth = {run_id: 0}
+        queue = [run_id]
+        while queue:
+            current = queue.pop(0)
+            for parent in parents[current]:
+                if parent not in depth:
+                    depth[parent] = depth[current] + 1
+                    queue.append(parent)
+        df = self.runs(run_id=list(depth))
+        df["made_from"] = pd.Series([parents[r] for r in df["run_id"]], index=df.index, dtype=object)
+        df["depth"] = pd.Series([depth[r] for r in df["run_id"]], index=df.index, dtype="Int64")
+        return df
