@@ -9,27 +9,15 @@ billed money until running it again settles it.
 
 from __future__ import annotations
 
-import math
-import numbers
 import threading
 from typing import Any
 
 from . import _money, _spec
 from . import _states as S
-from ._exceptions import BudgetError, Problem, RequestError
+from ._exceptions import BudgetError
+from ._options import check_usd
 
 DEFAULT_SWEEP_BUDGET_USD = 2.00  # a sweep costing more asks for confirm=True first
-
-
-def check_usd(name: str, value: Any) -> float | None:
-    """A budget in dollars: None (no limit) or a finite number ≥ 0; else RequestError naming ``name``."""
-    if value is None:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or float(value) < 0:
-        raise RequestError([Problem(name, "usd", "must be a finite number of dollars, 0 or more, or None for "
-                                                  f"no limit (got {value!r})")])
-    return float(value)
 
 
 class Budget:

@@ -375,7 +375,7 @@ class AsyncClient:
         waiting code itself is cancelled (Ctrl-C, sweep cancel), so is the task.
         """
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        if isinstance(task, str) or (task.status == "completed" and not task.images):
+        if isinstance(task, str) or (task.status == _wire.COMPLETED and not task.images):
             # a submit answer (e.g. a replayed key) may say completed without the result and cost
             task = await self.get(task if isinstance(task, str) else task.task_id)
         delays = poll_delays()
@@ -384,8 +384,8 @@ class AsyncClient:
                 _notify(on_update, task)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    after = await self.cancel(task.task_id) if task.status == "queued" else task
-                    cancelled = after.status == "cancelled"
+                    after = await self.cancel(task.task_id) if task.status == _wire.QUEUED else task
+                    cancelled = after.status == _wire.CANCELLED
                     raise TaskTimeout(
                         f"task {task.task_id} did not finish in time (last status: {task.status}); "
                         + ("it was cancelled on the server and refunded" if cancelled
@@ -660,10 +660,10 @@ def fetch_image(url: str, *, timeout: float = _config.HTTP_TIMEOUT) -> bytes:
 
 
 def _raise_for_task(task: Task) -> Task:
-    if task.status == "failed":
+    if task.status == _wire.FAILED:
         code = task.error_code or "task_failed"
         raise TaskFailed(f"task {task.task_id} failed ({code}): {task.error_message or 'no reason given'}", task, code)
-    if task.status == "cancelled":
+    if task.status == _wire.CANCELLED:
         raise TaskCancelled(f"task {task.task_id} was cancelled (its cost was refunded)", task)
     return task
 

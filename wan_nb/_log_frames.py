@@ -24,6 +24,7 @@ from ._log_paths import RunFolder
 from ._log_query import Clause
 from ._log_rows import LogRows
 from ._log_values import from_sql
+from ._options import is_whole
 from ._text import did_you_mean
 from ._values import is_missing
 
@@ -138,7 +139,7 @@ def _check_page(limit: Any, offset: Any) -> None:
     for name, value, least in (("limit", limit, 0), ("offset", offset, 0)):
         if value is None and name == "limit":
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        if not is_whole(value, least):
             raise ValueError(f"{name}: expected a whole number, {least} or more (got {value!r})")
 
 

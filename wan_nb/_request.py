@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import numbers
 import random
 import re
@@ -27,6 +26,7 @@ from typing import Any
 from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInputError, ImageRef, image_problems, is_url, to_image_ref
+from ._text import canonical_json, did_you_mean
 
 FIELDS = (
     "model",
@@ -105,7 +105,7 @@ class Request:
     # hash for its cache look-up, its key and its log row).
     @functools.cached_property
     def _canonical_json(self) -> str:
-        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.canonical())
 
     def canonical_json(self) -> str:
         return self._canonical_json
@@ -742,14 +742,11 @@ def build_request(
 
 def unknown_fields(names: Iterable[str]) -> list[Problem]:
     """Problems for names that are not fields of the document, with a suggestion."""
-    import difflib
-
     out = []
     for name in names:
         if name in FIELDS:
             continue
-        near = difflib.get_close_matches(name, FIELDS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; fields are: {', '.join(FIELDS)}"
+        hint = did_you_mean(name, FIELDS) or f"; fields are: {', '.join(FIELDS)}"
         out.append(Problem(name, "unknown_field", f"is not a field of the Wan 2.7 image API{hint}"))
     return out
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import getpass
-import math
-import numbers
 import re
 import time
 import uuid
@@ -56,6 +54,7 @@ from ._exceptions import (
 )
 from ._log import Log, records, writer
 from ._log_rows import stored_images
+from ._options import check_seconds
 from ._portal import get_portal
 from ._request import Request, unicode_problem
 from ._result import Result
@@ -68,16 +67,6 @@ INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the ser
 
 RunUpdate = Callable[[str, Task], Any]
 T = TypeVar("T")
-
-
-def check_seconds(name: str, value: Any) -> float | None:
-    """A duration: None (the default) or a positive finite number of seconds; else RequestError."""
-    if value is None:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
-        raise RequestError([Problem(name, "seconds", f"must be a positive number of seconds (got {value!r})")])
-    return float(value)
 
 
 class Session:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import numbers
 import os
 import threading
 import time
@@ -26,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import _spec
 from . import _states as S
-from ._budget import check_usd
 from ._exceptions import (
     BudgetError,
     InsufficientBalanceError,
@@ -37,10 +35,11 @@ from ._exceptions import (
 from ._grid import Cell, Grid, cell_items, cell_key, distinct
 from ._html_parts import short
 from ._images import ImageInputError, to_image_ref
+from ._options import check_seconds, check_usd, is_whole
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, check_seconds, emit_warnings, session
+from ._session import Session, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
@@ -493,10 +492,7 @@ def sweep(
     above ``budget_usd`` (default: the session's per-sweep budget, $2.00, see
     ``wan.set_budget``) the sweep needs ``confirm=True``.
     """
-    if "mode" in fields:
-        fields["action"] = fields.pop("mode")
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, numbers.Integral)
-                                    or concurrency < 1):
+    if concurrency is not None and not is_whole(concurrency):
         raise RequestError([Problem("concurrency", "whole_number",
                                     "must be a whole number of cells at once, 1 or more, or None to follow the "
                                     f"server's width (got {concurrency!r})")])

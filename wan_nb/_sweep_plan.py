@@ -174,7 +174,12 @@ def _placeholders(template: str) -> list[str]:
 
 
 def plan_sweep(prompts: str | Iterable[str], fields: dict[str, Any], *, salt: str = "") -> Plan:
-    """Expand templates × axes into checked requests; raise one RequestError for all problems."""
+    """Expand templates × axes into checked requests; raise one RequestError for all problems.
+
+    ``mode`` is taken as an alias of ``action`` (as the forms name it)."""
+    if "mode" in fields:
+        fields = {**fields, "action": fields["mode"]}
+        del fields["mode"]
     templates = [prompts] if isinstance(prompts, str) else list(prompts)
     if not templates or not all(isinstance(t, str) for t in templates):
         raise RequestError([Problem("prompt", "type",

@@ -18,9 +18,15 @@ from typing import Any
 from ._exceptions import Problem, RequestError
 from ._images import ImageRef, is_url
 from ._request import Request, from_fields
+from ._states import CANCELLED as CANCELLED  # a task's statuses are run states too
+from ._states import COMPLETED as COMPLETED
+from ._states import FAILED as FAILED
+from ._states import PROCESSING as PROCESSING
+from ._states import QUEUED as QUEUED
 
-TERMINAL = ("completed", "failed", "cancelled")
-STATES = ("queued", "processing", *TERMINAL)
+# What a task's status can be, as the API says it (a run's states, ``_states``, add the client's own).
+TASK_ENDED = (COMPLETED, FAILED, CANCELLED)  # the server will not change the task any more
+TASK_STATUSES = (QUEUED, PROCESSING, *TASK_ENDED)
 
 TASKS_PATH = "/tasks"
 
@@ -105,7 +111,7 @@ class Task:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in TASK_ENDED
 
     @property
     def urls(self) -> list[str]:
@@ -139,7 +145,7 @@ def parse_task(data: Any) -> Task:
     if not isinstance(data, dict) or not isinstance(data.get("task_id"), str):
         raise ValueError(f"not a task body: {str(data)[:200]}")
     status = data.get("status")
-    if status not in STATES:
+    if status not in TASK_STATUSES:
         raise ValueError(f"unknown task status {status!r}")
     images = []
     result = data.get("result") or {}
@@ -151,7 +157,7 @@ def parse_task(data: Any) -> Task:
         images.append(TaskImage(urls, _seconds(item.get("expires_at"))))
     error = data["error"] if isinstance(data.get("error"), dict) else {}
     progress = _percent(data.get("progress"))
-    if status in TERMINAL:
+    if status in TASK_ENDED:
         progress = 100
     return Task(
         task_id=data["task_id"],

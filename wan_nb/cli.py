@@ -25,7 +25,6 @@ Optional keys: ``concurrency`` (tasks at once), ``tags`` (list of strings),
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sqlite3
 import sys
@@ -34,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _states as S
+from ._options import is_whole
 from ._sweep_plan import cell_label
+from ._text import did_you_mean
 
 PROG = "wan-nb"
 SWEEP_KEYS = ("prompts", "budget_usd", "fields", "concurrency", "tags", "fresh")
@@ -214,9 +215,8 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
                         f"got a JSON {type(spec).__name__}")
     for key in spec:
         if key not in SWEEP_KEYS:
-            close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"{path}: unknown key {key!r}{hint}; a sweep file has: {', '.join(SWEEP_KEYS)}")
+            raise UserError(f"{path}: unknown key {key!r}{did_you_mean(key, SWEEP_KEYS)}; "
+                            f"a sweep file has: {', '.join(SWEEP_KEYS)}")
     prompts = spec.get("prompts")
     if isinstance(prompts, str):
         ok = bool(prompts.strip())
@@ -234,7 +234,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
     if "prompt" in fields:
         raise UserError(f"{path}: put prompts in \"prompts\", not in \"fields\"")
     conc = spec.get("concurrency")
-    if conc is not None and (isinstance(conc, bool) or not isinstance(conc, int) or conc < 1):
+    if conc is not None and not is_whole(conc):
         raise UserError(f"{path}: \"concurrency\" must be a whole number ≥ 1, got {conc!r}")
     tags = spec.get("tags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
@@ -251,8 +251,6 @@ def _check_plan(prompts: Any, kwargs: dict[str, Any]) -> None:
 
     options = set(sweep.__kwdefaults__ or ())
     fields = {k: v for k, v in kwargs.items() if k not in options}
-    if "mode" in fields:
-        fields["action"] = fields.pop("mode")
     plan_sweep(prompts, fields)
 
 

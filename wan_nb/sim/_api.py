@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._exceptions import Problem, RequestError
+from .._text import canonical_json
 from ._faults import FaultConfigError, Faults, RateLimit
 from ._files import FileAnswer, FileStore
 from ._inputs import InputResolver, make_upload, prepare
@@ -77,7 +78,8 @@ def prefer_wait(header: str | None) -> float:
 
 
 def fingerprint(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    # surrogatepass: a body may carry a lone surrogate, which the rules then refuse with a 400
+    return hashlib.sha256(canonical_json(body).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Api:

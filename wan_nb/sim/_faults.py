@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._options import is_whole
 from ._ledger import Ledger
 
 TASK_ENDPOINTS = ("submit", "get", "cancel")
@@ -181,7 +182,7 @@ class Faults:
             new["error_status"] = v
         if "rate_cap" in kw:
             v = kw["rate_cap"]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            if v is not None and not is_whole(v):
                 raise FaultConfigError(f"rate_cap: must be a whole number of submits, 1 or more, or null (got {v!r})")
             new["rate_cap"] = v
         if "rate_window" in kw:

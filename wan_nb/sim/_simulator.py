@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .._options import is_whole
 from . import _render
 from ._api import Api
 from ._callbacks import CallbackSender
@@ -42,7 +43,7 @@ class Simulator:
                  urls_only: bool = False) -> None:
         if not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError(f"latency: must be 0 or more seconds (got {latency!r})")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        if not is_whole(concurrency):
             raise ValueError(f"concurrency: must be a whole number, 1 or more (got {concurrency!r})")
         if not isinstance(link_ttl, (int, float)) or link_ttl <= 0:
             raise ValueError(f"link_ttl: must be a positive number of seconds (got {link_ttl!r})")

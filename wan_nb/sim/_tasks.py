@@ -26,13 +26,13 @@ from typing import Any
 from PIL import Image
 
 from .._request import Request
+from .._wire import CANCELLED, COMPLETED, FAILED, PROCESSING, QUEUED, TASK_ENDED, TASK_STATUSES
 from ._callbacks import CallbackSender
 from ._files import FileStore
 from ._inputs import Prepared
 from ._ledger import Ledger
 from ._render import rng_for
 
-TERMINAL = ("completed", "failed", "cancelled")
 IDEMPOTENCY_TTL = 24 * 3600.0
 
 Renderer = Callable[[Request, Sequence[Image.Image]], list[bytes]]
@@ -67,7 +67,7 @@ class Task:
     held: int
     created: float  # unix seconds
     fail_code: str | None = None
-    status: str = "queued"
+    status: str = QUEUED
     started: float = 0.0  # monotonic
     duration: float = 0.0
     completed_at: float | None = None
@@ -146,12 +146,12 @@ class TaskBook:
             try:
                 jitter = 0.5 + rng_for("latency", task.request.seed, task.request.prompt).random()
             except Exception as exc:  # noqa: BLE001 - a task that cannot start must end (refunded), not hold its quota
-                task.status, task.cost, task.completed_at = "failed", 0, time.time()
+                task.status, task.cost, task.completed_at = FAILED, 0, time.time()
                 task.error = ("task_failed", f"the task could not start: {type(exc).__name__}")
                 self.ledger.refund(task.held)
                 self._changed(task)
                 continue
-            task.status = "processing"
+            task.status = PROCESSING
             task.started = time.monotonic()
             task.duration = self.latency * jitter
             self._running += 1
@@ -178,12 +178,12 @@ class TaskBook:
             task.completed_at = time.time()
             task.inputs = []
             if error is None and images is not None:
-                task.status, task.cost = "completed", task.held
+                task.status, task.cost = COMPLETED, task.held
                 task.expires_at = task.completed_at + self.link_ttl
                 self.files.publish(task.id, images, task.expires_at)
                 self.ledger.bill(task.held, len(images))
             else:
-                task.status, task.cost, task.error = "failed", 0, error
+                task.status, task.cost, task.error = FAILED, 0, error
                 self.ledger.refund(task.held)
             self._changed(task)
             self._pump()
@@ -199,7 +199,7 @@ class TaskBook:
         deadline = time.monotonic() + timeout
         with self._cond:
             task = self._get(task_id)
-            while task.status not in TERMINAL and not self._stopped:
+            while task.status not in TASK_ENDED and not self._stopped:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -209,20 +209,20 @@ class TaskBook:
     def cancel(self, task_id: str) -> dict[str, Any]:
         with self._cond:
             task = self._get(task_id)
-            if task.status != "queued":
+            if task.status != QUEUED:
                 raise NotCancellable(task.status)
             self._queue.remove(task)
-            task.status, task.cost, task.completed_at = "cancelled", 0, time.time()
+            task.status, task.cost, task.completed_at = CANCELLED, 0, time.time()
             task.inputs = []
             self.ledger.refund(task.held)
             self._changed(task)
             self._cond.notify_all()
-            return {"task_id": task.id, "status": "cancelled", "refunded": True, "refunded_quota": task.held}
+            return {"task_id": task.id, "status": CANCELLED, "refunded": True, "refunded_quota": task.held}
 
     def by_status(self) -> dict[str, int]:
         with self._cond:
             counts = Counter(t.status for t in self._tasks.values())
-        return {s: counts.get(s, 0) for s in ("queued", "processing", *TERMINAL)}
+        return {s: counts.get(s, 0) for s in TASK_STATUSES}
 
     def stop(self) -> None:
         with self._cond:
@@ -237,9 +237,9 @@ class TaskBook:
         return task
 
     def _progress(self, task: Task) -> str:
-        if task.status in TERMINAL:
+        if task.status in TASK_ENDED:
             return "100%"
-        if task.status == "queued":
+        if task.status == QUEUED:
             return ""
         done = (time.monotonic() - task.started) / task.duration if task.duration > 0 else 1.0
         return f"{min(99, max(0, int(done * 100)))}%"
@@ -252,7 +252,7 @@ class TaskBook:
             "action": task.request.action,
             "status": task.status,
             "created_at": int(task.created * 1000),
-            "progress": 0 if fresh or task.status == "queued" else self._progress(task),
+            "progress": 0 if fresh or task.status == QUEUED else self._progress(task),
             "pre_consumed_cost": task.held,
         }
 
@@ -267,16 +267,16 @@ class TaskBook:
             "created_at": int(task.created),
             "urls": {"get": base, "cancel": base + "/cancel"},
         }
-        if task.status in TERMINAL:
+        if task.status in TASK_ENDED:
             body["completed_at"] = int(task.completed_at or task.created)
             body["cost"] = task.cost or 0
-        if task.status == "completed":
+        if task.status == COMPLETED:
             expires = self.files.expires_at(task.id) or task.expires_at or 0  # earlier if evicted
             body["result"] = {"images": [
                 {"url": [f"{self.root_url}/sim/files/results/{task.id}/{i}.jpg"], "expires_at": int(expires)}
                 for i in range(task.request.n)
             ]}
-        if task.status == "failed" and task.error:
+        if task.status == FAILED and task.error:
             body["error"] = {"message": task.error[1], "code": task.error[0]}
         body["sim"] = {"seed": task.request.seed, "notes": list(task.notes)}
         return body
@@ -284,7 +284,7 @@ class TaskBook:
     def _changed(self, task: Task) -> None:
         """A state change: callback on terminal states and on states the request listed."""
         url = task.request.callback_url
-        if not url or not (task.status in TERMINAL or task.status in task.request.callback_events):
+        if not url or not (task.status in TASK_ENDED or task.status in task.request.callback_events):
             return
         if not self.callbacks.allowed(url):
             self.callbacks.skip()
