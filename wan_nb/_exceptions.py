@@ -2,7 +2,10 @@
 
     WanError                         base of everything below; catch this to catch all
     ├── RequestError (ValueError)    bad input, found before anything was sent; .problems
-    ├── ConfigError                  missing API key / uploader / unusable settings
+    ├── ConfigError                  missing API key / uploader / unusable settings; a damaged log
+    │   └── LogWriteError            a write to the log did not land (locked by another
+    │                                process, disk full): .why; what the server billed is kept
+    │                                in memory and written when the log takes it
     ├── ApiError                     the API answered with an error; .status .code .task_id
     │   ├── InvalidRequestError      400: the server rejected a field (not billed)
     │   ├── AuthenticationError      401: bad or missing key (the key is never shown)
@@ -91,6 +94,18 @@ class RequestError(WanError, ValueError):
 
 class ConfigError(WanError):
     """Settings that cannot work (no uploader for local images on the hosted API, ...)."""
+
+
+class LogWriteError(ConfigError):
+    """A write to the log did not land: another process holds its lock, or the disk is full.
+
+    ``why`` says which, in a few words. The run pipeline keeps what the server billed in
+    memory and writes it again until it lands; anything else can simply be run again.
+    """
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class ApiError(WanError):

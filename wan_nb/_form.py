@@ -241,6 +241,8 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         task = self._task
         if task is None:
             return "sending"
+        if task.note:  # e.g. "billed, not yet recorded: the disk is full"
+            return task.note
         if task.terminal:
             return "downloading" if task.status == "completed" else task.status
         state = task.status

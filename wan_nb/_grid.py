@@ -46,7 +46,7 @@ def cell_items(cell: SweepCell) -> list[CellItem]:
     if cell.result is not None:
         cap = "cache hit" if cell.result.cache_hit else ""
         return [CellItem.of_image(i, cap) for i in cell.result.images]
-    status = cell.status
+    status = cell.note or cell.status
     if status == "processing" and cell.progress is not None:
         status = f"processing {cell.progress}%"
     w, h = cell.request.output_size

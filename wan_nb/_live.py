@@ -48,8 +48,8 @@ class LiveStatus:
             text, colour = f"{self.what} · {final} after {elapsed:.1f} s", "#777"
         else:
             task = self.task
-            state = "sending" if task is None else task.status
-            if task is not None and task.status == "processing" and task.progress is not None:
+            state = "sending" if task is None else task.note or task.status
+            if task is not None and not task.note and task.status == "processing" and task.progress is not None:
                 state += f" {task.progress}%"
             ident = f" · {task.task_id}" if task is not None else ""
             text, colour = f"⏳ {self.what}{ident} · {state} · {elapsed:.0f} s", "#555"

@@ -23,13 +23,14 @@ import re
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import _log_schema as schema
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, LogWriteError, WanWarning
 
 BUSY_TIMEOUT_S = 60.0
 
@@ -51,7 +52,12 @@ class Engine(Protocol):
 
 
 class SQLiteEngine:
-    """A log in one SQLite file (``log.sqlite`` in the run folder)."""
+    """A log in one SQLite file (``log.sqlite`` in the run folder).
+
+    A folder that cannot be written (a published or archived copy) is opened read-only,
+    as a snapshot; a damaged file is a ConfigError naming it and saying what to do; a
+    new log is never made silently beside images it does not know (a warning).
+    """
 
     kind = "sqlite"
     tiebreak = "rowid"
@@ -60,13 +66,14 @@ class SQLiteEngine:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).absolute()
         self.label = str(self.path)
+        self.read_only = not _writable(self.path)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[sqlite3.Connection] = []
         self.schema_version = self._open()
 
     def __repr__(self) -> str:
-        return f"SQLiteEngine({self.label!r})"
+        return f"SQLiteEngine({self.label!r}{', read-only' if self.read_only else ''})"
 
     # -- connections ----------------------------------------------------------------
     def connection(self) -> sqlite3.Connection:
@@ -74,10 +81,20 @@ class SQLiteEngine:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
+            if self.read_only:
+                # with a -wal file (rows not yet checkpointed) SQLite reads it beside the log;
+                # without one, nothing can change the file: read it as immutable (no lock, no -shm)
+                wal = self.path.with_name(self.path.name + "-wal")
+                target, uri = f"{self.path.as_uri()}?mode=ro{'' if wal.exists() else '&immutable=1'}", True
+            else:
+                target, uri = str(self.path), False
+            try:
+                conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise self._translated(exc, write=False) from exc
             conn.create_function("wan_contains", 3, contains, deterministic=True)
             local.conn, local.pid = conn, os.getpid()
             with self._lock:
@@ -86,15 +103,45 @@ class SQLiteEngine:
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
-        """IMMEDIATE for writes (the lock taken up front), deferred for reads."""
+        """IMMEDIATE for writes (the lock taken up front), deferred for reads.
+
+        SQLite's errors leave here as wan_nb's: a damaged file is a ConfigError naming it,
+        a write that did not land (locked, disk full) a LogWriteError; a refused row
+        (``integrity_error``) is left to the caller, who knows which key it was.
+        """
+        if write and self.read_only:
+            raise ConfigError(f"{self.label} is read-only (its folder cannot be written): it can be read, "
+                              "not changed; copy the run folder somewhere writable to add to it")
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise self._translated(exc, write) from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, self.integrity_error):
+                raise self._translated(exc, write) from exc
             raise
-        conn.execute("COMMIT")
+
+    def _translated(self, exc: sqlite3.Error, write: bool) -> Exception:
+        """SQLite's error as the user should read it (the file named, what to do)."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return damaged(self.label, str(exc))
+        if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+            why = f"another process holds its lock (waited {BUSY_TIMEOUT_S:g} s)"
+        elif name.startswith("SQLITE_FULL"):
+            why = "the disk is full"
+        elif name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")):
+            why = f"the file could not be {'written' if write else 'read'} ({exc})"
+        else:
+            return exc  # a programming error (bad SQL): not the user's to handle
+        return LogWriteError(f"the log {self.label} could not be {'written' if write else 'read'}: {why}", why)
 
     def close(self) -> None:
         """Close every connection this engine opened (each thread's)."""
@@ -106,10 +153,21 @@ class SQLiteEngine:
 
     # -- schema ------------------------------------------------------------------------
     def _open(self) -> int:
-        """The schema version, after creating or migrating the log if it must be."""
+        """The schema version, after creating or migrating the log if it must be.
+
+        A log whose schema is current is only read: no lock, no write (a reader never
+        waits for a writer)."""
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh:
+            if self.read_only:
+                raise ConfigError(f"there is no log at {self.label}, and its folder cannot be written to make one")
+            self._keep_aside_before_new_log()
         with self.transaction(write=False) as conn:
             version = _version(conn)
             missing = _missing_objects(conn)
+            if not version and _has_tables(conn):
+                raise ConfigError(f"{self.label} is an SQLite database, but not a wan_nb log (no meta table); "
+                                  "move it aside, or open the run folder it belongs to")
         if version == schema.SCHEMA_VERSION and not missing:
             return version
         if version > schema.SCHEMA_VERSION:
@@ -117,12 +175,46 @@ class SQLiteEngine:
                 f"{self.label} was written by a newer wan_nb (log schema {version}, this one knows "
                 f"{schema.SCHEMA_VERSION}); upgrade wan_nb to read it"
             )
+        if self.read_only:
+            raise ConfigError(f"{self.label} was written by an older wan_nb (log schema {version}); its folder "
+                              "cannot be written, so it cannot be brought up to date here: copy the run folder "
+                              "somewhere writable and open it there")
         self._set_wal()
+        backup = self._backup() if version else None  # a copy beside it until the migration succeeded
         with self.transaction(write=True) as conn:
             version = _version(conn)  # another process may have done it meanwhile
             if version < schema.SCHEMA_VERSION:
                 _migrate(conn, version)
+        if backup is not None:
+            backup.unlink(missing_ok=True)
         return schema.SCHEMA_VERSION
+
+    def _keep_aside_before_new_log(self) -> None:
+        """A new log beside images it does not know is said out loud, and an empty
+        ``log.sqlite`` (a crash, a failed copy) is kept aside, not overwritten."""
+        images = self.path.parent / "images"
+        known = sum(1 for p in images.rglob("*") if p.is_file()) if images.is_dir() else 0
+        kept = ""
+        if self.path.exists():  # 0 bytes
+            aside = self.path.with_name(f"{self.path.name}.empty-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            kept = f" (the empty {self.path.name} was kept as {aside.name})"
+        if known:
+            warnings.warn(
+                f"wan_nb: starting a new, empty log at {self.label}{kept}, but {images} holds {known} image "
+                "file(s) it does not know. Your images are safe. If a log was lost or damaged, "
+                f"`wan-nb log repair {self.path.parent}` adds them back to the log as recovered runs",
+                WanWarning, stacklevel=4)
+
+    def _backup(self) -> Path:
+        """A consistent copy of the log beside it (SQLite's online backup)."""
+        target = self.path.with_name(f"{self.path.name}.before-migration")
+        dst = sqlite3.connect(target)
+        try:
+            self.connection().backup(dst)
+        finally:
+            dst.close()
+        return target
 
     def _set_wal(self) -> None:
         conn = self.connection()
@@ -132,6 +224,29 @@ class SQLiteEngine:
                 return
             except sqlite3.OperationalError:
                 time.sleep(0.05 * (attempt + 1))
+
+
+def damaged(label: str, detail: str) -> ConfigError:
+    """The error for a log file SQLite cannot read: which file, that images are safe, what to do."""
+    folder = Path(label).parent
+    return ConfigError(
+        f"the log {label} is damaged ({detail}). Your images are safe in {folder / 'images'}. "
+        f"Move the damaged file aside and rebuild what can be saved with `wan-nb log repair {folder}` "
+        f"(`wan-nb log check {folder}` says what is wrong first)")
+
+
+def _writable(path: Path) -> bool:
+    """Can this process write the log (its file, and the folder for the WAL and -shm files)?"""
+    folder = path.parent
+    if not folder.exists():
+        return True  # made on open
+    if not os.access(folder, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone() is not None
 
 
 def contains(text: str | None, needle: str, case: int) -> int | None:

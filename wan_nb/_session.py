@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import getpass
+import logging
 import re
 import time
 import uuid
@@ -45,6 +46,7 @@ from ._exceptions import (
     DownloadError,
     InvalidRequestError,
     LinkExpiredError,
+    LogWriteError,
     Problem,
     RequestError,
     TaskError,
@@ -64,8 +66,15 @@ from ._wire import Task
 
 SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
 INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the server was told first)
+RECORD_RETRY_S = (0.5, 10.0)  # a refused write of what the server did is tried again: first wait, longest wait
+# what a run's state says about its money, for "…, not yet recorded: <why>"
+_MONEY_WORD = {**dict.fromkeys(S.BILLED, "billed"), **dict.fromkeys(S.REFUNDED, "refunded"),
+               **dict.fromkeys(S.MAYBE_BILLED, "may be billed"), S.ERROR: "not sent"}
+
+log = logging.getLogger("wan_nb")
 
 RunUpdate = Callable[[str, Task], Any]
+Note = Callable[[str | None], None]
 T = TypeVar("T")
 
 
@@ -159,6 +168,31 @@ class Session:
             return await asyncio.wait_for(fut, within)
         except TimeoutError:
             return None
+
+    async def _record(self, note: Note, fn: Callable[..., T], *args: Any, **kw: Any) -> T | None:
+        """A write of what the server did (billed, refunded, images fetched): never dropped.
+
+        A write the log refuses for now (another process holds its lock past the busy
+        timeout, the disk is full) is tried again until it lands; the budget already
+        counts the money. Meanwhile ``note`` says why (and is cleared when it lands). If
+        the process ends first, the next run of the request settles it through the same
+        Idempotency-Key.
+        """
+        delay, longest = RECORD_RETRY_S
+        noted = False
+        while True:
+            try:
+                done = await self._write(fn, *args, **kw)
+            except LogWriteError as exc:
+                log.warning("%s; trying again in %.1f s", exc, delay)
+                note(exc.why)
+                noted = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+                continue
+            if noted:
+                note(None)
+            return done
 
     def _write_later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Queue a write in order, not waited for (progress: the next write lands after it)."""
@@ -357,8 +391,9 @@ class Session:
             exc = await self._mark_dead_inputs(caught, request)
             task = last[0] if last else None
             state, cols = self._stopped_by(exc, task)
-            final = await self._write(self.writer.transition, run_id, state, **cols)
             self.budget.settle(run_id, held, state, 0)
+            final = await self._record(_noter(on_update, run_id, task, state), self.writer.transition, run_id, state,
+                                       **cols)
             exc.run_id, exc.run_state = run_id, final or state
             if exc is not caught:
                 raise exc from caught
@@ -367,7 +402,7 @@ class Session:
             self.budget.settle(run_id, held, S.UNCONFIRMED, 0)
             raise
         return await self._deliver(run_id, request, done.task, held=held, billed_before=billed_before,
-                                   submitted_at=done.submitted_at, finished_at=done.finished_at)
+                                   submitted_at=done.submitted_at, finished_at=done.finished_at, on_update=on_update)
 
     async def _mark_dead_inputs(self, exc: WanError, request: Request) -> WanError:
         """A 400 saying that input links we sent have expired, though they announced a later
@@ -396,9 +431,10 @@ class Session:
             status=exc.status, code=exc.code, task_id=exc.task_id, body=exc.body)
 
     async def _deliver(self, run_id: str, request: Request | None, task: Task, *, held: int, billed_before: bool,
-                       submitted_at: float | None, finished_at: float) -> Result:
-        """A completed task: its cost is the server's word, written now; then its images,
-        committed with the final state and the cost in one transaction."""
+                       submitted_at: float | None, finished_at: float, on_update: RunUpdate | None = None) -> Result:
+        """A completed task: its cost is the server's word, written now (``_record``: never
+        dropped); then its images, committed with the final state and the cost in one
+        transaction."""
         price = request.cost_quota if request is not None else 0
         cost = task.cost if task.cost is not None else price
         money: dict[str, Any] = {"task_id": task.task_id, "cost_quota": cost, "cost_usd": _spec.quota_to_usd(cost),
@@ -406,9 +442,10 @@ class Session:
         if submitted_at is not None:
             money["submitted_at"] = submitted_at
         self.budget.settle(run_id, held, S.DOWNLOADING, 0 if billed_before else cost)
+        note = _noter(on_update, run_id, task, S.DOWNLOADING)
         # committed before the download starts: a kernel that dies while fetching leaves
         # the run billed at the server's cost, and the next run fetches its images
-        await self._write(self.writer.transition, run_id, S.DOWNLOADING, **money)
+        await self._record(note, self.writer.transition, run_id, S.DOWNLOADING, **money)
         try:
             images = await self.aio.download(task)
         except LinkExpiredError as exc:
@@ -426,14 +463,14 @@ class Session:
                 f"({_spec.OUTPUT_LINK_HOURS} h)")
             state, code = S.DOWNLOADING, "download_failed"
         else:
-            final = await self._write(self.writer.transition, run_id, S.COMPLETED, images=images, **money,
-                                      downloaded_at=time.time(), error_code=None, error_message=None)
+            final = await self._record(note, self.writer.transition, run_id, S.COMPLETED, images=images, **money,
+                                       downloaded_at=time.time(), error_code=None, error_message=None)
             return Result(run_id, request, task.task_id, final or S.COMPLETED, images,
                           0 if billed_before else cost, warnings=request.warnings if request else (),
                           timings={"submitted_at": submitted_at, "finished_at": finished_at,
                                    "downloaded_at": time.time()})
-        final = await self._write(self.writer.transition, run_id, state, **money, error_code=code,
-                                  error_message=str(err))
+        final = await self._record(note, self.writer.transition, run_id, state, **money, error_code=code,
+                                   error_message=str(err))
         err.run_id, err.run_state = run_id, final or state
         raise err from cause
 
@@ -493,14 +530,15 @@ class Session:
         try:
             task = await self.aio.wait(task_id)
             if not rows:
-                await self._write(self.writer.add_run, {
+                await self._record(_noter(None, run_id, None, S.PLANNED), self.writer.add_run, {
                     "run_id": run_id, "created_at": time.time(), "backend": self.backend, "task_id": task_id,
                     "action": task.action, "model": task.model, "status": S.PLANNED})
         except WanError as exc:
             if rows:
                 state, cols = self._stopped_by(exc, None)
                 state = S.UNCONFIRMED if state == S.ERROR else state  # the task was made: it may be billed
-                final = await self._write(self.writer.transition, run_id, state, **cols)
+                final = await self._record(_noter(None, run_id, None, state), self.writer.transition, run_id,
+                                           state, **cols)
                 exc.run_id, exc.run_state = run_id, final or state
             self.budget.settle(run_id, held, S.ERROR, 0)
             raise
@@ -509,6 +547,18 @@ class Session:
             raise
         return await self._deliver(run_id, None, task, held=held, billed_before=billed_before,
                                    submitted_at=None, finished_at=time.time())
+
+
+def _noter(on_update: RunUpdate | None, run_id: str, task: Task | None, state: str) -> Note:
+    """What ``_record`` says while the log refuses a write: the run's status line hears
+    its task with a note ("billed, not yet recorded: the disk is full"), then without."""
+    def note(why: str | None) -> None:
+        if on_update is None or task is None:
+            return
+        text = None if why is None else f"{_MONEY_WORD.get(state, state)}, not yet recorded: {why}"
+        on_update(run_id, dataclasses.replace(task, note=text))
+
+    return note
 
 
 def _check_labels(tags: Any, note: Any) -> None:

@@ -65,6 +65,7 @@ class SweepCell:
     started: float | None = None
     ended: float | None = None
     billed_quota: int = 0  # what the server said it billed for this cell in this sweep run
+    note: str | None = None  # e.g. "billed, not yet recorded: the disk is full" (shown instead of the status)
 
     @property
     def done(self) -> bool:
@@ -157,6 +158,9 @@ class Sweep:
         parts.append(f"spent ${self.spent_usd:.5f} of ${_spec.quota_to_usd(self.plan.cost_quota):.5f}")
         if self.unconfirmed_usd:
             parts.append(f"up to ${self.unconfirmed_usd:.5f} unconfirmed")
+        waiting = [c.note for c in self.cells if c.note]
+        if waiting:  # the server's word is kept in memory until the log takes it
+            parts.append(f"{len(waiting)} {waiting[0]}")
         left = self._time_left()
         if left is not None and not self.done:
             parts.append(f"~{left:.0f} s left")
@@ -240,6 +244,7 @@ class Sweep:
             else:
                 status = "finishing" if task.terminal else task.status
             cell.run_id, cell.task_id, cell.status, cell.progress = run_id, task.task_id, status, task.progress
+            cell.note = task.note
             self._changed(cell)
 
         try:
@@ -268,7 +273,7 @@ class Sweep:
             cell.result, cell.run_id, cell.task_id, cell.status = result, result.run_id, result.task_id, S.COMPLETED
             cell.billed_quota = result.cost_quota
         finally:
-            cell.ended = time.time()
+            cell.ended, cell.note = time.time(), None
             self._changed(cell)
 
     def wait(self, timeout: float | None = None) -> Sweep:

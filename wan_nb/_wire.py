@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import Problem, RequestError
@@ -108,6 +108,9 @@ class Task:
     images: tuple[TaskImage, ...] = ()
     error_code: str | None = None
     error_message: str | None = None
+    # never from the wire: what the client adds while it handles the task, for status lines
+    # (e.g. "billed, not yet recorded: the disk is full")
+    note: str | None = field(default=None, compare=False)
 
     @property
     def terminal(self) -> bool:
