@@ -247,3 +247,38 @@ def test_every_argument_reaches_the_request_and_the_run() -> None:
 def test_the_forms_of_the_mode_functions_are_still_attached() -> None:
     for name in (*_spec.ACTIONS, "sweep"):
         assert callable(getattr(wan, name).form)
+
+
+# -- the sync client -------------------------------------------------------------------------
+
+def _coroutine_methods(cls: type) -> dict[str, typing.Any]:
+    return {name: f for name, f in vars(cls).items() if not name.startswith("_") and inspect.iscoroutinefunction(f)}
+
+
+def test_every_async_client_method_has_a_blocking_twin_with_its_signature() -> None:
+    twins = {"aclose": "close"}  # the one name that differs: close() is the sync spelling
+    methods = _coroutine_methods(wan.AsyncClient)
+    assert {"submit", "get", "cancel", "wait", "download", "run"} <= set(methods)
+    for name, async_method in methods.items():
+        sync_method = getattr(wan.Client, twins.get(name, name))
+        assert not inspect.iscoroutinefunction(sync_method), name
+        if name in twins:
+            continue
+        async_sig, sync_sig = inspect.signature(async_method), inspect.signature(sync_method)
+        assert sync_sig == async_sig, name
+        assert list(sync_sig.parameters) == list(async_sig.parameters) and sync_sig.parameters, name
+        assert sync_sig.return_annotation == async_sig.return_annotation != inspect.Signature.empty, name
+        assert typing.get_type_hints(sync_method) == typing.get_type_hints(async_method), name
+        assert sync_method.__doc__ == async_method.__doc__ and sync_method.__qualname__ == f"Client.{name}"
+    assert inspect.signature(wan.Client.close).return_annotation == inspect.signature(
+        wan.AsyncClient.aclose).return_annotation
+    assert inspect.signature(wan.Client.__init__) == inspect.signature(wan.AsyncClient.__init__)
+
+
+def test_the_blocking_client_runs_the_async_method(sim, tmp_path) -> None:
+    with wan.Client("k", sim.base_url, store=wan.Store(tmp_path)) as client:
+        task = client.submit({"prompt": "a fox", "resolution": "1K", "seed": 1}, wait=0)
+        assert isinstance(task, wan.Task)
+        done = client.wait(task.task_id, timeout=30)
+        assert done.status == "completed" and client.get(task.task_id).task_id == task.task_id
+        assert isinstance(client.download(done)[0], wan.StoredImage)
