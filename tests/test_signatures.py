@@ -282,3 +282,45 @@ def test_the_blocking_client_runs_the_async_method(sim, tmp_path) -> None:
         done = client.wait(task.task_id, timeout=30)
         assert done.status == "completed" and client.get(task.task_id).task_id == task.task_id
         assert isinstance(client.download(done)[0], wan.StoredImage)
+
+
+# -- sweep and the forms ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["sweep", "form", "sweep_form"])
+def test_sweep_and_the_forms_are_typed_and_document_every_parameter(name: str) -> None:
+    function = getattr(wan, name)
+    parameters = _parameters(function)
+    hints = typing.get_type_hints(function)
+    assert all(n in hints for n in parameters), [n for n in parameters if n not in hints]
+    assert _documented(function) == {n if p.kind is not p.VAR_KEYWORD else f"**{n}" for n, p in parameters.items()}
+    if "mode" in parameters:
+        assert hints["mode"] == _spec.Mode and parameters["mode"].default == _spec.GENERATE
+
+
+def test_sweep_options_are_keyword_arguments_and_the_axes_stay_free() -> None:
+    parameters = _parameters(wan.sweep)
+    assert list(parameters) == ["prompts", "budget_usd", "confirm", "concurrency", "fresh", "timeout", "tags",
+                                "start", "quiet", "axes"]
+    assert parameters["axes"].kind is inspect.Parameter.VAR_KEYWORD  # their order is the grid's
+    assert {n: p.default for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY} == {
+        "budget_usd": None, "confirm": False, "concurrency": None, "fresh": False, "timeout": None, "tags": None,
+        "start": True, "quiet": False}
+    doc = inspect.getdoc(wan.sweep) or ""
+    assert "random_seeds" in doc and "vary" in doc and "did you mean" in doc
+
+
+def test_forms_take_the_fields_by_name_and_still_name_a_misspelt_one() -> None:
+    parameters = _parameters(wan.form)
+    assert {"prompt", "images", "n", "seed", "aspect_ratio", "resolution", "thinking_mode", "color_palette",
+            "bbox_list", "watermark"} <= set(parameters)
+    assert all(p.default is None for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY)  # the field's own
+    f = wan.form("group", prompt="a comic", n=6, seed=3, resolution="1K")
+    assert (f.request.action, f.request.n, f.request.seed, f.request.resolution) == ("group", 6, 3, "1K")
+    with pytest.raises(wan.RequestError, match="did you mean 'seed'"):
+        wan.form(prompt="x", sed=4)
+    with pytest.raises(wan.RequestError, match="did you mean 'animal'"):
+        wan.sweep_form("a {animal} in snow", anmial="fox, owl")  # not dropped without a word
+    with pytest.raises(wan.RequestError, match="did you mean 'seed'"):
+        wan.sweep_form("a {animal} in snow", animal="fox, owl", sed="1-4")
+    sf = wan.sweep_form("a {animal} in snow", "group", animal="fox, owl", seed="1-2", resolution="1K")
+    assert len(sf.plan.cells) == 4 and sf.plan.cells[0].request.action == "group"

@@ -15,22 +15,22 @@ MODEL = "wan2.7-image"
 MODELS = (MODEL,)
 
 # The six call modes, in the order of the document's "Mode Quick Reference".
-GENERATE = "generate"
-IMAGE2IMAGE = "image2image"
-EDIT = "edit"
-REFERENCE = "reference"
-GROUP = "group"
-INTERACTIVE_EDIT = "interactive_edit"
-ACTIONS = (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, GROUP, INTERACTIVE_EDIT)
+GENERATE: Final = "generate"
+IMAGE2IMAGE: Final = "image2image"
+EDIT: Final = "edit"
+REFERENCE: Final = "reference"
+GROUP: Final = "group"
+INTERACTIVE_EDIT: Final = "interactive_edit"
 # The same six names as a type, for signatures (a Literal needs the strings themselves;
 # tests/test_signatures.py checks that it names ACTIONS, in order).
 Mode: TypeAlias = Literal["generate", "image2image", "edit", "reference", "group", "interactive_edit"]
+ACTIONS: tuple[Mode, ...] = (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, GROUP, INTERACTIVE_EDIT)
 
 # The values of aspect_ratio and resolution: the types name them once, the tuples are read from them.
 AspectRatio: TypeAlias = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
 Resolution: TypeAlias = Literal["1K", "2K", "4K"]
-ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
-RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
+ASPECT_RATIOS: tuple[AspectRatio, ...] = get_args(AspectRatio)
+RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
 
 RANDOM_SEED = -1
 
