@@ -245,8 +245,14 @@ def test_every_argument_reaches_the_request_and_the_run() -> None:
 
 
 def test_the_forms_of_the_mode_functions_are_still_attached() -> None:
-    for name in (*_spec.ACTIONS, "sweep"):
-        assert callable(getattr(wan, name).form)
+    for mode, function in MODES.items():
+        opener = function.form  # set on the function by wan_nb/__init__
+        assert list(_parameters(opener)) == ["prompt", "fields"] and opener.__qualname__ == f"{mode}.form"
+        f = opener("a fox", seed=3)
+        assert f.fields.action == mode and f.fields.prompt.value == "a fox" and f.fields.seed.value == 3
+    sf = wan.sweep.form("a {x}", x="a, b", seed="1-2")  # type: ignore[attr-defined]
+    assert list(_parameters(wan.sweep.form)) == ["template", "values"]  # type: ignore[attr-defined]
+    assert len(sf.plan.cells) == 4
 
 
 # -- the sync client -------------------------------------------------------------------------
