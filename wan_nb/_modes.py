@@ -190,7 +190,7 @@ def generate(
         Images to make: 1 to 4 (a group of up to 12 is ``wan.group``).
     seed : int, default -1
         -1: random (drawn here and recorded, so the image can be made again);
-        0 to 2147483647: the same seed makes the same image.
+        0 to 2147483647: a fixed seed reproduces similar results.
     aspect_ratio : {"1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"}, default "1:1"
     resolution : {"1K", "2K", "4K"}, default "2K"
         About 1024², 2048² or 4096² pixels; 4K is for text-to-image only.
