@@ -279,6 +279,7 @@ def test_every_async_client_method_has_a_blocking_twin_with_its_signature() -> N
     assert inspect.signature(wan.Client.close).return_annotation == inspect.signature(
         wan.AsyncClient.aclose).return_annotation
     assert inspect.signature(wan.Client.__init__) == inspect.signature(wan.AsyncClient.__init__)
+    assert typing.get_type_hints(wan.Client.__init__) == typing.get_type_hints(wan.AsyncClient.__init__)
 
 
 def test_the_blocking_client_runs_the_async_method(sim, tmp_path) -> None:

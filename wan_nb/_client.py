@@ -55,7 +55,7 @@ from ._retry import DEFAULT_POLICY, RateGate, RetryPolicy, poll_delays
 from ._store import Store, StoredImage
 from ._wire import Task
 
-Uploader = Callable[[bytes, str], "str | Awaitable[str]"]
+Uploader = Callable[[bytes, str], str | Awaitable[str]]  # a real type, not a string: it resolves wherever it is used
 OnUpdate = Callable[[Task], Any]
 P = ParamSpec("P")
 T = TypeVar("T")
