@@ -88,7 +88,7 @@ MODES: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("mode", "extra"), MODES, ids=[m for m, _ in MODES])
 def test_each_mode_runs_from_the_form_and_its_code_is_a_free_cache_hit(
-        session: Any, photos: list[Path], mode: str, extra: dict[str, Any]) -> None:
+        session: Any, photos: list[Path], mode: _spec.Mode, extra: dict[str, Any]) -> None:
     fields = dict(extra)
     if "images" in fields:
         count = fields.pop("images")
@@ -170,7 +170,7 @@ def test_an_empty_prompt_disables_generate_and_is_named_next_to_the_prompt() -> 
     ("generate", "seed", 2**31, "must be -1 (random) or 0 to"),
 ])
 def test_numbers_outside_the_documents_limits_are_shown_at_their_field(
-        mode: str, field: str, value: int, rule_text: str) -> None:
+        mode: _spec.Mode, field: str, value: int, rule_text: str) -> None:
     f = wan.form(mode, prompt="a storyboard")
     assert not f.generate_button.disabled
     if field == "seed":
@@ -303,7 +303,7 @@ def test_a_value_a_field_does_not_offer_is_refused_by_the_requests_own_rule() ->
         wan.form("edit", prompt="x", resolution="4K")
     assert [p.field for p in err.value.problems] == ["resolution"] and "limited to 2K" in str(err.value)
     with pytest.raises(wan.RequestError, match="aspect_ratio"):
-        wan.form(prompt="x", aspect_ratio="5:4")
+        wan.form(prompt="x", aspect_ratio="5:4")  # type: ignore[arg-type]  # not one of the seven, on purpose
     with pytest.raises(wan.RequestError, match="did you mean 'seed'"):
         wan.form(prompt="x", sed=4)
 

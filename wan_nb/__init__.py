@@ -61,26 +61,31 @@ _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_ima
          "LogExplorer": "._explore"}
 
 
-def _form_of(function: typing.Any, opener: str, mode: str | None) -> None:
-    """``wan.generate.form(...)``: the form of a mode function (``wan.sweep.form``: the sweep form)."""
+def _form_of(function: typing.Any, mode: str | None) -> None:
+    """``wan.generate.form(...)``: the form of a mode function (``wan.sweep.form``: the sweep form).
 
-    def open_form(text: str = "", **defaults: typing.Any) -> typing.Any:
-        import importlib
+    The form modules load on first use (importlib: they need ipywidgets)."""
+    import importlib
 
-        make = getattr(importlib.import_module(f"._{opener}", __name__), opener)
-        if mode is None:  # the sweep form: its first argument is the template
-            return make(text, **defaults)
-        return make(mode, **({"prompt": text} if text else {}), **defaults)
+    def open_sweep_form(template: str = "", **values: typing.Any) -> "SweepForm":
+        """The sweep form of wan.sweep: wan.sweep_form(template, **values) (see its help)."""
+        module = importlib.import_module("._sweep_form", __name__)
+        return typing.cast("SweepForm", module.sweep_form(template, **values))
 
-    open_form.__name__ = "form"
-    open_form.__doc__ = (f"The ipywidgets form of wan.{function.__name__}: "
-                         f"wan.{opener}({'mode=' + repr(mode) + ', prompt' if mode else 'template'}, **defaults).")
-    function.form = open_form
+    def open_form(prompt: str = "", **fields: typing.Any) -> "Form":
+        module = importlib.import_module("._form", __name__)
+        return typing.cast("Form", module.form(mode, **({"prompt": prompt} if prompt else {}), **fields))
+
+    open_form.__doc__ = (f"The form of wan.{function.__name__}: wan.form({mode!r}, prompt=prompt, **fields) "
+                         "(see its help).")
+    opener: typing.Any = open_sweep_form if mode is None else open_form
+    opener.__name__, opener.__qualname__ = "form", f"{function.__name__}.form"
+    function.form = opener
 
 
 for _function in (generate, image2image, edit, reference, group, interactive_edit):
-    _form_of(_function, "form", _function.__name__)
-_form_of(sweep, "sweep_form", None)
+    _form_of(_function, _function.__name__)
+_form_of(sweep, None)
 del _function
 
 

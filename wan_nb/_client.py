@@ -20,10 +20,10 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
@@ -55,8 +55,10 @@ from ._retry import DEFAULT_POLICY, RateGate, RetryPolicy, poll_delays
 from ._store import Store, StoredImage
 from ._wire import Task
 
-Uploader = Callable[[bytes, str], "str | Awaitable[str]"]
+Uploader = Callable[[bytes, str], str | Awaitable[str]]  # a real type, not a string: it resolves wherever it is used
 OnUpdate = Callable[[Task], Any]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 log = logging.getLogger("wan_nb")  # retries and waits, at INFO; never headers or keys
 
@@ -580,14 +582,20 @@ class FileSink:
         self.path.unlink(missing_ok=True)
 
 
-def _blocking(name: str) -> Callable[..., Any]:
-    """The sync face of ``AsyncClient.<name>``: same signature, runs on the portal loop."""
-    async_method = getattr(AsyncClient, name)
+def _blocking(
+    async_method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Client, P], T]:
+    """The sync face of an ``AsyncClient`` method: the same parameters and return type
+    (for type checkers through ``P`` and ``T``, for ``inspect.signature`` and ``help``
+    through ``functools.wraps``), run on the portal loop."""
+    name = async_method.__name__
 
     @functools.wraps(async_method)
-    def method(self: Client, *args: Any, **kwargs: Any) -> Any:
-        return self._portal.run(getattr(self.aio, name)(*args, **kwargs))
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound: Callable[P, Coroutine[Any, Any, T]] = getattr(self.aio, name)  # the instance's, as awaited
+        return self._portal.run(bound(*args, **kwargs))
 
+    method.__qualname__ = f"Client.{name}"  # a sync method of Client (wraps copied the async one's name)
     return method
 
 
@@ -595,11 +603,28 @@ class Client:
     """Blocking client with the same methods as ``AsyncClient``.
 
     Works in a plain script and inside Jupyter's running event loop: calls run on
-    wan_nb's portal loop. ``client.aio`` is the AsyncClient behind it.
+    wan_nb's portal loop. ``client.aio`` is the AsyncClient behind it. The arguments
+    are those of ``AsyncClient`` (``api_key``, else ``WAVE_API_KEY``; ``base_url``,
+    else ``WAN_NB_BASE_URL``, else the hosted API; ``store``, ``uploader``, ...).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.aio = AsyncClient(*args, **kwargs)
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        store: Store | None = None,
+        uploader: Uploader | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = _config.DEFAULT_TIMEOUT,
+        prefer_wait: int = _config.PREFER_WAIT,
+        http_timeout: float = _config.HTTP_TIMEOUT,
+        link_margin: float = _config.LINK_MARGIN,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.aio = AsyncClient(api_key, base_url, store=store, uploader=uploader, retry=retry, timeout=timeout,
+                               prefer_wait=prefer_wait, http_timeout=http_timeout, link_margin=link_margin,
+                               transport=transport)
         self._portal = get_portal()
 
     @classmethod
@@ -620,16 +645,21 @@ class Client:
     def store(self) -> Store:
         return self.aio.store
 
-    upload = _blocking("upload")
-    submit = _blocking("submit")
-    get = _blocking("get")
-    cancel = _blocking("cancel")
-    wait = _blocking("wait")
-    download = _blocking("download")
-    complete = _blocking("complete")
-    run = _blocking("run")
+    # Every coroutine method of AsyncClient, blocking (tests/test_signatures.py checks that
+    # none is missing and that each keeps its twin's signature).
+    upload = _blocking(AsyncClient.upload)
+    prepare_inputs = _blocking(AsyncClient.prepare_inputs)
+    place = _blocking(AsyncClient.place)
+    submit = _blocking(AsyncClient.submit)
+    get = _blocking(AsyncClient.get)
+    cancel = _blocking(AsyncClient.cancel)
+    wait = _blocking(AsyncClient.wait)
+    download = _blocking(AsyncClient.download)
+    complete = _blocking(AsyncClient.complete)
+    run = _blocking(AsyncClient.run)
 
     def close(self) -> None:
+        """Close the connection pool (``AsyncClient.aclose``)."""
         self._portal.run(self.aio.aclose())
 
     def __enter__(self) -> Client:

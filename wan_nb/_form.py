@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -26,11 +27,13 @@ from ._exceptions import BudgetError, Problem, RequestError, TaskCancelled, WanE
 from ._form_code import call_code, sweep_code
 from ._form_fields import FieldPanel, problem_html
 from ._html_parts import FONT, esc
+from ._images import ImageInput
 from ._modes import make_request
 from ._portal import get_portal
-from ._request import Request
+from ._request import BoxesInput, HoldsBoxes, PaletteInput, Request
 from ._result import Result
 from ._session import Session, current, session
+from ._spec import AspectRatio, Mode, Resolution
 from ._static_view import LiveFallback
 from ._wire import Task
 
@@ -396,8 +399,48 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 f"notebook to use it)<table>{table}</table>{problems}{code}{result}</div>")
 
 
-def form(mode: str = _spec.GENERATE, **defaults: Any) -> Form:
-    """An ipywidgets form for any of the six modes (``mode=``), pre-filled with ``defaults``
-    (any field, ``images=`` for input images). Display it; ``f.request``, ``f.submit()``,
-    ``f.result``, ``f.code``."""
-    return Form(mode, **defaults)
+def form(
+    mode: Mode = _spec.GENERATE,
+    *,
+    prompt: str | None = None,
+    images: ImageInput | Sequence[ImageInput] | HoldsBoxes | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+    aspect_ratio: AspectRatio | None = None,
+    resolution: Resolution | None = None,
+    thinking_mode: bool | None = None,
+    color_palette: PaletteInput | None = None,
+    bbox_list: BoxesInput | None = None,
+    watermark: bool | None = None,
+    **fields: Any,
+) -> Form:
+    """An ipywidgets form for any of the six modes, pre-filled; display it and press Generate.
+
+    The form checks the request with the mode functions' rules on every edit (each
+    problem next to its field; Generate stays off while any is left), shows its cost,
+    and runs it in the background as ``wan.<mode>`` would: logged, cached, budgeted.
+    ``f.request`` (the ``Request``, or the ``RequestError``), ``f.submit()``,
+    ``f.result``, ``f.code`` (the ``wan.<mode>(...)`` call of the same request).
+
+    Parameters
+    ----------
+    mode : {"generate", "image2image", "edit", "reference", "group", "interactive_edit"}, default "generate"
+        The mode shown first (a dropdown in the form).
+    prompt, images, n, seed, aspect_ratio, resolution, thinking_mode, color_palette, bbox_list, watermark
+        The fields' first values (None: the field's own default; the document's, and a
+        random seed). The same values and limits as ``wan.generate`` and the other mode
+        functions: n 1 to 4 (12 in group mode), resolution up to 2K with input images, a
+        palette of 3 to 10 colours. ``images`` may be a ``wan.BBoxDrawer``; ``bbox_list``
+        needs the images. A value a field cannot hold is a RequestError naming it.
+    **fields
+        ``image`` (one input image) and ``action`` (``mode``) are taken too; a name that
+        is no field is a RequestError with a "did you mean".
+
+    Returns
+    -------
+    Form
+    """
+    given = {"prompt": prompt, "images": images, "n": n, "seed": seed, "aspect_ratio": aspect_ratio,
+             "resolution": resolution, "thinking_mode": thinking_mode, "color_palette": color_palette,
+             "bbox_list": bbox_list, "watermark": watermark}
+    return Form(mode, **{name: value for name, value in given.items() if value is not None}, **fields)

@@ -18,8 +18,10 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
+
+from PIL.Image import Image as PILImage
 
 from . import _spec
 from ._store import StoredImage
@@ -63,6 +65,20 @@ class ImageRef:
     def describe(self) -> str:
         """The input in words, for messages: its file, its URL, or its hash."""
         return self.source or self.url or f"image sha256:{(self.sha256 or '')[:12]}"
+
+
+class HoldsImages(Protocol):
+    """A ``Result``, as this layer knows it (``_is_result``): images on disk."""
+
+    @property
+    def images(self) -> list[StoredImage]: ...
+
+
+# What an input image may be given as: each becomes an ImageRef (``to_image_ref``); a
+# result (``HoldsImages``) of one image.
+ImageInput: TypeAlias = (
+    str | os.PathLike[str] | bytes | bytearray | memoryview | PILImage | HoldsImages | StoredImage | ImageRef
+)
 
 
 # How an input reached the server: the URL the user gave, a result link reused, an upload.

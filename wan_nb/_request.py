@@ -19,9 +19,9 @@ import hashlib
 import numbers
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from . import _spec
 from ._exceptions import Problem, RequestError
@@ -52,6 +52,38 @@ _SYSTEM_RANDOM = random.SystemRandom()
 Palette = tuple[tuple[str, int], ...]
 Box = tuple[int, int, int, int]
 BoxList = tuple[tuple[Box, ...], ...]
+
+
+class HoldsPalette(Protocol):
+    """An object that stands for the palette it holds (a ``PaletteEditor``; see ``_from_holders``)."""
+
+    @property
+    def color_palette(self) -> Any: ...
+
+
+class HoldsBoxes(Protocol):
+    """An object that stands for its input images and their boxes (a ``BBoxDrawer``)."""
+
+    @property
+    def images(self) -> Sequence[Any]: ...
+
+    @property
+    def bbox_list(self) -> Any: ...
+
+
+class Array(Protocol):
+    """A numpy array, as ``as_lists`` reads one: its ``ndim`` and ``tolist()``."""
+
+    @property
+    def ndim(self) -> int: ...
+
+    def tolist(self) -> Any: ...
+
+
+# What users may give for the composite fields: the rules take more shapes than the wire
+# (pairs, numpy arrays, an editor standing for its palette).
+PaletteInput: TypeAlias = Sequence[Mapping[str, Any] | Sequence[Any]] | HoldsPalette
+BoxesInput: TypeAlias = Sequence[Any] | Array
 
 
 @dataclass(frozen=True)
@@ -740,13 +772,18 @@ def build_request(
     )
 
 
-def unknown_fields(names: Iterable[str]) -> list[Problem]:
-    """Problems for names that are not fields of the document, with a suggestion."""
+def unknown_fields(names: Iterable[str], also: Sequence[str] = ()) -> list[Problem]:
+    """Problems for names that are not fields of the document, with a suggestion.
+
+    ``also``: the other names the caller takes (a function's own arguments, such as
+    ``timeout``): not reported, and suggested for a misspelt one.
+    """
+    known = (*FIELDS, *also)
     out = []
     for name in names:
-        if name in FIELDS:
+        if name in known:
             continue
-        hint = did_you_mean(name, FIELDS) or f"; fields are: {', '.join(FIELDS)}"
+        hint = did_you_mean(name, known) or f"; fields are: {', '.join(FIELDS)}"
         out.append(Problem(name, "unknown_field", f"is not a field of the Wan 2.7 image API{hint}"))
     return out
 

@@ -9,32 +9,49 @@ change.
 from __future__ import annotations
 
 import math
+from typing import Final, Literal, TypeAlias, get_args
 
 MODEL = "wan2.7-image"
 MODELS = (MODEL,)
 
 # The six call modes, in the order of the document's "Mode Quick Reference".
-GENERATE = "generate"
-IMAGE2IMAGE = "image2image"
-EDIT = "edit"
-REFERENCE = "reference"
-GROUP = "group"
-INTERACTIVE_EDIT = "interactive_edit"
-ACTIONS = (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, GROUP, INTERACTIVE_EDIT)
+GENERATE: Final = "generate"
+IMAGE2IMAGE: Final = "image2image"
+EDIT: Final = "edit"
+REFERENCE: Final = "reference"
+GROUP: Final = "group"
+INTERACTIVE_EDIT: Final = "interactive_edit"
+# The same six names as a type, for signatures (a Literal needs the strings themselves;
+# tests/test_signatures.py checks that it names ACTIONS, in order).
+Mode: TypeAlias = Literal["generate", "image2image", "edit", "reference", "group", "interactive_edit"]
+ACTIONS: tuple[Mode, ...] = (GENERATE, IMAGE2IMAGE, EDIT, REFERENCE, GROUP, INTERACTIVE_EDIT)
 
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
-RESOLUTIONS = ("1K", "2K", "4K")
+# The values of aspect_ratio and resolution: the types name them once, the tuples are read from them.
+AspectRatio: TypeAlias = Literal["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"]
+Resolution: TypeAlias = Literal["1K", "2K", "4K"]
+ASPECT_RATIOS: tuple[AspectRatio, ...] = get_args(AspectRatio)
+RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
 
-# Documented defaults of every optional field.
+RANDOM_SEED = -1
+
+# Documented defaults of every optional field, one name each: the mode functions'
+# signatures show them (``seed: int = DEFAULT_SEED``), the rules apply them (DEFAULTS).
+DEFAULT_N: Final = 1
+DEFAULT_SEED: Final = RANDOM_SEED
+DEFAULT_ASPECT_RATIO: Final[AspectRatio] = "1:1"
+DEFAULT_RESOLUTION: Final[Resolution] = "2K"
+DEFAULT_WATERMARK: Final = False
+DEFAULT_THINKING_MODE: Final = True
+DEFAULT_ENABLE_SEQUENTIAL: Final = False
 DEFAULTS = {
     "action": GENERATE,
-    "n": 1,
-    "seed": -1,
-    "aspect_ratio": "1:1",
-    "resolution": "2K",
-    "watermark": False,
-    "thinking_mode": True,
-    "enable_sequential": False,
+    "n": DEFAULT_N,
+    "seed": DEFAULT_SEED,
+    "aspect_ratio": DEFAULT_ASPECT_RATIO,
+    "resolution": DEFAULT_RESOLUTION,
+    "watermark": DEFAULT_WATERMARK,
+    "thinking_mode": DEFAULT_THINKING_MODE,
+    "enable_sequential": DEFAULT_ENABLE_SEQUENTIAL,
 }
 
 # How many input images each mode takes (inclusive bounds). The limits table says
@@ -93,7 +110,6 @@ def resolutions_for(action: str) -> tuple[str, ...]:
 
 SEED_MIN = 0
 SEED_MAX = 2**31 - 1
-RANDOM_SEED = -1
 
 PALETTE_MIN_ITEMS = 3
 PALETTE_MAX_ITEMS = 10

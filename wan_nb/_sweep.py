@@ -484,18 +484,58 @@ def sweep(
     tags: list[str] | None = None,
     start: bool = True,
     quiet: bool = False,
-    **fields: Any,
+    **axes: Any,
 ) -> Sweep:
     """Sweep prompt templates × any fields; returns at once, runs in the background.
 
-    Axes: a list / range of values for any field or ``{placeholder}``; ``seed`` also
-    takes ``"1-8"`` or ``random_seeds(k)``; list-valued fields (palettes, image sets,
-    bbox lists) are axes when given as a list of such values, or via ``vary([...])``.
-    ``mode=`` is an alias of ``action=``. ``concurrency``: at most this many cells in
-    flight; by default as many as the server takes, found while the sweep runs and
-    kept for the session's next sweeps. The cost is printed before anything is sent;
-    above ``budget_usd`` (default: the session's per-sweep budget, $2.00, see
-    ``wan.set_budget``) the sweep needs ``confirm=True``.
+    Every cell is planned and checked first (one ``RequestError`` names every problem
+    with the cells it breaks) and the cost is printed before anything is sent. Each
+    cell runs the way ``wan.generate`` does: logged before it is sent, taken up (not
+    sent again) after a kernel restart, served from disk when identical to a finished
+    fixed-seed run. The sweep's id is a hash of its definition, and its random seeds
+    are drawn from that id: running the same cell again resumes the same sweep.
+
+    Parameters
+    ----------
+    prompts : str or list of str
+        A prompt, or a template with ``{placeholders}`` (``"a {animal} in snow"``); a
+        list of them is an axis of its own.
+    budget_usd : float, optional
+        Above this cost the sweep does not start without ``confirm=True`` (default: the
+        session's per-sweep budget, $2.00 until ``wan.set_budget(per_sweep=...)``). The
+        session's cap, ``wan.set_budget(usd)``, is never exceeded, confirmed or not.
+    confirm : bool, default False
+        Start a sweep that costs more than ``budget_usd``.
+    concurrency : int, optional
+        At most this many cells in flight (1 or more); by default as many as the server
+        takes, found while the sweep runs and kept for the session's next sweeps.
+    fresh : bool, default False
+        New random seeds and new runs for every cell, even those in the log (billed again).
+    timeout : float, optional
+        Seconds each cell may take (default: the connection's).
+    tags : list of str, optional
+        Labels kept with every cell's run in the log.
+    start : bool, default True
+        False: plan and check only; ``sw.start()`` runs it.
+    quiet : bool, default False
+        Do not print the plan line.
+    **axes
+        The fields and the placeholders' values, by name. One value is the same in every
+        cell; a list or ``range`` is an axis, and the cells are every combination, axes in
+        the order given (with two or more, the first is the grid's rows). Any field ``wan.run`` takes
+        (``seed``, ``aspect_ratio``, ``resolution``, ``n``, ``thinking_mode``,
+        ``watermark``, ``color_palette``, ``image_urls``, ``bbox_list``, ``action``; ``mode``
+        is ``action``), checked by the same rules. ``seed`` also takes ``"1-8"``,
+        ``"3, 5, 9"`` or ``wan.random_seeds(k)``. A list-valued field (palettes, image sets,
+        bbox lists) is an axis when given a list of such values, or ``wan.vary([...])``.
+        A name that is neither a field nor a placeholder is a RequestError with a
+        "did you mean". (Kept as ``**axes``, not named parameters: their order is the grid's.)
+
+    Returns
+    -------
+    Sweep
+        Shows itself as a grid that fills in live; ``sw.wait()``, ``sw.cancel()``,
+        ``sw.retry_failed()``, ``sw.df`` (its runs in the log).
     """
     if concurrency is not None and not is_whole(concurrency):
         raise RequestError([Problem("concurrency", "whole_number",
@@ -504,7 +544,7 @@ def sweep(
     budget_usd = check_usd("budget_usd", budget_usd)
     check_seconds("timeout", timeout)
     sess = session()
-    plan = plan_sweep(prompts, dict(fields), salt=_fresh_salt() if fresh else "")
+    plan = plan_sweep(prompts, dict(axes), salt=_fresh_salt() if fresh else "")
     for cell in plan.cells[:1]:
         emit_warnings(cell.request, caller_depth=1)
     to_pay = _cost_to_pay(sess, plan, fresh)

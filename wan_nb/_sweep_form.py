@@ -19,11 +19,12 @@ import ipywidgets as widgets
 from . import _spec
 from ._exceptions import BudgetError, Problem, RequestError, WanError
 from ._form_code import _call, _literal
-from ._form_fields import FieldPanel, field_of, field_row, problem_html
+from ._form_fields import FORM_NAMES, FieldPanel, field_of, field_row, problem_html
 from ._html_parts import FONT, esc
 from ._portal import get_portal
-from ._request import FIELDS
+from ._request import FIELDS, unknown_fields
 from ._session import current
+from ._spec import Mode
 from ._static_view import LiveFallback
 from ._sweep import Sweep, sweep
 from ._sweep_plan import Plan, _placeholders, parse_axis, plan_sweep, random_seeds
@@ -299,7 +300,38 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
         return bundle
 
 
-def sweep_form(template: str = "", mode: str = _spec.GENERATE, **defaults: Any) -> SweepForm:
-    """A form that builds and runs ``wan.sweep``: a prompt template, fixed fields, axes typed as
-    values or ranges (``animal="fox, owl"``, ``seed="1-4"``), the cost before Start, the live grid."""
-    return SweepForm(template, mode, **defaults)
+def sweep_form(template: str = "", mode: Mode = _spec.GENERATE, **values: Any) -> SweepForm:
+    """A form that builds and runs ``wan.sweep``: a template, fixed fields, axes typed as text.
+
+    On every edit the sweep is planned and checked (nothing is sent): the cell count and
+    the cost show before Start; Start calls ``wan.sweep`` and shows its live grid.
+    ``s.plan``, ``s.set_axis(name, text)``, ``s.start()``, ``s.sweep``, ``s.code``.
+
+    Parameters
+    ----------
+    template : str, default ""
+        The prompt template: each ``{placeholder}`` becomes an axis (``"a {animal} in snow"``).
+    mode : {"generate", "image2image", "edit", "reference", "group", "interactive_edit"}, default "generate"
+        The mode of every cell (a dropdown in the form).
+    **values
+        First values, by name. A field ``wan.form`` takes (``images``, ``n``, ``seed``,
+        ``aspect_ratio``, ``resolution``, ``thinking_mode``, ``color_palette``,
+        ``bbox_list``, ``watermark``) with one value is fixed for every cell; given a list,
+        a ``range`` or, for ``seed``, text (``"1-4"``, ``"random 4"``), one of ``seed``,
+        ``aspect_ratio``, ``resolution``, ``n``, ``watermark``, ``thinking_mode`` is an
+        axis. A placeholder of the template takes its values as text (``animal="fox, owl"``)
+        or a list. Values are checked by the same rules as ``wan.generate``; a name that is
+        neither a field nor a placeholder is a RequestError with a "did you mean".
+
+    Returns
+    -------
+    SweepForm
+    """
+    try:
+        placeholders = [name for name in _placeholders(template) if name not in FIELDS]
+    except RequestError:  # a broken template: the form shows why, and keeps the values
+        placeholders = list(values)
+    stray = [name for name in values if name not in (*FIELDS, *FORM_NAMES, *placeholders)]
+    if stray:  # a placeholder's values the form would drop, or a misspelt field
+        raise RequestError(unknown_fields(stray, also=[*FORM_NAMES, *placeholders]))
+    return SweepForm(template, mode, **values)
