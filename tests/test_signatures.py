@@ -293,7 +293,7 @@ def test_the_blocking_client_runs_the_async_method(sim, tmp_path) -> None:
 
 # -- sweep and the forms ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["sweep", "form", "sweep_form"])
+@pytest.mark.parametrize("name", ["sweep", "form", "sweep_form", "connect"])
 def test_sweep_and_the_forms_are_typed_and_document_every_parameter(name: str) -> None:
     function = getattr(wan, name)
     parameters = _parameters(function)

@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import re
 import time
 import uuid
@@ -40,7 +41,7 @@ from typing import Any, TypeVar
 from . import _config, _spec
 from . import _states as S
 from ._budget import Budget
-from ._client import AsyncClient, Client
+from ._client import AsyncClient, Client, Uploader
 from ._exceptions import (
     ConfigError,
     DownloadError,
@@ -613,8 +614,8 @@ def connect(
     api_key: str | None = None,
     base_url: str | None = None,
     *,
-    home: str | Path | None = None,
-    uploader: Any = None,
+    home: str | os.PathLike[str] | None = None,
+    uploader: Uploader | None = None,
     ask: bool = False,
     timeout: float = _config.DEFAULT_TIMEOUT,
     http_timeout: float = _config.HTTP_TIMEOUT,
@@ -622,11 +623,39 @@ def connect(
     concurrency: int = 4,
     quiet: bool = False,
 ) -> Session:
-    """Connect to the hosted API (key given or in WAVE_API_KEY) or start the simulator.
+    """Connect to the hosted API (key given or in WAVE_API_KEY), or start the built-in simulator.
 
-    ``ask=True`` prompts for the key (getpass) when none is set. ``timeout``: one
-    run's deadline; ``http_timeout``: one HTTP exchange (raise it on a slow network).
-    ``latency`` and ``concurrency`` tune the built-in simulator. Prints one line saying which.
+    Prints one line saying which, and where runs are saved; a new connect closes the
+    session it replaces.
+
+    Parameters
+    ----------
+    api_key : str, optional
+        Default ``WAVE_API_KEY``. With none (and no ``base_url``) the built-in simulator
+        starts on loopback: images drawn locally, nothing billed.
+    base_url : str, optional
+        Default ``WAN_NB_BASE_URL``, else the hosted API. A loopback URL without a key is
+        a simulator already running (``python -m wan_nb.sim``).
+    home : str or path, optional
+        The run folder (images, thumbnails, the log); default ``WAN_NB_HOME``, else ./wan_runs.
+    uploader : callable (bytes, content type) -> URL, optional
+        Makes local images reachable for the hosted API, which takes URLs only (may be async).
+    ask : bool, default False
+        Prompt for the key (getpass) when none is set.
+    timeout : float, default 600
+        One run's deadline in seconds (submit to images on disk); ``timeout=`` per call overrides it.
+    http_timeout : float, default 30
+        One HTTP exchange, in seconds (raise it on a slow network).
+    latency : float, default 1.5
+        The built-in simulator's seconds per task (ignored otherwise).
+    concurrency : int, default 4
+        The built-in simulator's tasks at once (ignored otherwise).
+    quiet : bool, default False
+        Do not print the line.
+
+    Returns
+    -------
+    Session
     """
     global _current
     check_seconds("timeout", timeout)
