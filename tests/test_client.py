@@ -303,26 +303,3 @@ def test_faults_while_polling_are_retried(sim, tmp_path, fault):
         out = client.run({"prompt": f"poll through {fault}", "seed": 22, "resolution": "1K"})
     ledger = sim.ledger()
     assert out.images and ledger["submitted"] == 1 and ledger["requests"]["get"] >= 3
-
-
-def test_pool_checks_idle_connections_through_the_socket_found_once(sim, tmp_path):
-    """The client's pool runs on ``_http_backend`` (each connection's socket looked up
-    once), and its "did the server close this idle connection?" answer is the real one."""
-    import socket
-
-    from wan_nb import _http_backend
-
-    with make_client(sim, tmp_path) as client:
-        client.run({"prompt": "a fox", "seed": 3, "resolution": "1K"})
-        pool = client.aio._http._transport._pool
-        assert isinstance(pool._network_backend, _http_backend.Backend)
-        streams = [c._connection._network_stream for c in pool.connections if c._connection is not None]
-        assert streams and all(isinstance(s, _http_backend._Stream) for s in streams)
-        assert all(s.get_extra_info("socket") is s._inner.get_extra_info("socket") for s in streams)
-        assert not any(s.get_extra_info("is_readable") for s in streams), "an idle open connection is not readable"
-    ours, theirs = socket.socketpair()
-    with ours:
-        assert not _http_backend._readable(ours)
-        theirs.close()  # the server hangs up: the next read returns b"", so the pool drops it
-        assert _http_backend._readable(ours)
-    assert _http_backend._readable(None)

@@ -5,8 +5,9 @@ image's pixels), ``selected`` and ``message``. Each image is an ``<img>`` (an ip
 ``Image``: the browser scales it sharply at any devicePixelRatio, and it is widget state,
 so a reloaded page or a static widget renderer shows it with no kernel) under a
 transparent ipycanvas ``Canvas`` with the boxes. The canvas is a throwaway view redrawn
-from the traits inside ``hold_canvas()``, and again whenever a front end says it is
-ready (ipycanvas keeps no drawing as state). The geometry is in ``_box_geometry``
+from the traits inside ``hold_canvas()`` (one message), and again whenever a front end says
+it is ready (ipycanvas keeps no drawing as state). Only ipycanvas' public API is used (its
+versions are bounded in pyproject.toml). The geometry is in ``_box_geometry``
 (pure, tested without a browser); field rules are the request model's
 (``check_bbox_list``).
 
@@ -29,7 +30,6 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import ipycanvas.canvas
 import ipywidgets as widgets
 import traitlets
 from ipycanvas import Canvas, hold_canvas
@@ -82,15 +82,6 @@ def _display_copy(im: Image.Image, view: geo.View) -> tuple[bytes, str]:
     if view.canvas_width < im.width:
         im = im.resize((view.canvas_width, view.canvas_height), Image.Resampling.LANCZOS)
     return _jpeg(im), "jpeg"
-
-
-def _forget_last_canvas_switch() -> None:
-    """ipycanvas 0.14 tells the browser which canvas to draw on only when that changes;
-    a reloaded page has a new front end that never heard the last switch, and drops
-    every drawing until the next one. Forgetting it makes the next drawing say it again."""
-    manager = getattr(ipycanvas.canvas, "_CANVAS_MANAGER", None)
-    if manager is not None and hasattr(manager, "_current_canvas"):
-        manager._current_canvas = None
 
 
 def _stack(picture: widgets.Image, canvas: Canvas, view: geo.View) -> widgets.GridBox:
@@ -158,6 +149,8 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._pending: asyncio.TimerHandle | None = None  # a skipped move's redraw, due at the interval's end
         self.redraws = 0  # how many times a boxes canvas was drawn (traffic back to the browser)
         self._canvases = [self._boxes_canvas(i, v) for i, v in enumerate(self._views)]
+        # Never shown: drawn on just before a new view's redraw (see _redraw_for_new_view).
+        self._elsewhere = Canvas(width=1, height=1)
         stacks = [
             _stack(widgets.Image(value=data, format=fmt), canvas, view)
             for (data, fmt), canvas, view in zip(shown, self._canvases, self._views, strict=True)
@@ -185,9 +178,17 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return canvas
 
     def _redraw_for_new_view(self, i: int) -> None:
-        """A view appeared (a second display, a reloaded page): it starts blank."""
-        _forget_last_canvas_switch()
-        self._draw_boxes(i)
+        """A view appeared (a second display, a reloaded page): it starts blank.
+
+        ipycanvas sends its draw commands to one manager, which tells the browser which
+        canvas they are for only when that changes (jupyter-widgets-contrib/ipycanvas#322,
+        open); a reloaded page's new front end never heard the last change and would drop
+        every drawing until the next one. So the redraw first draws (a clear) on a canvas
+        that is never shown: the manager then names this canvas again, in the same
+        message. If ipycanvas ever names the canvas every time, this costs one tiny command."""
+        with hold_canvas():  # the drawing below holds too: everything goes when this block ends
+            self._elsewhere.clear()
+            self._draw_boxes(i)
 
     def _pages(self, stacks: list[widgets.GridBox]) -> widgets.Widget:
         """One image alone, or one tab per image."""

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from . import _config, _http_backend, _spec, _wire
+from . import _config, _spec, _wire
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -149,8 +149,6 @@ class AsyncClient:
                 transport=self._transport,
                 follow_redirects=True,
             )
-            if self._transport is None:
-                _http_backend.install(self._http)
         return self._http
 
     def _scrub(self, text: str) -> str:
