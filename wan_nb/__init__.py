@@ -53,7 +53,7 @@ if typing.TYPE_CHECKING:
     from ._palette import PaletteEditor, palette_from_image
     from ._sweep_form import SweepForm, sweep_form
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # The widgets load on first use: scripts, the CLI and the simulator never need ipycanvas.
 _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette",

@@ -29,6 +29,7 @@ from ._form_fields import FieldPanel, problem_html
 from ._html_parts import FONT, esc
 from ._images import ImageInput
 from ._modes import make_request
+from ._money import budget, quota_usd, usd
 from ._portal import get_portal
 from ._request import BoxesInput, HoldsBoxes, PaletteInput, Request
 from ._result import Result
@@ -39,10 +40,6 @@ from ._wire import Task
 
 TICK_SECONDS = 1.0  # the status line's elapsed time is redrawn this often
 CANCELLABLE = (None, S.SUBMITTED, S.QUEUED)  # a processing task can no longer be cancelled (it is billed)
-
-
-def _usd(quota: int) -> str:
-    return f"${_spec.quota_to_usd(quota):.5f}"
 
 
 def _same_but_seed(a: Request, b: Request) -> bool:
@@ -261,7 +258,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                              f"{esc(self._state())} · {self._elapsed()}</span>")
 
     def _ended_with(self, result: Result) -> None:
-        cost = "cache hit · $0" if result.cache_hit else f"${result.cost_usd:.5f}"
+        cost = "cache hit · $0" if result.cache_hit else f"{usd(result.cost_usd)}"
         seed = result.request.seed if result.request else None
         self.status.value = (f"<span style='{FONT};color:#1b5e20'>✓ done in {self._elapsed()} · seed {seed} · "
                              f"{esc(cost)}</span>")
@@ -299,20 +296,21 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.cancel_button.disabled = not running or state not in CANCELLABLE
 
     def _show_cost(self) -> None:
-        unit = _usd(_spec.UNIT_QUOTA)
+        unit = quota_usd(_spec.UNIT_QUOTA)
         if self._request is not None:
             n = self._request.n
-            text = f"{unit} per image × {n} image{'s' if n != 1 else ''} = <b>{_usd(self._request.cost_quota)}</b>"
+            total = quota_usd(self._request.cost_quota)
+            text = f"{unit} per image × {n} image{'s' if n != 1 else ''} = <b>{total}</b>"
         else:
             text = f"{unit} per image · no cost until the fields make a valid request"
         sess = current()
         if sess is not None:
-            text += f" · this session has spent ${sess.spent_usd:.5f}"
+            text += f" · this session has spent {usd(sess.spent_usd)}"
             if sess.unconfirmed_usd:
-                text += f" (${sess.unconfirmed_usd:.5f} of it unconfirmed)"
+                text += f" ({usd(sess.unconfirmed_usd)} of it unconfirmed)"
             if sess.budget_usd is not None:
                 left = max(0.0, sess.budget_usd - sess.spent_usd)
-                text += f" of its ${sess.budget_usd:.2f} budget (${left:.5f} left)"
+                text += f" of its {budget(sess.budget_usd)} budget ({usd(left)} left)"
                 if self._request is not None and not self.running:
                     try:
                         sess.budget.check(self._request.cost_quota)  # the rule Generate meets, said before it
@@ -389,7 +387,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         rows = [("mode", self.mode), ("prompt", self.fields.prompt.value or "—")]
         if isinstance(request, Request):
             rows += [(k, v) for k, v in request.canonical().items() if k not in ("model", "action", "prompt")]
-            rows.append(("cost", f"${request.cost_usd:.5f}"))
+            rows.append(("cost", f"{usd(request.cost_usd)}"))
         table = "".join(f"<tr><th style='text-align:left;padding-right:8px'>{esc(k)}</th><td>{esc(v)}</td></tr>"
                         for k, v in rows)
         problems = problem_html(request.problems) if isinstance(request, RequestError) else ""

@@ -22,6 +22,7 @@ from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInput
 from ._live import LiveStatus
+from ._money import usd
 from ._request import (
     FIELDS,
     BoxesInput,
@@ -81,7 +82,7 @@ def _run(action: str | None, arguments: dict[str, Any]) -> Result:
                                 f"{others.pop('action')!r}); wan.run(..., action=...) takes any mode"))
     request = _checked(action, prompt, images, {**fields, **others}, problems)
     emit_warnings(request)
-    with LiveStatus(f"{request.action} · ${request.cost_usd:.5f}") as live:
+    with LiveStatus(f"{request.action} · {usd(request.cost_usd)}") as live:
         return session().run(request, on_update=live.update, tick=live.tick, **options)
 
 

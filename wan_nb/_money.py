@@ -20,6 +20,6 @@ def quota_usd(quota: int) -> str:
     return usd(_spec.quota_to_usd(quota))
 
 
-def budget(amount: float) -> str:
-    """A limit the user set: ``2`` -> ``"$2.00"``."""
-    return f"${amount:.2f}"
+def budget(amount: float | None) -> str:
+    """A limit the user set: ``2`` -> ``"$2.00"`` (None: ``"no limit"``)."""
+    return "no limit" if amount is None else f"${amount:.2f}"

@@ -24,6 +24,7 @@ from . import _states as S
 from ._atomic import atomic_write_text
 from ._grid import Cell, Grid, cell_key, distinct, hashable, legend_html, render_grid_html
 from ._html_parts import document, esc, format_value, label_html, short
+from ._money import usd
 from ._tiles import CellItem, render_item_html
 
 MAX_COMPARE_THUMBS = 24
@@ -439,7 +440,7 @@ def _runs_table(
             f'<td style="{td};max-width:360px;overflow-wrap:anywhere">{label_html(_plain(rec.get("prompt")), 400)}'
             f"{_made_from_html((made_from or {}).get(rec['run_id'], []), shown)}</td>"
             f'<td style="{td};max-width:260px">{esc(params)}</td>'
-            f'<td style="{td};white-space:nowrap">{esc(f"${cost:.5f}" if cost is not None else "—")}</td>'
+            f'<td style="{td};white-space:nowrap">{esc(f"{usd(cost)}" if cost is not None else "—")}</td>'
             f'<td style="{td}">{thumbs}</td></tr>'
         )
     out.append("</tbody></table>")

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeAlias
 from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInputError, ImageRef, image_problems, is_url, to_image_ref
+from ._money import usd
 from ._text import canonical_json, did_you_mean
 
 FIELDS = (
@@ -198,7 +199,7 @@ class Request:
         shape = "" if self.action == _spec.INTERACTIVE_EDIT else f" ({self.aspect_ratio}, {self.resolution})"
         return (
             f"{self.action} · {self.n} image{'s' if self.n != 1 else ''} · {w}×{h}{shape}"
-            f" · seed {self.seed} · ${self.cost_usd:.5f}"
+            f" · seed {self.seed} · {usd(self.cost_usd)}"
         )
 
     def __repr__(self) -> str:

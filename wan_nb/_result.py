@@ -8,6 +8,7 @@ from typing import Any
 
 from . import _spec
 from ._html_parts import esc
+from ._money import usd
 from ._request import Request
 from ._store import StoredImage
 from ._thumbs import THUMB_SIDE
@@ -70,7 +71,7 @@ class Result:
         facts = []
         if req is not None:
             facts += [req.action, f"{req.aspect_ratio} · {req.resolution}", f"seed {req.seed}"]
-        cost = "cache hit · $0" if self.cache_hit else f"${self.cost_usd:.5f}"
+        cost = "cache hit · $0" if self.cache_hit else f"{usd(self.cost_usd)}"
         facts += [cost, self.task_id or ""]
         prompt = f"<div style='font-style:italic;margin:2px 0'>{esc(req.prompt)}</div>" if req else ""
         warn = "".join(f"<div style='color:#a15c00'>⚠ {esc(w)}</div>" for w in self.warnings)

@@ -57,6 +57,7 @@ from ._exceptions import (
 )
 from ._log import Log, records, writer
 from ._log_rows import stored_images
+from ._money import quota_usd, usd
 from ._options import check_seconds
 from ._portal import get_portal
 from ._request import Request, unicode_problem
@@ -452,14 +453,14 @@ class Session:
         except LinkExpiredError as exc:
             cause: DownloadError = exc
             err: DownloadError = LinkExpiredError(
-                f"{exc} — task {task.task_id} was billed ${_spec.quota_to_usd(cost):.5f} and its images are "
+                f"{exc} — task {task.task_id} was billed {quota_usd(cost)} and its images are "
                 "lost; the log records it as billed (images_lost). Running the same request again does not pay "
                 "again (it sends nothing); fresh=True pays for a new run")
             state, code = S.IMAGES_LOST, "link_expired"
         except DownloadError as exc:
             cause = exc
             err = DownloadError(
-                f"{exc} — task {task.task_id} was billed ${_spec.quota_to_usd(cost):.5f}; its images are not on "
+                f"{exc} — task {task.task_id} was billed {quota_usd(cost)}; its images are not on "
                 "disk yet. Running the same request again downloads them at no extra cost while the links last "
                 f"({_spec.OUTPUT_LINK_HOURS} h)")
             state, code = S.DOWNLOADING, "download_failed"
@@ -597,7 +598,7 @@ def _interrupted(task: Task | None, request: Request) -> tuple[str, dict[str, An
 
 def _lost_message(row: dict[str, Any]) -> str:
     cost = _spec.quota_to_usd(int(row.get("cost_quota") or 0))
-    return (f"task {row.get('task_id')} of this request was billed ${cost:.5f}, but its result links expired "
+    return (f"task {row.get('task_id')} of this request was billed {usd(cost)}, but its result links expired "
             f"before the images were downloaded (run {row['run_id']} is images_lost in the log); nothing was "
             "sent now. Pass fresh=True to pay for a new run of it")
 

@@ -35,6 +35,7 @@ from ._exceptions import (
 from ._grid import Cell, Grid, cell_items, cell_key, distinct
 from ._html_parts import short
 from ._images import ImageInputError, to_image_ref
+from ._money import budget, quota_usd, usd
 from ._options import check_seconds, check_usd, is_whole
 from ._portal import get_portal
 from ._request import Request
@@ -155,9 +156,9 @@ class Sweep:
         if not self.done:
             cap = f" (cap {self.concurrency})" if self.concurrency is not None else ""
             parts.append(f"width {self.width}{cap}")
-        parts.append(f"spent ${self.spent_usd:.5f} of ${_spec.quota_to_usd(self.plan.cost_quota):.5f}")
+        parts.append(f"spent {usd(self.spent_usd)} of {quota_usd(self.plan.cost_quota)}")
         if self.unconfirmed_usd:
-            parts.append(f"up to ${self.unconfirmed_usd:.5f} unconfirmed")
+            parts.append(f"up to {usd(self.unconfirmed_usd)} unconfirmed")
         waiting = [c.note for c in self.cells if c.note]
         if waiting:  # the server's word is kept in memory until the log takes it
             parts.append(f"{len(waiting)} {waiting[0]}")
@@ -549,8 +550,8 @@ def sweep(
         emit_warnings(cell.request, caller_depth=1)
     to_pay = _cost_to_pay(sess, plan, fresh)
     line = (f"sweep {plan.sweep_id}: {len(plan.cells)} task(s), {plan.images} image(s), "
-            f"${_spec.quota_to_usd(plan.cost_quota):.5f} in all; ${_spec.quota_to_usd(to_pay):.5f} to pay "
-            f"(${_spec.quota_to_usd(plan.cost_quota - to_pay):.5f} already in the log) · "
+            f"{quota_usd(plan.cost_quota)} in all; {quota_usd(to_pay)} to pay "
+            f"({quota_usd(plan.cost_quota - to_pay)} already in the log) · "
             + (f"at most {concurrency} at once" if concurrency is not None
                else f"as many at once as the server takes (now {sess.width.limit()})"))
     if not quiet:
@@ -560,7 +561,7 @@ def sweep(
                      else (sess.sweep_budget_usd, "the session's per-sweep budget"))
     if limit is not None and usd > limit and not confirm:
         raise BudgetError(
-            f"{line}: above {source} (${limit:.2f}); nothing was sent. "
+            f"{line}: above {source} ({budget(limit)}); nothing was sent. "
             "Pass confirm=True to run it anyway, or make the sweep smaller.",
             cost_usd=usd,
             limit_usd=limit,

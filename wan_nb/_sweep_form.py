@@ -21,6 +21,7 @@ from ._exceptions import BudgetError, Problem, RequestError, WanError
 from ._form_code import _call, _literal
 from ._form_fields import FORM_NAMES, FieldPanel, field_of, field_row, problem_html
 from ._html_parts import FONT, esc
+from ._money import budget, quota_usd
 from ._portal import get_portal
 from ._request import FIELDS, unknown_fields
 from ._session import current
@@ -193,16 +194,15 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
                 f"<span style='{FONT};color:#777'>no sweep until the fields and axes are valid</span>"
             )
             return
-        usd = _spec.quota_to_usd(plan.cost_quota)
         text = (
             f"{len(plan.cells)} cell{'s' if len(plan.cells) != 1 else ''} · {plan.images} image"
-            f"{'s' if plan.images != 1 else ''} · <b>${usd:.5f}</b> at most (cells in the cache or already "
-            "run cost nothing)"
+            f"{'s' if plan.images != 1 else ''} · <b>{quota_usd(plan.cost_quota)}</b> at most "
+            "(cells in the cache or already run cost nothing)"
         )  # true before Start and while the sweep runs
         sess = current()
         limit = sess.sweep_budget_usd if sess is not None else None
-        if limit is not None and usd > limit:
-            text += f" · above the per-sweep budget ${limit:.2f}: Start asks first"
+        if limit is not None and _spec.quota_to_usd(plan.cost_quota) > limit:
+            text += f" · above the per-sweep budget {budget(limit)}: Start asks first"
         self.plan_line.value = f"<span style='{FONT};color:#333'>{text}</span>"
 
     def _refresh_buttons(self) -> None:
@@ -251,7 +251,7 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
         except BudgetError as exc:
             if getattr(exc, "confirmable", False):
                 self._confirm = True
-                self.start_button.description = f"Start anyway (${exc.cost_usd:.2f})"
+                self.start_button.description = f"Start anyway ({budget(exc.cost_usd)})"
             self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>"
         except (RequestError, RuntimeError, WanError) as exc:
             self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>"
@@ -283,7 +283,7 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     def __repr__(self) -> str:
         plan = self.plan
         what = (
-            f"{len(plan.cells)} cells, ${_spec.quota_to_usd(plan.cost_quota):.5f}"
+            f"{len(plan.cells)} cells, {quota_usd(plan.cost_quota)}"
             if isinstance(plan, Plan)
             else f"invalid: {len(plan.problems)} problem(s)"
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _states as S
+from ._money import budget, usd
 from ._options import is_whole
 from ._sweep_plan import cell_label
 from ._text import did_you_mean
@@ -129,10 +130,6 @@ def _where(home: Path) -> list[str]:
     ]
 
 
-def _usd(x: float) -> str:
-    return f"${x:.5f}"
-
-
 # ----------------------------------------------------------------- demo
 
 
@@ -155,11 +152,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if hosted and not args.yes:
         raise UserError(
             f"the demo makes {images} images on the hosted API (WAVE_API_KEY is set) and would cost up to "
-            f"{_usd(cost)}; run again with --yes to pay for it, or unset WAVE_API_KEY to use the simulator"
+            f"{usd(cost)}; run again with --yes to pay for it, or unset WAVE_API_KEY to use the simulator"
         )
     sess = _connect(args.home, args.latency)
     billed = "" if sess.backend == "hosted" else " (simulator: nothing is billed)"
-    _out(f"demo: {images} images in 3 modes (generate, group, edit), up to {_usd(cost)}{billed}")
+    _out(f"demo: {images} images in 3 modes (generate, group, edit), up to {usd(cost)}{billed}")
 
     results = []
     for mode, prompt, kw in steps:
@@ -177,14 +174,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = 0
     for mode, r in results:
         spent += r.cost_usd
-        how = "cache hit, $0" if r.cache_hit else _usd(r.cost_usd)
+        how = "cache hit, $0" if r.cache_hit else usd(r.cost_usd)
         _out(f"{mode}: {r.request.prompt!r} → {len(r.paths)} file(s), {how}")
         for img in r.images:
             files += 1
             _out(f"    {img.path}  ({img.width}×{img.height})")
     home = Path(sess.home).absolute()
     n_runs = sess.log.count()
-    _out(f"done: {files} image file(s), spent {_usd(spent)}{billed}")
+    _out(f"done: {files} image file(s), spent {usd(spent)}{billed}")
     for line in _where(home):
         _out(line + (f"  ({n_runs} run(s))" if line.startswith("log:") else ""))
     _out(f"report:     {PROG} export --home {home} --html report.html")
@@ -269,9 +266,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sw = wan.sweep(spec["prompts"], **kwargs)  # prints the cost line before anything is sent
     except wan.BudgetError as exc:
         if exc.confirmable:  # the library's advice is for Python; say it for the shell
-            where = (f"budget_usd=${exc.limit_usd:.2f} in {args.file}" if spec.get("budget_usd") is not None
-                     else f"the default per-sweep budget of ${exc.limit_usd:.2f}")
-            raise UserError(f"the sweep costs {_usd(exc.cost_usd or 0.0)}, above {where}; "
+            where = (f"budget_usd={budget(exc.limit_usd)} in {args.file}" if spec.get("budget_usd") is not None
+                     else f"the default per-sweep budget of {budget(exc.limit_usd)}")
+            raise UserError(f"the sweep costs {usd(exc.cost_usd or 0.0)}, above {where}; "
                             "nothing was sent. Run again with --yes to run it anyway, or make the sweep "
                             "smaller") from None
         raise
@@ -301,8 +298,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _out(f"sweep {sw.id}: {counts['completed']}/{total} completed"
          + (f", {counts['failed']} failed" if counts["failed"] else "")
          + (f" ({hits} from the cache)" if hits else "")
-         + f" · {len(files)} image file(s) · spent {_usd(sw.spent_usd)}"
-         + (f" + up to {_usd(sw.unconfirmed_usd)} unconfirmed" if sw.unconfirmed_usd else "") + billed)
+         + f" · {len(files)} image file(s) · spent {usd(sw.spent_usd)}"
+         + (f" + up to {usd(sw.unconfirmed_usd)} unconfirmed" if sw.unconfirmed_usd else "") + billed)
     for c in sw.cells:
         if c.status != S.COMPLETED:
             _out(f"  {c.status}: {cell_label(c.coords, 40)}: {_one_line(Exception(c.error or 'no result'))}")

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._version import __version__
 from ._api import Api, Response, error, invalid_one, rate_limited, server_error
 from ._faults import Decision
 
@@ -92,7 +93,7 @@ class SimHTTPServer6(SimHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "wan-nb-sim/0.1"
+    server_version = f"wan-nb-sim/{__version__}"
     sys_version = ""
     timeout = IDLE_TIMEOUT
     server: SimHTTPServer
