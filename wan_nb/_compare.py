@@ -229,6 +229,14 @@ class _Share(traitlets.Float):  # type: ignore[type-arg]
         return share
 
 
+class _TitledCanvas(Canvas):  # type: ignore[misc]  # ipycanvas is untyped
+    """A canvas whose ``tooltip`` becomes its element's title (the handle's name). ipywidgets
+    8.1's front end sets a title only on a widget with a ``description`` (it reads its
+    length), and breaks the view of one without: so this canvas has an empty one."""
+
+    description = traitlets.Unicode("").tag(sync=True)
+
+
 def _sized(picture: widgets.Image, width: int) -> widgets.Box:
     """A picture shown ``width`` screen px wide (narrower when the output area is)."""
     return widgets.Box([picture], layout=widgets.Layout(width=f"{width}px", max_width="100%"))
@@ -303,7 +311,7 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         facts = widgets.HTML(self._facts_html())
         facts.add_class("wan-compare-facts")
         self._panels = {
-            "swipe": widgets.VBox([_stack(frame_pictures[0], self._canvas, view)]),
+            "swipe": widgets.VBox([self._swipe_stack(frame_pictures[0], view)]),
             "side": widgets.VBox([
                 widgets.HBox([self._figure(i, side_pictures[i], side_widths[i]) for i in range(2)],
                              layout=widgets.Layout(align_items="flex-start")),
@@ -348,9 +356,8 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         return [_picture(*s) for s in shown], widths, [data for data, _ in shown]
 
     def _swipe_canvas(self, view: geo.View) -> Canvas:
-        canvas = Canvas(width=view.canvas_width, height=view.canvas_height)
+        canvas = _TitledCanvas(width=view.canvas_width, height=view.canvas_height, tooltip=HANDLE_TITLE)
         canvas.add_class("wan-compare-canvas")
-        canvas.tooltip = HANDLE_TITLE
         canvas.on_mouse_down(self._on_down)
         canvas.on_mouse_move(self._on_move)
         canvas.on_mouse_up(self._on_up)
@@ -358,6 +365,11 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         canvas.on_key_down(self._on_key)
         canvas.on_client_ready(self._redraw_for_new_view)
         return canvas
+
+    def _swipe_stack(self, picture: widgets.Image, view: geo.View) -> widgets.GridBox:
+        stack = _stack(picture, self._canvas, view)
+        stack.add_class("wan-compare-stack")
+        return stack
 
     def _figure(self, i: int, picture: widgets.Image, width: int) -> widgets.VBox:
         caption = widgets.HTML(self._caption_html(i))
@@ -485,9 +497,14 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         with hold_canvas():
             self._source.clear()
             self._source.draw_image(self._b_picture, 0, 0, view.canvas_width, view.canvas_height)
-            self._draw()
+            self._swipe_commands()
 
     def _draw(self) -> None:
+        with hold_canvas():
+            self._swipe_commands()
+
+    def _swipe_commands(self) -> None:
+        """The swipe as it is now: B from the source canvas right of the split, the handle."""
         view, canvas = self._view, self._canvas
         w, h, px = view.canvas_width, view.canvas_height, view.density
         x = self._split()
@@ -496,16 +513,15 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._pending = None
         self._last_draw = time.monotonic()
         self.redraws += 1
-        with hold_canvas():
-            canvas.clear()
-            canvas.save()
-            canvas.begin_path()
-            canvas.rect(x, 0, w - x, h)
-            canvas.clip()
-            canvas.draw_image(self._source, 0, 0)
-            canvas.restore()
-            self._draw_labels(canvas, x, w, px)
-            self._draw_handle(canvas, x, h, px)
+        canvas.clear()
+        canvas.save()
+        canvas.begin_path()
+        canvas.rect(x, 0, w - x, h)
+        canvas.clip()
+        canvas.draw_image(self._source, 0, 0)
+        canvas.restore()
+        self._draw_labels(canvas, x, w, px)
+        self._draw_handle(canvas, x, h, px)
 
     @staticmethod
     def _draw_labels(canvas: Canvas, x: float, w: float, px: int) -> None:
