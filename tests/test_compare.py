@@ -211,11 +211,11 @@ def test_setting_position_from_python_redraws_the_swipe() -> None:
 # ----------------------------------------------------------------- sizes and pixels
 
 
-def test_different_sizes_are_compared_in_the_smaller_frame_and_the_view_says_so(runs: SimpleNamespace) -> None:
+def test_different_sizes_are_compared_in_one_frame_and_the_view_says_so(runs: SimpleNamespace) -> None:
     c = wan.ImageCompare(runs.fog, runs.wide)
     (wa, ha), (wb, hb) = c.sizes
     assert (wa, ha) == (1024, 1024) and wb > hb and wb * hb < wa * ha  # 16:9 at 1K has fewer pixels
-    assert c.frame == (wb, hb)  # the smaller: A is scaled down (and stretched), never B up
+    assert c.frame == (wb, hb)  # the one with fewer pixels: A is resized (and stretched) to it
     assert c.note == f"A 1024×1024, B {wb}×{hb}: scaled to one frame, {wb}×{hb} (A stretched: the shapes differ)"
     assert c.note in c.children[-1].value and c.note in c._static_html()
     assert c.differing == ["aspect_ratio"]

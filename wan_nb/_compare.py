@@ -11,11 +11,12 @@ bytes, a ``Result``, a ``StoredImage``), plus a row of ``log.runs()`` or a dict 
 ``log.get_run()``. A run (a ``Result``, a log row) brings its request fields; a bare
 image does not, and the side view says so.
 
-Two images of different sizes are compared in one frame: the smaller one's size (by
-pixel count), the larger scaled down to it (never up; stretched when the shapes
-differ), and the view says so. The diff is computed on that frame: a pixel counts as
-changed when any channel differs by more than ``CHANGE_LEVEL`` of 255 (JPEG noise
-between two encodings of the same picture stays under it).
+Two images of different sizes are compared in one frame: the size of the one with fewer
+pixels (a 2K image is compared with a 1K one at 1K, not the 1K one blown up); the other
+is resized to it, stretched when the shapes differ, and the view says so. The diff is
+computed on that frame: a pixel counts as changed when any channel differs by more than
+``CHANGE_LEVEL`` of 255, above most of the noise of encoding one picture twice as a
+JPEG (at quality 90, 0.2 % of a simulator image's pixels or fewer pass it).
 
 The widget follows the drawer's pattern (``_bbox``): state in synced traits, checked by
 validators that raise ``RequestError``s traitlets rolls back; pictures sent to the
@@ -157,8 +158,8 @@ def to_side(value: Any, name: str) -> Side:
 
 
 def frame_size(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    """The frame both are compared in: their size when equal, else the smaller one's
-    (by pixel count; A's on a tie), so the larger is scaled down, never up."""
+    """The frame both are compared in: the size of the one with fewer pixels (A's on a
+    tie); the other is resized to it."""
     return a if a[0] * a[1] <= b[0] * b[1] else b
 
 
@@ -389,7 +390,7 @@ class ImageCompare(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     @property
     def frame(self) -> tuple[int, int]:
-        """(width, height) of the frame swipe and diff compare in (the smaller image's size)."""
+        """(width, height) of the frame swipe and diff compare in (the size of the image with fewer pixels)."""
         return self._frame
 
     @property
