@@ -21,7 +21,8 @@ from PIL import Image
 
 import wan_nb as wan
 from wan_nb import _box_geometry as geo
-from wan_nb._bbox import CAP_MESSAGE, DRAW_INTERVAL
+from wan_nb._bbox import CAP_MESSAGE
+from wan_nb._canvas_view import DRAW_INTERVAL
 from wan_nb._palette import rebalance, spread, with_added, without
 from wan_nb.sim import Simulator
 

@@ -48,6 +48,7 @@ from ._wire import Task
 
 if typing.TYPE_CHECKING:
     from ._bbox import BBoxDrawer
+    from ._compare import ImageCompare
     from ._explore import LogExplorer
     from ._form import Form, form
     from ._palette import PaletteEditor, palette_from_image
@@ -58,7 +59,7 @@ from ._version import __version__ as __version__
 # The widgets load on first use: scripts, the CLI and the simulator never need ipycanvas.
 _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette",
          "Form": "._form", "form": "._form", "SweepForm": "._sweep_form", "sweep_form": "._sweep_form",
-         "LogExplorer": "._explore"}
+         "LogExplorer": "._explore", "ImageCompare": "._compare"}
 
 
 def _form_of(function: typing.Any, mode: str | None) -> None:
@@ -149,6 +150,7 @@ __all__ = [
     "ConfigError",
     "DownloadError",
     "Form",
+    "ImageCompare",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "LinkExpiredError",

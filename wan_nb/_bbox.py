@@ -36,6 +36,7 @@ from ipycanvas import Canvas, hold_canvas
 from PIL import Image, ImageDraw
 
 from . import _box_geometry as geo
+from ._canvas_view import DRAW_INTERVAL, display_copy, jpeg, renamer, stack
 from ._exceptions import Problem, RequestError
 from ._html_parts import FONT, esc, short
 from ._images import expand_inputs
@@ -46,8 +47,6 @@ from ._trait_checks import by_request_rules
 
 COLOURS = ("#ff3b30", "#0a84ff")  # box 1, box 2
 FILLS = ("rgba(255,59,48,0.15)", "rgba(10,132,255,0.15)")
-DRAW_INTERVAL = 1 / 30  # s between redraws while dragging: bounds what goes back to the browser
-DISPLAY_QUALITY = 88  # JPEG quality of the picture sent to the browser (once per image)
 FALLBACK_SIDE = 320  # px: the static picture for viewers without widgets
 CAP_MESSAGE = f"at most {geo.MAX_BOXES} boxes per image (the API's limit): delete or move one"
 
@@ -63,37 +62,6 @@ def _name(value: Any, index: int) -> str:
     if isinstance(value, (str, os.PathLike)):
         return os.path.basename(os.fspath(value))
     return f"image {index + 1}"
-
-
-def _jpeg(im: Image.Image, quality: int = DISPLAY_QUALITY) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
-
-
-def _display_copy(im: Image.Image, view: geo.View) -> tuple[bytes, str]:
-    """The picture the browser shows, and its format: as many pixels as the canvas has
-    (sharp on HiDPI screens) but never more than the original; a tiny image enlarged by
-    whole factors with square pixels (PNG), not smoothed into a blur."""
-    if view.enlarged:
-        buf = io.BytesIO()
-        im.resize((view.canvas_width, view.canvas_height), Image.Resampling.NEAREST).save(buf, "PNG")
-        return buf.getvalue(), "png"
-    if view.canvas_width < im.width:
-        im = im.resize((view.canvas_width, view.canvas_height), Image.Resampling.LANCZOS)
-    return _jpeg(im), "jpeg"
-
-
-def _stack(picture: widgets.Image, canvas: Canvas, view: geo.View) -> widgets.GridBox:
-    """The picture with the boxes canvas over it, both filling one grid cell: shown at the
-    view's screen size, or narrower (both together) when the output area is."""
-    for w in (picture, canvas):
-        w.layout = widgets.Layout(width="100%", height="auto", margin="0", grid_area="stack")
-    return widgets.GridBox(
-        [picture, canvas],
-        layout=widgets.Layout(width=f"{view.screen_width}px", max_width="100%",
-                              grid_template_areas='"stack"', grid_template_columns="minmax(0, 1fr)"),
-    )
 
 
 class _BoxLists(traitlets.List[Any]):
@@ -139,7 +107,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._names = [_name(value, i) for i, value in enumerate(inputs)]
         self._sizes = [im.size for im in pictures]
         self._views = [geo.View.fit(w, h, max_width, max_height) for w, h in self._sizes]
-        shown = [_display_copy(im, v) for im, v in zip(pictures, self._views, strict=True)]
+        shown = [display_copy(im, v) for im, v in zip(pictures, self._views, strict=True)]
         del pictures  # the originals can be large; only their display copies are kept
         self._displayed = [data for data, _ in shown]
         self._drag: tuple[int, geo.Drag] | None = None
@@ -150,9 +118,9 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.redraws = 0  # how many times a boxes canvas was drawn (traffic back to the browser)
         self._canvases = [self._boxes_canvas(i, v) for i, v in enumerate(self._views)]
         # Never shown: drawn on just before a new view's redraw (see _redraw_for_new_view).
-        self._elsewhere = Canvas(width=1, height=1)
+        self._elsewhere = renamer()
         stacks = [
-            _stack(widgets.Image(value=data, format=fmt), canvas, view)
+            stack(widgets.Image(value=data, format=fmt), canvas, view)
             for (data, fmt), canvas, view in zip(shown, self._canvases, self._views, strict=True)
         ]
         super().__init__(children=[self._pages(stacks), *self._controls()], **kwargs)
@@ -429,7 +397,7 @@ class BBoxDrawer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             boxes = self.bbox_list[i]
             for j, (x1, y1, x2, y2) in enumerate(boxes):
                 draw.rectangle((x1 * sx, y1 * sy, x2 * sx, y2 * sy), outline=COLOURS[j % 2], width=2)
-            uri = "data:image/jpeg;base64," + base64.b64encode(_jpeg(im, 80)).decode("ascii")
+            uri = "data:image/jpeg;base64," + base64.b64encode(jpeg(im, 80)).decode("ascii")
             listed = "<br>".join(f"box {j + 1}: {esc(box)}" for j, box in enumerate(boxes)) or "no box"
             parts.append(
                 f"<figure style='margin:0 12px 8px 0'><img src='{uri}' width='{im.width}' height='{im.height}' "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,15 +52,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def cell_names(columns: Iterable[str]) -> list[str]:
+    """The names among ``columns`` that came from sweep cells (not documented columns, not derived ones)."""
+    return [c for c in columns if c not in schema.RUNS and c not in schema.DERIVED_COLUMNS]
+
+
+def parameter_names(columns: Iterable[str]) -> list[str]:
+    """Sweep axes first (what the user varied), then the request parameters, of ``columns``."""
+    present = list(columns)
+    return list(dict.fromkeys(cell_names(present) + [c for c in schema.PARAMETERS if c in present]))
+
+
 def cell_columns(df: pd.DataFrame) -> list[str]:
     """Columns that came from sweep cells (not documented columns, not derived ones)."""
-    return [c for c in df.columns if c not in schema.RUNS and c not in schema.DERIVED_COLUMNS]
+    return cell_names(df.columns)
 
 
 def parameter_columns(df: pd.DataFrame) -> list[str]:
     """Sweep axes first (what the user varied), then the request parameters."""
-    cols = cell_columns(df) + [c for c in schema.PARAMETERS if c in df.columns]
-    return list(dict.fromkeys(cols))
+    return parameter_names(df.columns)
 
 
 def fixed_parameters(df: pd.DataFrame, exclude: Iterable[str] = ()) -> dict[str, Any]:
@@ -317,6 +327,36 @@ def _summarise(values: list[Any]) -> Any:
     return f"{len(values)} values: {shown}{more}"
 
 
+def param_rows(
+    names: Iterable[str], values_a: Mapping[str, list[Any]], values_b: Mapping[str, list[Any]]
+) -> list[ParamRow]:
+    """What differs, decided once: per parameter, each side's distinct values (in order;
+    missing: ``[None]``) side by side, marked when they differ (lists and dicts compared
+    by content). A parameter neither side has is left out. ``Log.compare`` and
+    ``ImageCompare`` both ask this."""
+    rows: list[ParamRow] = []
+    for name in names:
+        va, vb = values_a.get(name, [None]), values_b.get(name, [None])
+        if va == [None] and vb == [None]:
+            continue
+        differ = [hashable(v) for v in va] != [hashable(v) for v in vb]
+        rows.append(ParamRow(name, _summarise(va), _summarise(vb), differ))
+    return rows
+
+
+def differing_params(fields_a: Mapping[str, Any], fields_b: Mapping[str, Any]) -> list[ParamRow]:
+    """Two single runs compared as ``Log.compare`` compares two runs. Each side is a
+    mapping of log columns (a ``runs()`` row as a dict, ``Log.get_run``'s dict with its
+    ``cell`` keys spread out, or ``Request.to_row()``): sweep-cell keys first, then the
+    request parameters; values as the log reads them (NaN / NA: none)."""
+    names = parameter_names([*fields_a, *(k for k in fields_b if k not in fields_a)])
+    return param_rows(
+        names,
+        {n: [_plain(fields_a.get(n))] for n in names},
+        {n: [_plain(fields_b.get(n))] for n in names},
+    )
+
+
 def _outcome(kind: str, part: pd.DataFrame) -> dict[str, Any]:
     """What came of a run (its status, images, cost, time) or of a sweep (runs by status, totals)."""
     if kind == "run":
@@ -343,14 +383,11 @@ def build_comparison(log: Any, a: Any, b: Any) -> Comparison:
     both = pd.concat([part_a, part_b])
     names = parameter_columns(both.dropna(axis=1, how="all")) or list(schema.PARAMETERS)
 
-    params: list[ParamRow] = []
-    for name in names:
-        va = _sort_axis(name, distinct(_plain(v) for v in part_a[name]), part_a[name]) if name in part_a else [None]
-        vb = _sort_axis(name, distinct(_plain(v) for v in part_b[name]), part_b[name]) if name in part_b else [None]
-        if va == [None] and vb == [None]:
-            continue
-        differ = [hashable(v) for v in va] != [hashable(v) for v in vb]
-        params.append(ParamRow(name, _summarise(va), _summarise(vb), differ))
+    def values(part: pd.DataFrame) -> dict[str, list[Any]]:
+        return {name: _sort_axis(name, distinct(_plain(v) for v in part[name]), part[name])
+                for name in names if name in part}
+
+    params = param_rows(names, values(part_a), values(part_b))
 
     oa, ob = _outcome(kind_a, part_a), _outcome(kind_a, part_b)
     outcome_rows = [ParamRow(k, oa.get(k), ob.get(k), False) for k in dict.fromkeys([*oa, *ob])]
