@@ -36,7 +36,8 @@ EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"
 REPO = Path(__file__).resolve().parents[1]
 
 DOCUMENTED_RUN_COLUMNS = [
-    "run_id", "created_at", "sweep_id", "cell", "cell_index", "tags", "note", "backend", "model", "action",
+    "run_id", "created_at", "sweep_id", "cell", "cell_index", "tags", "note", "stars", "rated_by", "user",
+    "backend", "model", "action",
     "prompt", "n", "seed", "seed_random", "aspect_ratio", "resolution", "width", "height", "images_in",
     "callback_url", "callback_events", "watermark", "thinking_mode", "enable_sequential", "color_palette",
     "bbox_list", "warnings", "request_json", "request_hash", "idempotency_key", "task_id", "status",

@@ -6,6 +6,7 @@ printed, logged or put in an exception.
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 ENV_API_KEY = "WAVE_API_KEY"
 ENV_BASE_URL = "WAN_NB_BASE_URL"
 ENV_HOME = "WAN_NB_HOME"
+ENV_USER = "WAN_NB_USER"
 
 DEFAULT_BASE_URL = "https://www.qingbo.dev/v1"
 DEFAULT_HOME = "wan_runs"
@@ -39,6 +41,17 @@ def explicit_base_url(value: str | None = None) -> str | None:
     """The base URL the user chose (argument or environment), None for the default."""
     chosen = value or os.environ.get(ENV_BASE_URL)
     return chosen.rstrip("/") if chosen else None
+
+
+def user(value: str | None = None) -> str:
+    """Who is working: ``WAN_NB_USER``, else the OS user name (recorded with runs and ratings)."""
+    name = value or os.environ.get(ENV_USER)
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):  # no user name in the environment or the password database
+            name = "unknown"
+    return name
 
 
 def home(value: str | os.PathLike[str] | None = None) -> Path:

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _config
+from ._curation import check_note, check_stars, check_tags, run_id_of
 from ._log_engine import SQLiteEngine
 from ._log_paths import RunFolder
 from ._log_rows import LogRows
@@ -150,6 +152,36 @@ class Log:
         (steps back from ``run``: 0 is the run itself, 1 its sources, ...).
         """
         return self._frames.lineage(run)
+
+    def search(self, text: str, *, limit: int | None = 20, where: Where = None, **filters: Any) -> pd.DataFrame:
+        """Runs whose prompt, note or tags hold every word of ``text``, best match first.
+
+        A full-text index (SQLite FTS5), not a scan: fast on a big log. A DataFrame like
+        ``runs()`` plus ``score`` (higher is a better match); ``where`` and filters narrow
+        it as in ``runs()``; ``limit=None``: every match.
+        """
+        return self._frames.search(text, limit=limit, where=where, **filters)
+
+    # -- choosing ----------------------------------------------------------------------
+    def rate(self, run: Any, stars: int | None) -> None:
+        """Give a run 1-5 stars (0 or None clears); the last rating wins, ``rated_by`` says whose.
+
+        ``run``: a run id, a ``Result`` or a row of ``runs()``."""
+        value = check_stars(stars)
+        self._writer.rate(run_id_of(run), value, _config.user())
+
+    def tag(self, run: Any, *tags: str) -> list[str]:
+        """Add tags to a run (each 1-40 letters, digits, ``-_.:``; case kept); returns its tags.
+        One bad tag refuses the call, adding none."""
+        return self._writer.retag(run_id_of(run), check_tags(tags), [])
+
+    def untag(self, run: Any, *tags: str) -> list[str]:
+        """Remove tags from a run (those it does not have are ignored); returns its tags."""
+        return self._writer.retag(run_id_of(run), [], check_tags(tags))
+
+    def note(self, run: Any, text: str | None) -> None:
+        """Replace a run's note ("" or None clears it)."""
+        self._writer.set_note(run_id_of(run), check_note(text))
 
     # -- money -------------------------------------------------------------------------
     def spend(self) -> pd.DataFrame:

@@ -183,7 +183,7 @@ class SQLiteEngine:
         backup = self._backup() if version else None  # a copy beside it until the migration succeeded
         with self.transaction(write=True) as conn:
             version = _version(conn)  # another process may have done it meanwhile
-            if version < schema.SCHEMA_VERSION:
+            if version < schema.SCHEMA_VERSION or _missing_objects(conn):
                 _migrate(conn, version)
         if backup is not None:
             backup.unlink(missing_ok=True)
@@ -269,19 +269,27 @@ _OBJECTS = tuple(re.findall(r"IF NOT EXISTS (\w+)", "\n".join(schema.DDL)))
 
 
 def _missing_objects(conn: sqlite3.Connection) -> set[str]:
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")}
     return set(_OBJECTS) - have
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring the log from ``version`` to the current schema inside the caller's transaction."""
     conn.execute(schema.DDL[0])
-    if version:
-        for step in range(version + 1, schema.SCHEMA_VERSION + 1):
-            for sql in schema.MIGRATIONS.get(step, []):
-                conn.execute(sql)
+    steps = range(version + 1, schema.SCHEMA_VERSION + 1) if version else range(0)
+    tables = {"runs": schema.RUNS, "images": schema.IMAGES, "inputs": schema.INPUTS}
+    for step in steps:
+        for table, column in schema.NEW_COLUMNS.get(step, []):
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {tables[table][column].sql_type}")
+        for sql in schema.MIGRATIONS.get(step, []):
+            conn.execute(sql)
     for sql in schema.DDL[1:]:
         conn.execute(sql)
+    for step in steps:
+        for sql in schema.AFTER_DDL.get(step, []):
+            conn.execute(sql)
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from . import _log_query as query
 from . import _log_schema as schema
 from . import _spec, _states
+from ._exceptions import Problem, RequestError
 from ._log_engine import Engine
 from ._log_paths import RunFolder
 from ._log_query import Clause
@@ -211,6 +213,8 @@ class LogFrames:
         runs["n_images"] = pd.Series([len(paths.get(r, ())) for r in runs["run_id"]], index=runs.index, dtype="Int64")
         runs["paths"] = pd.Series([paths.get(r, []) for r in runs["run_id"]], index=runs.index, dtype=object)
         runs["duration_s"] = (runs["finished_at"] - runs["submitted_at"]).dt.total_seconds().astype("Float64")
+        runs["tags"] = pd.Series([t if isinstance(t, list) else [] for t in runs["tags"]], index=runs.index,
+                                 dtype=object)  # untagged: an empty list, so .str / .apply need no NA case
 
         # each key of a sweep's `cell` as its own column (unless a real column has the name)
         keys: list[str] = []
@@ -224,6 +228,7 @@ class LogFrames:
 
     def _selection(self, where: Where, filters: dict[str, Any]) -> tuple[Clause, dict[str, Any], Where]:
         """(the SQL of what translates, filters left for pandas, ``where`` left for pandas)."""
+        filters = {("tags" if k == "tag" else k): v for k, v in filters.items()}  # tag="keeper": the same filter
         clause, rest = Clause(), {}
         for name, want in filters.items():
             try:
@@ -237,7 +242,7 @@ class LogFrames:
 
     def _check_keys(self, filters: dict[str, Any]) -> None:
         """A filter on a name that is no column and no sweep-cell key of any run: say so."""
-        known = [*schema.RUNS, *schema.DERIVED_COLUMNS]
+        known = [*schema.RUNS, *schema.DERIVED_COLUMNS, "tag"]
         with self.engine.transaction(write=False) as conn:
             for name in filters:
                 if name in known:
@@ -323,6 +328,29 @@ class LogFrames:
         merged["_order"] = [order.get(r, len(order)) for r in merged["run_id"]]
         merged = merged.sort_values(["_order", "idx"], kind="stable").drop(columns="_order")
         return apply_filters(merged.reset_index(drop=True), where, **rest)
+
+    def search(self, text: str, *, limit: int | None = 20, where: Where = None, **filters: Any) -> pd.DataFrame:
+        """Runs whose prompt, note or tags hold every word of ``text`` (the full-text index),
+        best match first; ``score`` says how well (higher is better)."""
+        if not isinstance(text, str) or not re.findall(r"\w+", text):
+            raise RequestError([Problem("text", "words", f"give one or more words to search for (got {text!r})")])
+        _check_page(limit, 0)
+        match = " ".join(f'"{w}"' for w in re.findall(r"\w+", text))  # each word as itself: no query syntax
+        clause, rest, pwhere = self._selection(where, filters)
+        exact = not rest and pwhere is None
+        sql = (f"SELECT runs.run_id, -runs_fts.rank FROM runs_fts JOIN runs ON runs.rowid = runs_fts.rowid "
+               f"WHERE runs_fts MATCH ? AND ({clause.sql}) ORDER BY runs_fts.rank"
+               + (" LIMIT ?" if exact and limit is not None else ""))
+        params = [match, *clause.params, *([limit] if exact and limit is not None else [])]
+        with self.engine.transaction(write=False) as conn:
+            found = conn.execute(sql, params).fetchall()
+        score = {run_id: float(s) for run_id, s in found}
+        df = self.runs(run_id=list(score)) if score else self.runs(run_id=[])
+        if not exact:
+            df = apply_filters(df, pwhere, **rest)
+        df["score"] = pd.Series([score[r] for r in df["run_id"]], index=df.index, dtype="Float64")
+        df = df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+        return df if limit is None else df.head(limit)
 
     def spend(self) -> pd.DataFrame:
         billed = ", ".join(f"'{s}'" for s in _states.BILLED)

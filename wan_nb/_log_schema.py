@@ -13,7 +13,7 @@ from . import _spec, _states
 from ._images import VIA
 from ._values import is_missing as is_missing  # what "no value" is in a log row
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The run that keeps an idempotency key when a version-1 log holds several (two processes
 # ran the same cell): a completed one first, then the oldest.
@@ -32,6 +32,17 @@ MIGRATIONS: dict[int, list[str]] = {
         "UPDATE runs SET idempotency_key = NULL WHERE cache_hit = 1",
         "DROP INDEX IF EXISTS runs_idem",
     ],
+    # 3: choosing (stars, who rated, who ran it: NEW_COLUMNS) and full-text search over
+    # prompt, note and tags; the search index is filled after the DDL made it (AFTER_DDL).
+    3: [],
+}
+# Columns a version added to a table (added by the migration where they are missing).
+NEW_COLUMNS: dict[int, list[tuple[str, str]]] = {
+    3: [("runs", "stars"), ("runs", "rated_by"), ("runs", "user")],
+}
+# Steps run after the DDL, for what the DDL of that version made (an index to fill).
+AFTER_DDL: dict[int, list[str]] = {
+    3: ["INSERT INTO runs_fts (runs_fts) VALUES ('rebuild')"],
 }
 
 STATUSES = _states.STATES
@@ -68,6 +79,9 @@ RUN_COLUMNS: tuple[Column, ...] = (
     C("cell_index", "int"),
     C("tags", "json_list"),
     C("note", "text"),
+    C("stars", "int"),  # 1-5, None when unrated (``_curation``)
+    C("rated_by", "text"),
+    C("user", "text"),  # who ran it (WAN_NB_USER, else the OS user name)
     C("backend", "category", BACKENDS),
     C("model", "category"),
     C("action", "category"),
@@ -155,7 +169,10 @@ PARAMETERS = (
     "callback_url", "callback_events", "backend",
 )
 
-# Columns of list type whose filter means "contains" (tags="portrait").
+# Columns a user sets by hand to choose among runs (``_curation``), not request parameters.
+CHOICE_COLUMNS = ("stars", "tags", "note", "rated_by")
+
+# Columns of list type whose filter means "contains" (tags="portrait"; ``tag=`` is the same).
 CONTAINS_FILTER = ("tags", "images_in", "warnings")
 
 
@@ -189,6 +206,21 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS runs_cached_from ON runs (cached_from)",
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
     "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
+    "CREATE INDEX IF NOT EXISTS runs_stars ON runs (stars)",
+    # Full-text search over prompt, note and tags (the tags' JSON text tokenises to the tags):
+    # an index over the runs table's own text (external content), kept by triggers; an
+    # update that changes none of the three columns (a state move) does not touch it.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS runs_fts USING fts5(prompt, note, tags, content='runs', "
+    "content_rowid='rowid')",
+    "CREATE TRIGGER IF NOT EXISTS runs_fts_insert AFTER INSERT ON runs BEGIN "
+    "INSERT INTO runs_fts (rowid, prompt, note, tags) VALUES (new.rowid, new.prompt, new.note, new.tags); END",
+    "CREATE TRIGGER IF NOT EXISTS runs_fts_delete AFTER DELETE ON runs BEGIN "
+    "INSERT INTO runs_fts (runs_fts, rowid, prompt, note, tags) "
+    "VALUES ('delete', old.rowid, old.prompt, old.note, old.tags); END",
+    "CREATE TRIGGER IF NOT EXISTS runs_fts_update AFTER UPDATE OF prompt, note, tags ON runs BEGIN "
+    "INSERT INTO runs_fts (runs_fts, rowid, prompt, note, tags) "
+    "VALUES ('delete', old.rowid, old.prompt, old.note, old.tags); "
+    "INSERT INTO runs_fts (rowid, prompt, note, tags) VALUES (new.rowid, new.prompt, new.note, new.tags); END",
 ]
 
 

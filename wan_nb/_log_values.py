@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _log_schema as schema
-from ._request import unicode_problem
-from ._text import canonical_json, did_you_mean
+from ._text import canonical_json, did_you_mean, unicode_problem
 from ._values import is_missing
 
 

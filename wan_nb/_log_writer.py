@@ -11,6 +11,7 @@ transaction starts (``_log_values``), so a refused write changes nothing.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from . import _log_schema as schema
 from . import _states
+from ._exceptions import Problem, RequestError
 from ._log_engine import Engine
 from ._log_paths import RunFolder
 from ._log_rows import decode_run
@@ -234,6 +236,36 @@ class LogWriter:
                 raise KeyError(f"no run with run_id {run_id!r} in {self.engine.label}; add_run first")
             conn.execute("DELETE FROM inputs WHERE run_id = ?", (run_id,))
             conn.executemany(_insert("inputs", cols), rows)
+
+    # -- choosing (values checked by ``_curation`` before they get here) -------------------
+    def _one_run(self, conn: Any, run_id: str, cols: str) -> tuple[Any, ...]:
+        row = conn.execute(f"SELECT {cols} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RequestError([Problem("run", "unknown", f"no run with run_id {run_id!r} in {self.engine.label}")])
+        return tuple(row)
+
+    def rate(self, run_id: str, stars: int | None, by: str) -> None:
+        """Set (or clear) a run's stars; the last rating wins."""
+        with self.engine.transaction(write=True) as conn:
+            self._one_run(conn, run_id, "run_id")
+            conn.execute("UPDATE runs SET stars = ?, rated_by = ? WHERE run_id = ?",
+                         (stars, None if stars is None else by, run_id))
+
+    def retag(self, run_id: str, add: list[str], remove: list[str]) -> list[str]:
+        """Add and remove tags in one transaction (read, change, write under the write lock:
+        two processes tagging the same run at once lose nothing); returns the run's tags."""
+        with self.engine.transaction(write=True) as conn:
+            (stored,) = self._one_run(conn, run_id, "tags")
+            tags = [t for t in (json.loads(stored) if stored else []) if t not in remove]
+            tags += [t for t in add if t not in tags]
+            conn.execute("UPDATE runs SET tags = ? WHERE run_id = ?",
+                         (to_sql(schema.RUNS["tags"], tags), run_id))
+        return tags
+
+    def set_note(self, run_id: str, note: str | None) -> None:
+        with self.engine.transaction(write=True) as conn:
+            self._one_run(conn, run_id, "run_id")
+            conn.execute("UPDATE runs SET note = ? WHERE run_id = ?", (note, run_id))
 
     def mark_link_dead(self, url: str, when: float) -> None:
         """The server refused ``url`` as expired (evicted before its announced end): it

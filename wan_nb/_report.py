@@ -25,7 +25,7 @@ from ._atomic import atomic_write_text
 from ._grid import Cell, Grid, cell_key, distinct, hashable, legend_html, render_grid_html
 from ._html_parts import document, esc, format_value, label_html, short
 from ._money import usd
-from ._tiles import CellItem, render_item_html
+from ._tiles import CellItem, render_item_html, stars_html
 
 MAX_COMPARE_THUMBS = 24
 
@@ -130,12 +130,14 @@ def _run_items(run: dict[str, Any], images: list[dict[str, Any]], caption: str) 
                 width=_plain(im.get("width")),
                 height=_plain(im.get("height")),
                 run_id=run.get("run_id"),
+                stars=_plain(run.get("stars")),
             )
             for im in images
         ]
     if status == S.COMPLETED and not error:
         error = None  # renderer shows "image file missing"
-    return [CellItem(thumb=None, full=None, status=status, error=error, caption=caption, run_id=run.get("run_id"))]
+    return [CellItem(thumb=None, full=None, status=status, error=error, caption=caption, run_id=run.get("run_id"),
+                     stars=_plain(run.get("stars")))]
 
 
 def _images_by_run(images: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
@@ -364,7 +366,8 @@ def _outcome(kind: str, part: pd.DataFrame) -> dict[str, Any]:
         return {"status": _plain(rec["status"]), "error": _error_text({str(k): v for k, v in rec.items()}),
                 "images": _plain(rec["n_images"]), "cost_usd": _plain(rec["cost_usd"]),
                 "duration_s": _plain(rec["duration_s"]), "task_id": _plain(rec["task_id"]),
-                "created_at": _plain(rec["created_at"])}
+                "created_at": _plain(rec["created_at"]), "stars": _plain(rec.get("stars")),
+                "tags": _plain(rec.get("tags")) or None, "note": _plain(rec.get("note"))}
     counts = part["status"].value_counts()
     return {"runs": len(part), "status": ", ".join(f"{int(n)} {s}" for s, n in counts.items() if n),
             "images": int(part["n_images"].sum()), "cost_usd": _plain(part["cost_usd"].sum(skipna=True))}
@@ -440,7 +443,7 @@ def _runs_table(
     made_from: dict[str, list[str]] | None = None,
 ) -> str:
     td = "border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left"
-    head = ["created (UTC)", "status", "prompt", "parameters", "cost", "images"]
+    head = ["created (UTC)", "status", "prompt", "parameters", "cost", "choice", "images"]
     out = ['<table style="border-collapse:collapse">', "<thead><tr>"]
     out += [f'<th style="{td};background:#fafafa">{esc(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
@@ -470,6 +473,11 @@ def _runs_table(
             if imgs
             else ""
         )
+        stars, tags, note = _plain(rec.get("stars")), _plain(rec.get("tags")) or [], _plain(rec.get("note"))
+        choice = (stars_html(stars, 'style="color:#e0a100"')
+                  + "".join(f'<span style="background:#eef;border-radius:3px;padding:0 3px;margin-right:2px">'
+                            f"{esc(t)}</span>" for t in tags)
+                  + (f'<div style="color:#555;font-style:italic">{esc(short(note, 200))}</div>' if note else ""))
         out.append(
             f'<tr id="run-{esc(rec["run_id"])}">'
             f'<td style="{td};white-space:nowrap" title="{esc(rec["run_id"])}">{esc(created_s)}</td>'
@@ -478,6 +486,7 @@ def _runs_table(
             f"{_made_from_html((made_from or {}).get(rec['run_id'], []), shown)}</td>"
             f'<td style="{td};max-width:260px">{esc(params)}</td>'
             f'<td style="{td};white-space:nowrap">{esc(f"{usd(cost)}" if cost is not None else "—")}</td>'
+            f'<td style="{td};max-width:200px">{choice}</td>'
             f'<td style="{td}">{thumbs}</td></tr>'
         )
     out.append("</tbody></table>")

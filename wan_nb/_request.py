@@ -27,7 +27,7 @@ from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInputError, ImageRef, image_problems, is_url, to_image_ref
 from ._money import usd
-from ._text import canonical_json, did_you_mean
+from ._text import canonical_json, did_you_mean, unicode_problem
 
 FIELDS = (
     "model",
@@ -246,18 +246,6 @@ class _Checker:
             self.add(name, "unicode", bad)
             return False
         return True
-
-
-def unicode_problem(text: str) -> str | None:
-    """Why ``text`` cannot be sent as UTF-8 (a lone surrogate), or None."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (
-            f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
-            "text, it cannot be sent (remove it or re-type the character)"
-        )
-    return None
 
 
 def as_lists(value: Any) -> Any:

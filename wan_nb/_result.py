@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _spec
+from ._exceptions import ConfigError
 from ._html_parts import esc
 from ._money import usd
 from ._request import Request
 from ._store import StoredImage
 from ._thumbs import THUMB_SIDE
 from ._tiles import CellItem, render_item_html
+
+if TYPE_CHECKING:
+    from ._log import Log
 
 
 @dataclass
@@ -33,6 +37,36 @@ class Result:
     cached_from: str | None = None
     warnings: tuple[str, ...] = ()
     timings: dict[str, float | None] = field(default_factory=dict)
+    log: Log | None = field(default=None, repr=False, compare=False)  # the log it is a run of
+
+    # -- choosing: this run's stars, tags and note, kept in its log -------------------------
+    def _in_log(self) -> Log:
+        if self.log is None:
+            raise ConfigError(f"run {self.run_id} is not in a log this Result knows; "
+                              "use wan.log().rate(run_id, ...) with the log that holds it")
+        return self.log
+
+    def rate(self, stars: int | None) -> None:
+        """1-5 stars (0 or None clears), kept in the log: ``runs(where="stars >= 4")`` finds it."""
+        self._in_log().rate(self, stars)
+
+    def tag(self, *tags: str) -> list[str]:
+        """Add tags (1-40 letters, digits, ``-_.:``; case kept); returns the run's tags."""
+        return self._in_log().tag(self, *tags)
+
+    def untag(self, *tags: str) -> list[str]:
+        """Remove tags; returns the run's tags."""
+        return self._in_log().untag(self, *tags)
+
+    def note(self, text: str | None) -> None:
+        """Replace the run's note ("" or None clears it)."""
+        self._in_log().note(self, text)
+
+    @property
+    def stars(self) -> int | None:
+        """The run's stars as the log has them now (None: unrated)."""
+        row = self._in_log().get_run(self.run_id)
+        return None if row is None else row.get("stars")
 
     @property
     def paths(self) -> list[Path]:

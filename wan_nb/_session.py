@@ -60,9 +60,10 @@ from ._log_rows import stored_images
 from ._money import quota_usd, usd
 from ._options import check_seconds
 from ._portal import get_portal
-from ._request import Request, unicode_problem
+from ._request import Request
 from ._result import Result
 from ._store import Store
+from ._text import unicode_problem
 from ._width import WidthEstimate
 from ._wire import Task
 
@@ -240,7 +241,8 @@ class Session:
         check_seconds("timeout", timeout)
         check_seconds("prefer_wait", prefer_wait)
         _check_labels(tags, note)
-        base = {"sweep_id": sweep_id, "cell": cell, "cell_index": cell_index, "tags": tags or [], "note": note}
+        base = {"sweep_id": sweep_id, "cell": cell, "cell_index": cell_index, "tags": tags or [], "note": note,
+                "user": _config.user()}
         for _ in range(3):  # a claim lost to another process is looked at again
             history = [] if fresh else await asyncio.to_thread(self._history, request.request_hash)
             mine = [r for r in history if r.get("sweep_id") == sweep_id]
@@ -468,7 +470,7 @@ class Session:
             final = await self._record(note, self.writer.transition, run_id, S.COMPLETED, images=images, **money,
                                        downloaded_at=time.time(), error_code=None, error_message=None)
             return Result(run_id, request, task.task_id, final or S.COMPLETED, images,
-                          0 if billed_before else cost, warnings=request.warnings if request else (),
+                          0 if billed_before else cost, warnings=request.warnings if request else (), log=self.log,
                           timings={"submitted_at": submitted_at, "finished_at": finished_at,
                                    "downloaded_at": time.time()})
         final = await self._record(note, self.writer.transition, run_id, state, **money, error_code=code,
@@ -502,12 +504,12 @@ class Session:
             **base, **request.to_row(), "run_id": run_id, "created_at": now, "backend": self.backend,
             "task_id": task_id, "status": S.COMPLETED, "cost_quota": 0, "cost_usd": 0.0, "cache_hit": True,
             "cached_from": from_run, "submitted_at": now, "finished_at": now, "downloaded_at": now}, images)
-        return Result(run_id, request, task_id, S.COMPLETED, images, 0, cache_hit=True,
+        return Result(run_id, request, task_id, S.COMPLETED, images, 0, cache_hit=True, log=self.log,
                       cached_from=from_run, warnings=request.warnings)
 
     def _result_from_row(self, row: dict[str, Any], request: Request | None) -> Result:
         return Result(row["run_id"], request, row.get("task_id"), row["status"], stored_images(row),
-                      0, cache_hit=bool(row.get("cache_hit")), cached_from=row.get("cached_from"),
+                      0, log=self.log, cache_hit=bool(row.get("cache_hit")), cached_from=row.get("cached_from"),
                       warnings=request.warnings if request else ())
 
     def _files_ok(self, row: dict[str, Any]) -> bool:
@@ -534,6 +536,7 @@ class Session:
             if not rows:
                 await self._record(_noter(None, run_id, None, S.PLANNED), self.writer.add_run, {
                     "run_id": run_id, "created_at": time.time(), "backend": self.backend, "task_id": task_id,
+                    "user": _config.user(),
                     "action": task.action, "model": task.model, "status": S.PLANNED})
         except WanError as exc:
             if rows:

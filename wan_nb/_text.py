@@ -1,4 +1,4 @@
-"""Small text rules with one home: "did you mean" hints and canonical JSON."""
+"""Small text rules with one home: "did you mean" hints, canonical JSON, sendable text."""
 
 from __future__ import annotations
 
@@ -17,3 +17,15 @@ def did_you_mean(name: str, options: Iterable[str]) -> str:
 def canonical_json(value: Any) -> str:
     """One text per value: sorted keys, no spaces, UTF-8 kept (hashes and keys are taken of it)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as UTF-8 (a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
+            "text, it cannot be sent (remove it or re-type the character)"
+        )
+    return None

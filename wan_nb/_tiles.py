@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _states as S
+from ._curation import MAX_STARS
 from ._html_parts import esc, href, short, thumb_data_uri
 from ._thumbs import EMBED_SIDE, THUMB_SIDE
 
@@ -35,12 +36,25 @@ class CellItem:
     width: int | None = None
     height: int | None = None
     run_id: str | None = None  # the run it shows (a widget over the grid opens it on a click)
+    stars: int | None = None  # the run's rating, shown under the picture
 
     @classmethod
     def of_image(cls, image: Any, caption: str = "") -> CellItem:
         """A finished item for an image on disk (a StoredImage)."""
         return cls(thumb=image.thumb_path, full=image.path, status=S.COMPLETED, caption=caption,
                    width=image.width, height=image.height)
+
+
+def stars_text(stars: int | None) -> str:
+    """``★★★★☆`` for 4 of 5; "" when unrated."""
+    return "" if not stars else "★" * stars + "☆" * (MAX_STARS - stars)
+
+
+def stars_html(stars: int | None, look: str) -> str:
+    if not stars:
+        return ""
+    label = f"{stars} star{'s' if stars != 1 else ''}"
+    return f'<div {look} title="{label}" aria-label="{label}">{stars_text(stars)}</div>'
 
 
 def tile_state(item: CellItem) -> str:
@@ -71,6 +85,7 @@ def _looks(box: int) -> dict[str, str]:
         "dots": "font-size:18px;letter-spacing:2px",
         "small": "font-size:11px",
         "caption": "font-size:11px;color:#555;overflow-wrap:anywhere",
+        "stars": "font-size:13px;color:#e0a100;letter-spacing:1px;line-height:1",
     }
 
 
@@ -118,4 +133,4 @@ def render_item_html(item: CellItem, *, link_base: str | Path | None = None, box
                  f'<span>{esc(item.status or "pending")}</span></div>')
     caption = (f'<div {look("caption")} title="{esc(item.caption)}">{esc(short(item.caption, 80))}</div>'
                if item.caption else "")
-    return f'<div {look("item")}>{inner}{caption}</div>'
+    return f'<div {look("item")}>{inner}{stars_html(item.stars, look("stars"))}{caption}</div>'
