@@ -291,3 +291,71 @@ def test_a_sqlite_file_that_is_not_a_log_is_refused_not_changed(tmp_path):
     with pytest.raises(wan.ConfigError, match="not a wan_nb log"):
         wan.log(home)
     assert (home / "log.sqlite").read_bytes() == before
+
+
+# -- wan-nb log check / repair -------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wan_nb", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def made(tmp_path):
+    """A run folder with six real runs (images on disk), its log closed and checkpointed."""
+    home = tmp_path / "runs"
+    with Simulator(latency=0.05) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=home, quiet=True)
+        try:
+            sw = wan.sweep("a {animal}", animal=["fox", "owl", "cat"], seed=[1, 2], resolution="1K", quiet=True)
+            sw.wait(timeout=120)
+            sw.cells[0].result.tag("keeper")
+        finally:
+            sess.close()
+    sess.log._engine.close()
+    conn = sqlite3.connect(home / "log.sqlite")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return home
+
+
+def test_log_check_says_a_healthy_folder_is_in_order(made):
+    proc = _cli("log", "check", str(made))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "in order" in proc.stdout
+
+
+def test_repair_adds_images_no_run_names_and_check_finds_them_first(made):
+    stray = next((made / "images").glob("??/*.jpg"))
+    conn = sqlite3.connect(made / "log.sqlite")
+    conn.execute("DELETE FROM images WHERE sha256 = ?", (stray.name.split(".")[0],))
+    conn.commit()
+    conn.close()
+    proc = _cli("log", "check", "--home", str(made))
+    assert proc.returncode == 1 and "1 image file(s) in images/ are in no run" in proc.stdout
+    proc = _cli("log", "repair", str(made))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "added 1 image(s)" in proc.stdout and "after the repair: the log and its images are in order" in proc.stdout
+    log = Log(made / "log.sqlite")
+    assert log.count() == 7 and log.count(tag="recovered") == 1
+
+
+@pytest.mark.parametrize("how", ["truncated", "broken header"])
+def test_repair_keeps_a_damaged_log_aside_and_rebuilds_what_it_can(made, how):
+    _damage(made, how)
+    proc = _cli("log", "check", str(made))
+    assert proc.returncode == 1 and "damaged" in proc.stdout
+    proc = _cli("log", "repair", str(made))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "kept the damaged log as log.sqlite.damaged-" in proc.stdout
+    assert list(made.glob("log.sqlite.damaged-*"))  # nothing deleted
+    log = Log(made / "log.sqlite")
+    runs = log.runs()
+    files = sorted((made / "images").glob("??/*.jpg"))
+    assert len(files) == 6 and all(Path(p).is_file() for ps in runs["paths"] for p in ps)
+    shown = {Path(p) for ps in runs["paths"] for p in ps}
+    assert shown == set(files)  # every image is in the log again, saved with its run or recovered
+    saved = runs[runs["status"] == "completed"]
+    assert len(saved) == 6
+    if how == "broken header":  # nothing readable: every image comes back as a recovered run
+        assert log.count(tag="recovered") == 6 and "could not be read" in proc.stdout

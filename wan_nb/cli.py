@@ -4,6 +4,9 @@
     wan-nb demo [--home DIR]                     a few images in a few modes; prints where they are
     wan-nb sweep FILE.json [--yes]               run a sweep described in a JSON file
     wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder
+    wan-nb log check [--home DIR]                is the log whole? do its images exist? (read only)
+    wan-nb log repair [--home DIR]               keep a damaged log aside, save what it holds,
+                                                 add images no run names as recovered runs
 
 With no ``WAVE_API_KEY`` set, ``demo`` and ``sweep`` run on the built-in simulator
 (nothing is billed). A user mistake (bad file, bad field, over budget, no log) is
@@ -94,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--html", metavar="PATH", help="self-contained report: grids per sweep, every run, thumbnails")
     e.add_argument("--sweep", metavar="SWEEP_ID", help="only this sweep's runs")
     e.add_argument("--where", metavar="QUERY", help='only runs matching a pandas query, e.g. "status == \'completed\'"')
+    lg = sub.add_parser("log", help="check or repair a run folder's experiment log")
+    actions = lg.add_subparsers(dest="log_command", metavar="ACTION", parser_class=_Parser, required=True)
+    for name, text in (("check", "is the log whole, do the images it names exist, which images does it "
+                                 "not know (reads only; exit status 1 if anything is wrong)"),
+                       ("repair", "keep a damaged log aside, save every row it still holds into a new one, "
+                                  "add images no run names as recovered runs, rebuild the search index")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--home", default=None, help=home_help)
+        action.add_argument("folder", nargs="?", default=None, help="the run folder (same as --home)")
     return p
 
 
@@ -341,6 +353,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- log check / repair
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from ._log_repair import check, repair
+
+    home = Path(args.folder or args.home or _default_home())
+    if not home.is_dir():
+        raise UserError(f"no run folder at {home}: pass the folder that holds log.sqlite and images/")
+    report = check(home) if args.log_command == "check" else repair(home)
+    for line in report.lines():
+        _out(line)
+    if args.log_command == "repair":
+        after = check(home)
+        _out("after the repair: " + ("the log and its images are in order" if after.ok
+                                     else "; ".join(after.problems)))
+        return 0 if after.ok else 1
+    return 0 if report.ok else 1
+
+
 # ----------------------------------------------------------------- entry point
 
 
@@ -356,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export}[args.command]
+        handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export, "log": cmd_log}[args.command]
         return handler(args)
     except UserError as exc:
         _err(f"{PROG}: error: {exc}")
