@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import _log_query as query
@@ -38,43 +39,84 @@ ALL = "all"  # spend(): the total row
 # ----------------------------------------------------------------- DataFrame typing
 
 
-def _as_time(s: pd.Series) -> pd.Series:
-    # one unit (ns) whether or not the column has values, so frames concat and compare cleanly
-    secs = pd.to_numeric(s, errors="coerce").astype("float64")
-    return pd.to_datetime(secs, unit="s", utc=True).astype("datetime64[ns, UTC]")
+Raw = dict[str, "np.ndarray[Any, Any]"]  # a table as read: column -> object array (what SQLite returned)
 
 
-def _typed_column(col: schema.Column, s: pd.Series) -> pd.Series:
+def _raw(cur: Any) -> Raw:
+    """The cursor's rows as one object array per column: the values SQLite returned, with
+    no per-row Python and no type inference (pandas would turn text into ``str``, then we
+    would turn it back): each column gets its dtype once, in ``_typed_column``."""
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    columns = zip(*rows, strict=True) if rows else ((),) * len(names)
+    out = {n: np.array(c, dtype=object) for n, c in zip(names, columns, strict=True)}
+    del rows
+    return out
+
+
+def _floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.asarray(pd.array(values, dtype="Float64").to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _json_values(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """JSON text decoded in bulk: one ``json.loads`` of all present values as one array
+    (a C loop), not one call per row; None stays None."""
+    out = np.full(len(values), None, dtype=object)
+    present = ~pd.isna(values)
+    if present.any():
+        decoded = json.loads("[" + ",".join(values[present]) + "]")
+        for i, v in zip(present.nonzero()[0], decoded, strict=True):
+            out[i] = v
+    return out
+
+
+def _typed_column(col: schema.Column, values: np.ndarray[Any, Any]) -> Any:
+    """One column with its documented dtype, vectorised (no Python call per row)."""
     kind = col.kind
-    if kind == "time":
-        return _as_time(s)
+    if kind == "time":  # one unit (ns) whether or not the column has values, so frames concat cleanly
+        return pd.to_datetime(_floats(values), unit="s", utc=True).astype("datetime64[ns, UTC]")
     if kind == "int":
-        return pd.to_numeric(s, errors="coerce").astype("Int64")
+        return pd.array(values, dtype="Int64")
     if kind == "real":
-        return pd.to_numeric(s, errors="coerce").astype("Float64")
+        return pd.array(values, dtype="Float64")
     if kind == "bool":
-        flags = [None if is_missing(v) else bool(v) for v in s]
-        return pd.Series(pd.array(flags, dtype="boolean"), index=s.index)
+        return pd.array(values, dtype="boolean")
     if kind == "category":
-        seen = list(pd.unique(s.dropna()))
+        seen = [v for v in pd.unique(values) if v is not None]
         order = schema.CATEGORY_ORDER.get(col.name, ())
         cats = [c for c in order if c in seen] + sorted(v for v in seen if v not in order)
-        return pd.Series(pd.Categorical(s.where(s.notna(), None), categories=cats), index=s.index)
+        return pd.Categorical(values, categories=cats)
     if col.is_json:
-        return pd.Series([None if v is None else json.loads(v) for v in s], index=s.index, dtype=object)
-    return s
+        return _json_values(values)
+    return values  # text: object, None when missing
 
 
-def _infer_series(values: list[Any], index: pd.Index) -> pd.Series:
+def _frame(columns: dict[str, Any], n: int) -> pd.DataFrame:
+    """One DataFrame from typed columns; object arrays stay object (pandas 3 would infer its
+    ``str`` dtype for text, turning None into NaN)."""
+    return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) if isinstance(v, np.ndarray) and v.dtype == object
+                         else v for k, v in columns.items()}, index=pd.RangeIndex(n))
+
+
+def _objects(values: list[Any]) -> np.ndarray[Any, Any]:
+    """Python objects (lists, dicts) as one object array, each element kept whole (numpy
+    would broadcast a list of equal-length lists into a 2-D array)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _infer_array(values: list[Any]) -> Any:
     """dtype for a column made from sweep ``cell`` values: Int64 / Float64 / boolean / object."""
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
-        return pd.Series(values, index=index, dtype="boolean")
+        return pd.array(values, dtype="boolean")
     if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pd.Series(values, index=index, dtype="Int64")
+        return pd.array(values, dtype="Int64")
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return pd.Series(values, index=index, dtype="Float64")
-    return pd.Series(values, index=index, dtype=object)
+        return pd.array(values, dtype="Float64")
+    return _objects(values)
 
 
 def _norm(value: Any) -> Any:
@@ -173,7 +215,7 @@ class LogFrames:
         self.rows = rows
 
     def _read_tables(self, clause: Clause, limit: int | None = None, offset: int = 0,
-                     sources: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     sources: bool = False) -> tuple[Raw, Raw]:
         """The runs ``clause`` selects (oldest first, ``limit``/``offset`` applied) and their
         image rows, in one snapshot; ``sources``: also the images of the runs a cache hit
         among them was served from."""
@@ -181,50 +223,44 @@ class LogFrames:
         page_params = [] if not page else [-1 if limit is None else int(limit), int(offset)]
         selected = f"SELECT {{}} FROM runs WHERE {clause.sql} ORDER BY created_at, {self.engine.tiebreak}{page}"
         with self.engine.transaction(write=False) as conn:
-            cur = conn.execute(selected.format("*"), [*clause.params, *page_params])
-            runs = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+            runs = _raw(conn.execute(selected.format("*"), [*clause.params, *page_params]))
             ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
             params = [*clause.params, *page_params]
             if sources:
                 ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
                 params += params
-            cur = conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids}) ORDER BY run_id, idx", params)
-            images = pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
-        runs = runs.astype(object)
-        images = images.astype(object)
-        return runs.where(runs.notna(), None), images.where(images.notna(), None)
+            images = _raw(conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids}) ORDER BY run_id, idx", params))
+        return runs, images
 
-    def _typed(self, raw_runs: pd.DataFrame, raw_images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(runs, images) with documented dtypes and the derived columns."""
-        runs = pd.DataFrame(index=raw_runs.index)
-        for col in schema.RUN_COLUMNS:
-            runs[col.name] = _typed_column(col, raw_runs[col.name])
-
-        images = pd.DataFrame(index=raw_images.index)
-        for col in schema.IMAGE_COLUMNS:
-            images[col.name] = _typed_column(col, raw_images[col.name])
+    def _typed(self, raw_runs: Raw, raw_images: Raw) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(runs, images) with documented dtypes and the derived columns, each DataFrame
+        built once from its typed columns."""
+        n_runs = len(raw_runs["run_id"])
+        image_cols = {c.name: _typed_column(c, raw_images[c.name]) for c in schema.IMAGE_COLUMNS}
         for key in ("path", "thumb_path"):
-            images[key] = pd.Series([self.folder.absolute(v) for v in raw_images[key]], index=raw_images.index,
-                                    dtype=object)
+            image_cols[key] = np.array(self.folder.absolute_many(raw_images[key].tolist()), dtype=object)
+        images = _frame(image_cols, len(raw_images["run_id"]))
 
+        cols: dict[str, Any] = {c.name: _typed_column(c, raw_runs[c.name]) for c in schema.RUN_COLUMNS}
         paths: dict[str, list[str]] = {}
-        for rid, p in zip(images["run_id"], images["path"], strict=True):
+        for rid, p in zip(image_cols["run_id"], image_cols["path"], strict=True):
             paths.setdefault(rid, []).append(p)
-        runs["n_images"] = pd.Series([len(paths.get(r, ())) for r in runs["run_id"]], index=runs.index, dtype="Int64")
-        runs["paths"] = pd.Series([paths.get(r, []) for r in runs["run_id"]], index=runs.index, dtype=object)
-        runs["duration_s"] = (runs["finished_at"] - runs["submitted_at"]).dt.total_seconds().astype("Float64")
-        runs["tags"] = pd.Series([t if isinstance(t, list) else [] for t in runs["tags"]], index=runs.index,
-                                 dtype=object)  # untagged: an empty list, so .str / .apply need no NA case
+        run_ids = cols["run_id"]
+        cols["n_images"] = pd.array([len(paths.get(r, ())) for r in run_ids], dtype="Int64")
+        cols["paths"] = _objects([paths.get(r, []) for r in run_ids])
+        cols["duration_s"] = pd.array((cols["finished_at"] - cols["submitted_at"]).total_seconds(), dtype="Float64")
+        cols["tags"] = _objects([t if isinstance(t, list) else [] for t in cols["tags"]])  # untagged: []
 
         # each key of a sweep's `cell` as its own column (unless a real column has the name)
-        keys: list[str] = []
-        for cell in runs["cell"]:
-            if isinstance(cell, dict):
-                keys.extend(k for k in cell if k not in keys and k not in runs.columns)
+        cells = [c for c in cols["cell"] if c is not None]
+        keys: dict[str, None] = {}
+        for cell in cells:
+            for k in cell:
+                if k not in keys and k not in cols:
+                    keys[k] = None
         for key in keys:
-            values = [c.get(key) if isinstance(c, dict) else None for c in runs["cell"]]
-            runs[key] = _infer_series(values, runs.index)
-        return runs, images
+            cols[key] = _infer_array([c.get(key) if c is not None else None for c in cols["cell"]])
+        return _frame(cols, n_runs), images
 
     def _selection(self, where: Where, filters: dict[str, Any]) -> tuple[Clause, dict[str, Any], Where]:
         """(the SQL of what translates, filters left for pandas, ``where`` left for pandas)."""

@@ -43,6 +43,39 @@ class RunFolder:
             return None
         return str(path)
 
+    def absolute_many(self, stored: list[str | None]) -> list[str | None]:
+        """``absolute`` for a column of stored paths: each distinct path checked once, with
+        string operations (a log reads a million of them), the same answers."""
+        root = str(self.root)
+        prefix = root + os.sep
+        real_root = str(self._real_root)
+        seen: dict[str, str | None] = {}
+        out: list[str | None] = []
+        for s in stored:
+            if s is None:
+                out.append(None)
+                continue
+            found = seen.get(s, _UNSEEN)
+            if found is _UNSEEN:
+                p = os.path.normpath(os.path.join(root, s))
+                inside = p.startswith(prefix) and self._folder_inside(os.path.dirname(p), real_root)
+                if inside and os.path.islink(p):
+                    inside = _under(os.path.realpath(p), real_root)
+                found = seen[s] = p if inside else None
+            out.append(found)  # type: ignore[arg-type]  # _UNSEEN never reaches here
+        return out
+
+    def _folder_inside(self, folder: str, real_root: str) -> bool:
+        key = Path(folder)
+        inside = self._folders.get(key)
+        if inside is None:
+            try:
+                inside = _under(os.path.realpath(folder), real_root)
+            except (OSError, RuntimeError):
+                inside = False
+            self._folders[key] = inside
+        return inside
+
     def contains(self, path: str | Path) -> bool:
         """Is ``path`` inside the run folder, with ``..`` and symlinks resolved?
 
@@ -63,3 +96,10 @@ class RunFolder:
             return inside
         except (OSError, RuntimeError):  # unreadable, or a symlink loop
             return False
+
+
+_UNSEEN = object()
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
