@@ -54,6 +54,35 @@ def _raw(cur: Any) -> Raw:
     return out
 
 
+def _sort(table: Raw, *keys: np.ndarray[Any, Any]) -> None:
+    """Sort every column of ``table`` in place by ``keys`` (the first key first; stable)."""
+    if len(keys[0]) < 2:
+        return
+    order = np.lexsort(keys[::-1])
+    if (order[1:] > order[:-1]).all():  # already in order: the usual case
+        return
+    for name, values in table.items():
+        table[name] = values[order]
+
+
+# column kind -> (numpy dtype of the values, the nullable pandas array that holds them with a mask)
+_MASKED: dict[str, tuple[type[Any], Any]] = {
+    "int": (np.int64, pd.arrays.IntegerArray),
+    "real": (np.float64, pd.arrays.FloatingArray),
+    "bool": (np.bool_, pd.arrays.BooleanArray),
+}
+
+
+def _masked(values: np.ndarray[Any, Any], kind: str) -> Any:
+    """Int64 / Float64 / boolean straight from the values and a mask of the missing ones."""
+    np_dtype, array = _MASKED[kind]
+    mask = np.asarray(pd.isna(values), dtype=bool)
+    data = np.zeros(len(values), dtype=np_dtype)
+    if not mask.all():
+        data[~mask] = values[~mask].astype(np.float64 if kind == "real" else np.int64)
+    return array(data, mask)
+
+
 def _floats(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return np.asarray(pd.array(values, dtype="Float64").to_numpy(dtype="float64", na_value=np.nan))
 
@@ -75,17 +104,14 @@ def _typed_column(col: schema.Column, values: np.ndarray[Any, Any]) -> Any:
     kind = col.kind
     if kind == "time":  # one unit (ns) whether or not the column has values, so frames concat cleanly
         return pd.to_datetime(_floats(values), unit="s", utc=True).astype("datetime64[ns, UTC]")
-    if kind == "int":
-        return pd.array(values, dtype="Int64")
-    if kind == "real":
-        return pd.array(values, dtype="Float64")
-    if kind == "bool":
-        return pd.array(values, dtype="boolean")
+    if kind in _MASKED:
+        return _masked(values, kind)
     if kind == "category":
         seen = [v for v in pd.unique(values) if v is not None]
         order = schema.CATEGORY_ORDER.get(col.name, ())
-        cats = [c for c in order if c in seen] + sorted(v for v in seen if v not in order)
-        return pd.Categorical(values, categories=cats)
+        cats = pd.Index([c for c in order if c in seen] + sorted(v for v in seen if v not in order), dtype=object)
+        codes = cats.get_indexer(pd.Index(values, dtype=object, copy=False))
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cats))
     if col.is_json:
         return _json_values(values)
     return values  # text: object, None when missing
@@ -217,19 +243,31 @@ class LogFrames:
     def _read_tables(self, clause: Clause, limit: int | None = None, offset: int = 0,
                      sources: bool = False) -> tuple[Raw, Raw]:
         """The runs ``clause`` selects (oldest first, ``limit``/``offset`` applied) and their
-        image rows, in one snapshot; ``sources``: also the images of the runs a cache hit
-        among them was served from."""
+        image rows (each run's in ``idx`` order), in one snapshot; ``sources``: also the images
+        of the runs a cache hit among them was served from.
+
+        Without a page, rows are read in storage order and sorted here: reading a big
+        table in ``created_at`` order through its index costs a b-tree search per row."""
+        tiebreak = self.engine.tiebreak
         page = "" if limit is None and not offset else " LIMIT ? OFFSET ?"
         page_params = [] if not page else [-1 if limit is None else int(limit), int(offset)]
-        selected = f"SELECT {{}} FROM runs WHERE {clause.sql} ORDER BY created_at, {self.engine.tiebreak}{page}"
+        order = f" ORDER BY created_at, {tiebreak}{page}" if page else ""
+        selected = f"SELECT {{}} FROM runs WHERE {clause.sql}{order}"
         with self.engine.transaction(write=False) as conn:
-            runs = _raw(conn.execute(selected.format("*"), [*clause.params, *page_params]))
-            ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
-            params = [*clause.params, *page_params]
-            if sources:
-                ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
-                params += params
-            images = _raw(conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids}) ORDER BY run_id, idx", params))
+            runs = _raw(conn.execute(selected.format(f"*, {tiebreak} AS _seq"), [*clause.params, *page_params]))
+            if clause.sql == "1" and not page:  # every run: every image
+                images = _raw(conn.execute("SELECT * FROM images"))
+            else:
+                ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
+                params = [*clause.params, *page_params]
+                if sources:
+                    ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
+                    params += params
+                images = _raw(conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids})", params))
+        if not page:
+            _sort(runs, _floats(runs["created_at"]), runs["_seq"].astype(np.int64))
+        _sort(images, images["idx"].astype(np.int64))
+        del runs["_seq"]
         return runs, images
 
     def _typed(self, raw_runs: Raw, raw_images: Raw) -> tuple[pd.DataFrame, pd.DataFrame]:

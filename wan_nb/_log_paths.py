@@ -13,92 +13,72 @@ from pathlib import Path
 
 
 class RunFolder:
-    """The run folder of one log (``home``): images, thumbnails and uploads live under it."""
+    """The run folder of one log (``home``): images, thumbnails and uploads live under it.
+
+    Paths are checked with string operations and each folder is resolved once: a log
+    reads and writes a million of them.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()
-        self._real_root = self.root.resolve()
-        self._folders: dict[Path, bool] = {}  # folder -> inside the run folder (resolved once)
+        self._root = str(self.root)
+        self._prefix = self._root.rstrip(os.sep) + os.sep
+        self._real_root = os.path.realpath(self._root)
+        self._folders: dict[str, bool] = {}  # folder -> inside the run folder (resolved once)
 
     def __repr__(self) -> str:
-        return f"RunFolder({str(self.root)!r})"
+        return f"RunFolder({self._root!r})"
 
     def relative(self, path: str | Path) -> str:
         """``path`` as the log stores it: relative to the run folder, with forward slashes."""
-        p = Path(path)
-        if not p.is_absolute():
-            return p.as_posix()  # already relative to the run folder
+        text = os.fspath(path)
+        if not os.path.isabs(text):
+            return text.replace(os.sep, "/")  # already relative to the run folder
+        if text.startswith(self._prefix) and ".." not in text:
+            return text[len(self._prefix):].replace(os.sep, "/")
         try:
-            return Path(os.path.relpath(p, self.root)).as_posix()
+            return os.path.relpath(text, self._root).replace(os.sep, "/")
         except ValueError:  # another drive (Windows): nothing relative exists
-            return p.as_posix()
+            return text.replace(os.sep, "/")
+
+    def _inside(self, path: str | Path) -> str | None:
+        """The normalised absolute path if it is inside the run folder (``..`` and symlinks
+        resolved: the file if it is a link, its folder once), else None."""
+        p = os.path.normpath(os.path.join(self._root, os.fspath(path)))
+        if not p.startswith(self._prefix):
+            return None
+        try:
+            if os.path.islink(p):
+                return p if _under(os.path.realpath(p), self._real_root) else None
+            folder = os.path.dirname(p)
+            inside = self._folders.get(folder)
+            if inside is None:
+                inside = self._folders[folder] = _under(os.path.realpath(folder), self._real_root)
+        except (OSError, RuntimeError):  # unreadable, or a symlink loop
+            return None
+        return p if inside else None
 
     def absolute(self, stored: str | None) -> str | None:
         """The file a stored path names, or None when it leads out of the run folder
         (``../x.jpg``, an absolute path, a symlink elsewhere): never followed."""
-        if stored is None:
-            return None
-        path = Path(os.path.normpath(self.root / stored))
-        if not self.contains(path):
-            return None
-        return str(path)
+        return None if stored is None else self._inside(stored)
 
     def absolute_many(self, stored: list[str | None]) -> list[str | None]:
-        """``absolute`` for a column of stored paths: each distinct path checked once, with
-        string operations (a log reads a million of them), the same answers."""
-        root = str(self.root)
-        prefix = root + os.sep
-        real_root = str(self._real_root)
+        """``absolute`` for a column of stored paths, each distinct path checked once."""
         seen: dict[str, str | None] = {}
         out: list[str | None] = []
         for s in stored:
             if s is None:
                 out.append(None)
-                continue
-            found = seen.get(s, _UNSEEN)
-            if found is _UNSEEN:
-                p = os.path.normpath(os.path.join(root, s))
-                inside = p.startswith(prefix) and self._folder_inside(os.path.dirname(p), real_root)
-                if inside and os.path.islink(p):
-                    inside = _under(os.path.realpath(p), real_root)
-                found = seen[s] = p if inside else None
-            out.append(found)  # type: ignore[arg-type]  # _UNSEEN never reaches here
+            elif s in seen:
+                out.append(seen[s])
+            else:
+                out.append(seen.setdefault(s, self._inside(s)))
         return out
 
-    def _folder_inside(self, folder: str, real_root: str) -> bool:
-        key = Path(folder)
-        inside = self._folders.get(key)
-        if inside is None:
-            try:
-                inside = _under(os.path.realpath(folder), real_root)
-            except (OSError, RuntimeError):
-                inside = False
-            self._folders[key] = inside
-        return inside
-
     def contains(self, path: str | Path) -> bool:
-        """Is ``path`` inside the run folder, with ``..`` and symlinks resolved?
-
-        Lexical check first (``../x.jpg``, absolute paths); then the file itself if it
-        is a symlink, and its folder (resolved once per folder: a log lists thousands
-        of images in a few hundred folders).
-        """
-        p = Path(os.path.normpath(self.root / path))
-        if not p.is_relative_to(self.root):
-            return False
-        try:
-            if p.is_symlink():
-                return p.resolve().is_relative_to(self._real_root)
-            folder = p.parent
-            inside = self._folders.get(folder)
-            if inside is None:
-                inside = self._folders[folder] = folder.resolve().is_relative_to(self._real_root)
-            return inside
-        except (OSError, RuntimeError):  # unreadable, or a symlink loop
-            return False
-
-
-_UNSEEN = object()
+        """Is ``path`` inside the run folder, with ``..`` and symlinks resolved?"""
+        return self._inside(path) is not None
 
 
 def _under(path: str, root: str) -> bool:

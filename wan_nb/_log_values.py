@@ -125,16 +125,25 @@ TO_SQL: dict[str, Callable[[schema.Column, Any], Any]] = {
 }
 
 
+_PLAIN = frozenset({str, int, bool, list, dict, tuple})  # types that are never a missing-value marker
+
+
 def to_sql(col: schema.Column, value: Any) -> Any:
     """Check one value against its column and turn it into what the database stores.
 
     Raises ValueError naming the column, so a bad row is refused before any write.
     """
-    if not isinstance(value, (list, tuple, dict, set, frozenset)):
-        if is_missing(value):
-            return None
-        if type(value).__module__ == "numpy" and hasattr(value, "item"):
-            value = value.item()  # np.int64 from a DataFrame, np.bool_, ...
+    if value is None:
+        return None
+    if type(value) not in _PLAIN:  # a bulk import writes millions: the usual types skip these checks
+        if type(value) is float:
+            if value != value:  # NaN
+                return None
+        elif not isinstance(value, (list, tuple, dict, set, frozenset)):
+            if is_missing(value):
+                return None
+            if type(value).__module__ == "numpy" and hasattr(value, "item"):
+                value = value.item()  # np.int64 from a DataFrame, np.bool_, ...
     return TO_SQL[col.kind](col, value)
 
 

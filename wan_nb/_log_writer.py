@@ -190,7 +190,7 @@ class LogWriter:
         for key in ("path", "thumb_path"):
             if not is_missing(data.get(key)):
                 data[key] = self.folder.relative(data[key])
-                if not self.folder.contains(self.folder.root / data[key]):
+                if not self.folder.contains(data[key]):
                     raise ValueError(f"images[{idx}].{key}: {data[key]!r} is outside the run folder "
                                      f"{self.folder.root}")
         row = {"run_id": run_id}

@@ -141,8 +141,10 @@ class Session:
         wanted = list(dict.fromkeys(hashes))
         out: dict[str, set[str | None]] = {}
         for i in range(0, len(wanted), 500):
-            for row in self.records.find_runs(request_hash=wanted[i:i + 500], status=S.COMPLETED):
-                if self._files_ok(row):
+            # by hash alone (a handful of rows each): with the status too, SQLite may pick the
+            # status index and read every completed run of the log
+            for row in self.records.find_runs(request_hash=wanted[i:i + 500]):
+                if row["status"] == S.COMPLETED and self._files_ok(row):
                     out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
         return out
 
