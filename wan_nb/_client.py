@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from . import _config, _spec, _wire
+from . import _clock, _config, _spec, _wire
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -436,7 +436,7 @@ class AsyncClient:
         stored = []
         for i, img in enumerate(task.images):
             for url in img.urls:
-                if img.expires_at is not None and img.expires_at < time.time():
+                if img.expires_at is not None and img.expires_at < _clock.now():
                     raise LinkExpiredError(_expired_message(task, i, img.expires_at))
                 sink = FileSink(self.store.incoming())
                 try:
@@ -478,7 +478,7 @@ class AsyncClient:
         req = as_request(request)
         key = idempotency_key or req.idempotency_key()
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        submitted_at = time.time()
+        submitted_at = _clock.now()
         attempt = 0
         while True:
             attempt += 1
@@ -491,7 +491,7 @@ class AsyncClient:
                     task = None  # the server forgot it: the same key submits it again, billed once
             if task is None:
                 attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
-                submitted_at = time.time()  # before the submit: Prefer: wait may hold it to the end
+                submitted_at = _clock.now()  # before the submit: Prefer: wait may hold it to the end
                 try:
                     hold = self.prefer_wait if prefer_wait is None else prefer_wait
                     task = await self.submit(req, idempotency_key=attempt_key, wait=min(hold, remaining))
@@ -509,7 +509,7 @@ class AsyncClient:
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
                 raise
-            return RunOutcome(req, task, [], key, submitted_at, time.time(), None, attempt)
+            return RunOutcome(req, task, [], key, submitted_at, _clock.now(), None, attempt)
 
     async def run(
         self,
@@ -525,7 +525,7 @@ class AsyncClient:
         done = await self.complete(request, idempotency_key=idempotency_key, task_id=task_id, timeout=timeout,
                                    on_update=on_update, prefer_wait=prefer_wait)
         images = await self.download(done.task)
-        return dataclasses.replace(done, images=images, downloaded_at=time.time())
+        return dataclasses.replace(done, images=images, downloaded_at=_clock.now())
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -729,7 +729,7 @@ def _unsendable(image: ImageRef, margin: float, file_gone: bool = False) -> Imag
     """Why an input cannot be sent, and the two ways out (rule ``link_expired`` or ``needs_url``)."""
     if image.url and image.expires_at is not None:
         rule = "link_expired"
-        if image.expires_at <= time.time():
+        if image.expires_at <= _clock.now():
             why = f"its result link expired at {_utc(image.expires_at)}"
         else:
             why = (f"its result link expires at {_utc(image.expires_at)}, too soon to send it "

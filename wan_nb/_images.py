@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 from PIL.Image import Image as PILImage
 
-from . import _spec
+from . import _clock, _spec
 from ._store import StoredImage
 
 
@@ -58,7 +57,7 @@ class ImageRef:
 
     def live_url(self, margin: float) -> str | None:
         """``url`` if it will still work ``margin`` seconds from now (a given URL always does)."""
-        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= time.time()):
+        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= _clock.now()):
             return None
         return self.url
 

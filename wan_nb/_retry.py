@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _clock
+
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 NOT_RETRYABLE_CODES = ("price_not_configured",)
 RETRYABLE_TASK_CODES = ("upstream_unavailable",)
@@ -46,7 +48,7 @@ class RetryPolicy:
         self, headers: Mapping[str, str], error_extra: Mapping[str, Any], attempt: int, now: float | None = None
     ) -> float:
         """How long a 429 asks us to wait: ``reset_at``, else ``Retry-After``, else backoff."""
-        now = time.time() if now is None else now
+        now = _clock.now() if now is None else now
         reset_at = error_extra.get("reset_at")  # unix seconds (_wire.parse_error reads the units)
         if isinstance(reset_at, float):
             return max(0.0, reset_at - now) + self.rng.uniform(0.05, 0.25)
