@@ -55,9 +55,13 @@ class ImageRef:
         known (however it is sent), else the URL the user gave."""
         return f"sha256:{self.sha256}" if self.sha256 else str(self.url)
 
-    def live_url(self, margin: float) -> str | None:
-        """``url`` if it will still work ``margin`` seconds from now (a given URL always does)."""
-        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= _clock.now()):
+    def live_url(self, margin: float, server_now: float | None = None) -> str | None:
+        """``url`` if it will still work ``margin`` seconds from now (a given URL always does).
+
+        ``server_now``: the time on the clock of the server that set ``expires_at``
+        (``AsyncClient.server_clock.now()``); the local clock when not given."""
+        now = _clock.now() if server_now is None else server_now
+        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= now):
             return None
         return self.url
 
