@@ -94,8 +94,9 @@ class LiveGrid:
 
         self.header = html(self._header_html())
         self.message = html("")  # a rating the log refused says why here
-        # a row label spans its row of cells and the row of star controls under it
-        row_label = ipywidgets.Layout(margin="0", width="auto", grid_row="span 2")
+        # a row label spans its row of cells and the row of star controls under it (grid_area: ipywidgets
+        # 8.1's front end does not apply grid_row, seen in JupyterLab 4.6)
+        row_label = ipywidgets.Layout(margin="0", width="auto", grid_area="span 2 / auto")
         stars_style = ipywidgets.ToggleButtonsStyle(button_width="20px")
         children = [html(_box(f"{TH_STYLE};color:#777;font-weight:normal", corner_html(lay.rows, lay.col_name)))]
         children += [html(_box(COL_LABEL_STYLE, label_html(cv, 160), ' data-wan-col=""')) for cv in lay.col_values]

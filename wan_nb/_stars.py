@@ -55,6 +55,8 @@ STARS_CSS = (
     # hovering previews what a click gives: the stars up to the pointer
     f".{CLASS} div:hover>button.widget-toggle-button{{color:{HOVER}}}"
     f"{_B}:hover~button.widget-toggle-button{{color:{UNLIT}}}"
+    # no box from ipywidgets' hover/active button styles; no ring after a mouse click (the keyboard's is drawn)
+    f"{_B}:hover,{_B}:active,{_B}:focus{{box-shadow:none;background:none;outline:none}}"
     f"{_B}:focus-visible{{outline:2px solid #1a73e8;outline-offset:-2px}}"
 )
 
@@ -92,11 +94,11 @@ class StarRating(widgets.ToggleButtons):  # type: ignore[misc]  # ipywidgets is 
 
     def __init__(self, run_log: Log | None = None, run_id: str | None = None, stars: int | None = None, *,
                  message: widgets.HTML | None = None, layout: widgets.Layout | None = None,
-                 style: widgets.ToggleButtonsStyle | None = None) -> None:
-        super().__init__(options=LABELS, index=None, tooltips=list(LABELS),
+                 style: widgets.ToggleButtonsStyle | None = None, classes: tuple[str, ...] = ()) -> None:
+        # classes given here go out with the widget, not in a message of their own
+        super().__init__(options=LABELS, index=None, tooltips=list(LABELS), _dom_classes=(CLASS, *classes),
                          layout=layout if layout is not None else widgets.Layout(width="auto"),
                          style=style if style is not None else widgets.ToggleButtonsStyle(button_width="20px"))
-        self.add_class(CLASS)
         self.run_log, self.run_id, self.message = run_log, run_id, message
         self._stars: int | None = None
         self._writes = 0  # ratings written (a read begun before one is stale)
