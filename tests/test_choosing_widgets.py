@@ -186,6 +186,8 @@ def test_stars_and_tag_filters_narrow_the_grid(session: Any) -> None:
     assert shown_runs(again) == {ids[1]}
     with pytest.raises(ValueError, match="min_stars"):
         wan.log().explore(stars=4)
+    with pytest.raises(wan.RequestError, match="from 1 to 5"):
+        wan.log().explore(min_stars=6)
 
 
 def test_stack_seeds_shows_runs_differing_only_in_seed_as_one_tile_that_fans_out(session: Any) -> None:

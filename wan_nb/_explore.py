@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import _log_schema as schema
 from ._compare import ImageCompare
-from ._curation import MAX_STARS, TAG_TEXT, check_tags
+from ._curation import MAX_STARS, TAG_TEXT, check_stars, check_tags
 from ._exceptions import RequestError, WanError
 from ._grid import Grid, cell_key, hashable
 from ._html_parts import FONT, esc, format_value, short
@@ -206,8 +206,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             for name in ("since", "until"):
                 if name in choices:
                     getattr(self, name).value = choices.pop(name)
-            if "min_stars" in choices:
-                self.min_stars.value = int(choices.pop("min_stars") or 0)
+            if "min_stars" in choices:  # 1-5 (0 or None: any), by the rating's own rule
+                self.min_stars.value = check_stars(choices.pop("min_stars")) or 0
             if "tag" in choices:
                 self.tag.value = str(choices.pop("tag") or "")
             if "stack_seeds" in choices:

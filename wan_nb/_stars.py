@@ -64,11 +64,6 @@ STARS_CSS = (
 Listener = Callable[[str, "int | None"], None]
 
 
-def label(stars: int | None) -> str:
-    """"4 stars", "1 star", or "unrated"."""
-    return LABELS[stars - 1] if stars else "unrated"
-
-
 def reason(exc: BaseException) -> str:
     """Why a choice was refused, in one line (a ``RequestError``: its problems' own words)."""
     if isinstance(exc, RequestError) and exc.problems:
