@@ -136,7 +136,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._syncing_picks = False
         self._tags_box = widgets.HBox()
         self._stars_layout = widgets.Layout(width="auto")
-        self._stars_style = widgets.ToggleButtonsStyle(button_width="20px")
+        self._stars_style = widgets.ToggleButtonsStyle(button_width="18px")  # 5 stars + pick fit a tile's width
 
         self.rows = widgets.Dropdown(description="rows", layout=widgets.Layout(width="230px"))
         self.cols = widgets.Dropdown(description="columns", layout=widgets.Layout(width="230px"))
@@ -438,8 +438,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         choose: list[widgets.Widget] = []
         if item.run_id:
             choose = [self._stars_control(item.run_id, item.stars), self._pick_switch(item.run_id)]
-        tile = widgets.VBox([face, button, widgets.HBox(choose, layout=widgets.Layout(align_items="center"))],
-                            layout=widgets.Layout(margin="1px"))
+        row = widgets.HBox(choose, layout=widgets.Layout(width=f"{THUMB_PX}px", align_items="center",
+                                                         justify_content="space-between"))
+        tile = widgets.VBox([face, button, row], layout=widgets.Layout(margin="1px"))
         tile.add_class("wan-explore-tile")
         return tile
 
