@@ -245,6 +245,7 @@ FALLBACKS = {
     "wan-sweep-form-static": "the sweep form",
     "wan-explore-static": "the log explorer",
     'class="wan-grid"': "a sweep's live grid",
+    "wan-studio-static": "the studio",
 }
 
 
@@ -352,7 +353,8 @@ def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.T
 def test_exported_html_covers_every_widget() -> None:
     """The notebooks between them show every widget, so the test above sees each fallback."""
     sources = "\n".join(c.source for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells)
-    for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep("):
+    for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep(",
+                 "wan.studio("):
         assert call in sources, f"no notebook shows {call}"
 
 
