@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 import types
@@ -119,6 +120,7 @@ def test_the_header_follows_a_run_and_explore_shows_it(tmp_path: Path, clean_env
     s.form.wait(60)
     s.refresh_header()
     assert "Spent $0.02295" in _text(s.header.value)
+    assert "wan.generate(" not in _text(s.form.output.value) and "<img" in s.form.output.value
     s.show_tab("Generate")
     s.show_tab("Explore")  # opened again: the log is read again
     assert s.explorer.grid is not None and len(s.explorer.runs()) == 1
@@ -316,9 +318,9 @@ def test_the_budget_is_shared_by_every_page_of_one_server(tmp_path: Path, clean_
     s = _make(closing, home, app=True)
     assert s.shared == (0.05, s.shared[1]) and s.session.budget_usd == 0.05
     assert "Budget $0.05 for everyone using this studio, $0.05000 left" in _text(s.header.value)
-    other_page = ("import wan_nb as wan; wan.connect(home=r'%s', latency=0.05, quiet=True); "
-                  "wan.generate('another page', seed=5, resolution='1K')") % home
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("WAVE_API_KEY", "WAN_NB_BASE_URL")}
+    other_page = (f"import wan_nb as wan; wan.connect(home={str(home)!r}, latency=0.05, quiet=True); "
+                  "wan.generate('another page', seed=5, resolution='1K')")
+    env = {k: v for k, v in os.environ.items() if k not in ("WAVE_API_KEY", "WAN_NB_BASE_URL")}
     subprocess.run([sys.executable, "-c", other_page], check=True, env=env, timeout=120, capture_output=True)
     s.share_budget()
     s.refresh_header()

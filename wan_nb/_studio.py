@@ -48,6 +48,7 @@ from ._form import Form
 from ._html_parts import FONT, esc
 from ._money import budget, quota_usd, usd
 from ._portal import get_portal
+from ._result import Result
 from ._session import Session, connect, current
 from ._sweep_form import SweepForm
 
@@ -81,9 +82,14 @@ def one_line(exc: BaseException) -> str:
 
 
 class _StudioForm(Form):
-    """The Generate tab's form: its cost line says "no budget" without the code that sets one."""
+    """The Generate tab's form, without code: its cost line says "no budget" without the code
+    that sets one, and a result shows without the call that made it (the result itself says
+    its mode, prompt and seed)."""
 
     no_budget_hint = " (no budget set)"
+
+    def _result_html(self, result: Result) -> str:
+        return result._repr_html_()
 
 
 class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
