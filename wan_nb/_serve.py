@@ -116,8 +116,9 @@ def plan(*, port: int | None = None, home: str | None = None, budget: str | None
     if paid and limit is None:
         raise ServeError(f"{_config.ENV_API_KEY} is set, so the studio would spend real money for whoever opens it: "
                          f"give it a budget with --budget USD or {_config.ENV_BUDGET} (nothing was started)")
-    if importlib.util.find_spec("voila") is None:
-        raise ServeError("Voilà is not installed: pip install 'wan_nb[lab]' (it serves the studio)")
+    for module, what in (("voila", "Voilà"), ("ipykernel", "ipykernel")):
+        if importlib.util.find_spec(module) is None:  # the lab extra brings both (Voilà serves, ipykernel runs)
+            raise ServeError(f"{what} is not installed: pip install 'wan_nb[lab]' (the studio needs it)")
     if not STUDIO_NOTEBOOK.is_file():
         raise ServeError(f"the studio notebook is missing from the package ({STUDIO_NOTEBOOK}): reinstall wan_nb")
     if port is None:
