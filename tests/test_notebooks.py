@@ -246,6 +246,7 @@ FALLBACKS = {
     "wan-explore-static": "the log explorer",
     "wan-compare-static": "the image compare",
     'class="wan-grid"': "a sweep's live grid",
+    "wan-studio-static": "the studio",
 }
 
 
@@ -354,7 +355,7 @@ def test_exported_html_covers_every_widget() -> None:
     """The notebooks between them show every widget, so the test above sees each fallback."""
     sources = "\n".join(c.source for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells)
     for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep(",
-                 "wan.ImageCompare("):
+                 "wan.ImageCompare(", "wan.studio("):
         assert call in sources, f"no notebook shows {call}"
 
 

@@ -67,6 +67,10 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     call with a seed axis), ``f.set(**fields)``, ``f.wait()``, ``f.cancel()``.
     """
 
+    # what the cost line says when the session has no budget (the studio, for people who
+    # do not write code, says it without the code)
+    no_budget_hint = " (no session budget: wan.set_budget(usd))"
+
     def __init__(self, mode: str = _spec.GENERATE, **defaults: Any) -> None:
         self._request: Request | None = None
         self._error: RequestError | None = None
@@ -377,7 +381,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                     except BudgetError:
                         text += " · <b style='color:#b3261e'>⚠ more than is left: only a cache hit would run</b>"
             else:
-                text += " (no session budget: wan.set_budget(usd))"
+                text += self.no_budget_hint
         self.cost.value = f"<span style='{FONT};color:#333'>{text}</span>"
 
     def _toggle_code(self, kind: str) -> None:

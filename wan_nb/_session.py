@@ -42,6 +42,7 @@ from . import _config, _spec
 from . import _states as S
 from ._budget import Budget
 from ._client import AsyncClient, Client, Uploader
+from ._colab import enable_in_colab
 from ._exceptions import (
     ConfigError,
     DownloadError,
@@ -694,6 +695,7 @@ def connect(
                 "(images are drawn locally, nothing is billed)")
     client = AsyncClient(key, url, store=store, uploader=uploader, timeout=timeout, http_timeout=http_timeout)
     _current = Session(client, backend=backend, simulator=simulator)
+    enable_in_colab(quiet=quiet)  # Colab shows custom widgets only with its custom widget manager
     if not quiet:
         print(f"{line}; runs are saved in {store.root}")  # noqa: T201 - connect()'s one line; quiet=True silences it
     return _current
