@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -21,6 +19,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from children import child, wait_for
 
 import wan_nb as wan
 from wan_nb import _spec
@@ -205,14 +204,12 @@ def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env,
         with connected(sim, tmp_path):
             r1 = wan.generate("the source", seed=15, resolution="1K")
         env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
-        proc = subprocess.Popen([sys.executable, "-c", RESUMED, sim.base_url, str(tmp_path), str(r1.path)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 30
-        while sim.ledger()["submitted"] < 2 and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=30)
-        assert sim.ledger()["submitted"] == 2, err[-2000:]
+        # the server makes the task, then holds the answer far longer than the kill takes to land
+        sim.set_faults(next=[{"endpoint": "submit", "fault": "slow:120"}])
+        with child([sys.executable, "-c", RESUMED, sim.base_url, str(tmp_path), str(r1.path)], env=env) as proc:
+            wait_for(lambda: sim.ledger()["submitted"] >= 2, proc=proc, what="the child's submit to reach the server")
+            proc.kill()
+        assert sim.ledger()["submitted"] == 2
 
         with connected(sim, tmp_path) as sess:
             if link_at_resume == "inside_margin":

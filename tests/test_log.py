@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 import pytest
+from children import child, communicate, describe, wait_for
 from PIL import Image
 
 from wan_nb import _spec
@@ -193,6 +195,7 @@ WRITER = textwrap.dedent(
     import os, sys, time
     from wan_nb._log import Log
     path, tag, go = sys.argv[1:4]
+    open(go + "." + tag, "w").close()  # up and waiting
     while not os.path.exists(go):
         time.sleep(0.002)
     log = Log(path)  # both processes may create the fresh log at the same moment
@@ -211,21 +214,15 @@ WRITER = textwrap.dedent(
 def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     path, go = tmp_path / "runs" / "log.sqlite", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), tag, str(go)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for tag in ("A", "B")
-    ]
-    time.sleep(0.3)  # both interpreters up and waiting
-    go.touch()
-    for p in procs:
-        _out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
+    with contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(child([sys.executable, "-c", WRITER, str(path), tag, str(go)], env=env))
+                 for tag in ("A", "B")]
+        for tag, p in zip(("A", "B"), procs, strict=True):
+            wait_for((tmp_path / f"go.{tag}").exists, proc=p, what=f"writer {tag} to start")
+        go.touch()  # both interpreters are up and waiting: they append at the same moment
+        for p in procs:
+            out, err = communicate(p, what="a writer to finish")
+            assert p.returncode == 0, describe(out, err)
     log = Log(path)
     df = log.runs()
     assert len(df) == 400

@@ -24,7 +24,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from children import run_notebook
 from nbconvert import HTMLExporter
 
 import wan_nb
@@ -91,14 +91,7 @@ def execute(path: Path, tmp_factory: pytest.TempPathFactory) -> Executed:
         folder = tmp_factory.mktemp(path.stem)
         home = folder / "wan_runs"
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(
-            nb,
-            timeout=CELL_TIMEOUT,
-            kernel_name="python3",
-            allow_errors=False,
-            resources={"metadata": {"path": str(folder)}},
-        )
-        client.execute(env=_kernel_env(home))  # raises CellExecutionError naming the failing cell
+        run_notebook(nb, cwd=folder, env=_kernel_env(home), timeout=CELL_TIMEOUT)  # CellExecutionError names the cell
         _executed[path] = Executed(nb, folder, home)
     return _executed[path]
 
@@ -180,8 +173,7 @@ def test_notebook_runs_as_written_where_inputs_must_be_urls(path: Path, tmp_path
         env = _kernel_env(tmp_path / "wan_runs")
         env["WAN_NB_BASE_URL"] = sim.base_url  # no key + a loopback URL: this simulator
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+        run_notebook(nb, cwd=tmp_path, env=env, timeout=CELL_TIMEOUT)
     log = Log(tmp_path / "wan_runs" / "log.sqlite")
     runs = log.runs()
     with_inputs = [r for r in runs["run_id"] if log.inputs(r)]

@@ -7,7 +7,6 @@ import io
 import json
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
+from children import child, describe, finish
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from wan_nb import _spec
@@ -772,18 +772,15 @@ def test_cli_prints_the_base_url_and_serves():
         "5",
         "--urls-only",
     ]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            line = proc.stdout.readline().strip()
-            assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
-            faults = httpx.get(line[: -len("/v1")] + "/sim/faults", timeout=5).json()
-            assert faults["rate_cap"] == 5
-            assert httpx.get(line[: -len("/v1")] + "/sim", timeout=5).json()["urls_only"] is True
-            r = httpx.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=10)
-            assert r.json()["status"] == "completed"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=5)
+    with child(cmd) as proc:
+        line = proc.stdout.readline().strip()  # the simulator prints its URL once it listens
+        started = re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
+        assert started, f"the simulator did not start{describe(*finish(proc))}"
+        faults = httpx.get(line[: -len("/v1")] + "/sim/faults", timeout=30).json()
+        assert faults["rate_cap"] == 5
+        assert httpx.get(line[: -len("/v1")] + "/sim", timeout=30).json()["urls_only"] is True
+        r = httpx.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=30)
+        assert r.json()["status"] == "completed"
 
 
 def test_result_memory_is_bounded_oldest_links_expire_first():
