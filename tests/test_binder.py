@@ -79,8 +79,9 @@ INSTALL_TIMEOUT = 900  # s for each pip step (the first one fetches JupyterLab a
 NOTEBOOK_TIMEOUT = 300  # s for one notebook
 SERVER_START_TIMEOUT = 60  # s
 
-# pytest-timeout counts the module fixture (the two pip steps) in the first test
-pytestmark = [pytest.mark.binder, pytest.mark.timeout(2 * INSTALL_TIMEOUT + NOTEBOOK_TIMEOUT)]
+# pytest-timeout counts the module fixture (the two pip steps) in the first test; the tests
+# of the environment are marked `binder` (the checks of binder/'s files are in the fast tier)
+pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT + NOTEBOOK_TIMEOUT)
 
 
 def _python_for(runtime: str) -> str:
@@ -178,6 +179,7 @@ def test_apt_packages_exist_where_apt_is_present() -> None:
 # ----------------------------------------------------------------- the environment
 
 
+@pytest.mark.binder
 def test_binder_env_has_the_widget_frontends(binder_env: BinderEnv) -> None:
     listed = _run([binder_env.tool("jupyter"), "labextension", "list"], env=binder_env.env,
                   cwd=binder_env.scratch, timeout=120)
@@ -188,6 +190,7 @@ def test_binder_env_has_the_widget_frontends(binder_env: BinderEnv) -> None:
         assert "enabled" in line and "OK" in line, line
 
 
+@pytest.mark.binder
 def test_binder_env_kernel_is_its_own_python(binder_env: BinderEnv) -> None:
     listed = _run([binder_env.tool("jupyter"), "kernelspec", "list", "--json"], env=binder_env.env,
                   cwd=binder_env.scratch, timeout=60)
@@ -199,6 +202,7 @@ def test_binder_env_kernel_is_its_own_python(binder_env: BinderEnv) -> None:
     assert Path(probe[0]).is_relative_to(REPO) and Path(probe[1]) == binder_env.venv  # the editable install
 
 
+@pytest.mark.binder
 @pytest.mark.parametrize("name", RUN_ORDER)
 def test_binder_env_runs_every_notebook(binder_env: BinderEnv, name: str) -> None:
     out = binder_env.scratch / "executed"
@@ -234,6 +238,7 @@ def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+@pytest.mark.binder
 def test_binder_command_opens_the_quickstart(binder_env: BinderEnv) -> None:
     """Binder runs ``jupyter notebook`` in the repository; the README's link opens the quickstart."""
     port, token = _free_port(), secrets.token_hex(16)

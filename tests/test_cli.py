@@ -16,6 +16,8 @@ from children import child, describe, finish
 
 from wan_nb import Log
 
+pytestmark = pytest.mark.subprocess  # each test runs `python -m wan_nb ...` as a user does
+
 TIMEOUT = 120
 PROMPT = "a <b>bold</b> {animal} & friends"
 

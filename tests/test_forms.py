@@ -325,6 +325,7 @@ def test_what_each_mode_shows_comes_from_the_spec() -> None:
 
 # ------------------------------------------------------------------ never blocking; cancel; errors
 
+@pytest.mark.slow
 def test_generate_returns_at_once_and_cancel_while_queued_is_refunded(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -358,6 +359,7 @@ def test_generate_returns_at_once_and_cancel_while_queued_is_refunded(tmp_path: 
             sess.close()
 
 
+@pytest.mark.slow
 def test_the_status_line_follows_the_task_while_a_plain_call_still_waits_in_one_request(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A form's submit is held briefly (INTERACTIVE_PREFER_WAIT), so its status line says
@@ -494,6 +496,7 @@ def test_the_explorer_draws_a_grid_and_redraws_it_for_another_column(session: An
     assert "&lt;i&gt;lone&lt;/i&gt;" in html and "<i>lone" not in html
 
 
+@pytest.mark.slow
 def test_the_explorer_pages_and_caps_what_it_sends(session: Any) -> None:
     wan.sweep("tile {k}", k=[str(i) for i in range(9)], seed=range(8), resolution="1K", quiet=True,
               concurrency=8).wait(120)

@@ -10,10 +10,13 @@ import textwrap
 import time
 
 import httpx
+import pytest
 from children import child, communicate, describe, wait_for
 
 from wan_nb import _spec
 from wan_nb.sim import Simulator
+
+pytestmark = pytest.mark.subprocess
 
 GENERATE = textwrap.dedent("""
     import sys, wan_nb as wan

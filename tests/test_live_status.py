@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import nbformat
+import pytest
 from children import run_notebook
 
+pytestmark = pytest.mark.notebooks
 
 def _run(tmp_path, cells):
     nb = nbformat.v4.new_notebook()

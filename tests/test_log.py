@@ -211,6 +211,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     path, go = tmp_path / "runs" / "log.sqlite", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -422,6 +423,7 @@ def test_csv_and_parquet_round_trip(log: Log, store: Store, tmp_path: Path) -> N
     assert len(pd.read_csv(log.to_csv(tmp_path / "f.csv", where="style == 'ink'"))) == 2
 
 
+@pytest.mark.subprocess
 def test_the_log_works_without_pyarrow_and_to_parquet_names_the_extra(tmp_path: Path) -> None:
     """pyarrow is the ``parquet`` extra: without it the log reads, filters and exports CSV,
     and to_parquet says which extra to install, writing nothing."""
@@ -600,6 +602,7 @@ def test_export_html_of_a_slice(log: Log, store: Store, tmp_path: Path) -> None:
     assert "unrelated prompt" not in html and "a fox in snow, ink" in html
 
 
+@pytest.mark.subprocess
 def test_reading_the_log_starts_nothing(tmp_path, monkeypatch):
     import subprocess
     import sys

@@ -199,6 +199,7 @@ SLOW_DOWNLOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_sigkill_inside_a_slow_download_leaves_the_run_billed_then_one_row_completes(tmp_path):
     home = tmp_path / "runs"
     with Simulator(latency=0.1) as sim:
@@ -239,6 +240,7 @@ SHARED_SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_the_same_sweep_in_three_processes_counts_each_task_once(tmp_path):
     home = tmp_path / "runs"
     with Simulator(latency=0.4, concurrency=8) as sim, contextlib.ExitStack() as stack:
@@ -289,6 +291,7 @@ LOCKED_SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_cancels_queued_tasks_within_a_second_while_another_process_locks_the_log(tmp_path):
     home = tmp_path / "runs"
     wan.Log(home / "log.sqlite")  # the log exists, so the test can lock it
@@ -317,6 +320,7 @@ def test_ctrl_c_cancels_queued_tasks_within_a_second_while_another_process_locks
     assert sim.ledger()["refunded_quota"] == 2 * UNIT
 
 
+@pytest.mark.slow
 def test_the_live_view_is_drawn_off_the_event_loop(tmp_path, monkeypatch):
     """A cell that takes a second to render must not stall the loop that polls tasks."""
     from wan_nb import _live_grid

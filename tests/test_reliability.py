@@ -37,6 +37,8 @@ from wan_nb import _spec
 from wan_nb import _states as S
 from wan_nb.sim import Simulator
 
+pytestmark = pytest.mark.reliability
+
 UNIT = _spec.UNIT_QUOTA
 SECRET = "sk-reliability-SECRET-7f3e9a"
 EVIL = "a <b>fox</b> & an \"owl\" <script>alert(1)</script>"

@@ -17,6 +17,22 @@ def no_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def test_a_task_sent_outside_the_log_is_fetched_stored_and_logged(tmp_path, no_env):
+    """wan.fetch(task_id) in the fast tier (the deadline case below waits out real seconds)."""
+    with Simulator(latency=0.05) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            task = sess.client.submit({"prompt": "sent by hand", "seed": 2, "resolution": "1K"}, wait=0)
+            assert sess.log.runs(task_id=task.task_id).empty
+            fetched = wan.fetch(task.task_id)
+            assert fetched.paths[0].is_file()
+            rows = sess.log.runs(task_id=task.task_id)
+            assert len(rows) == 1 and rows.iloc[0]["status"] == "completed" and rows.iloc[0]["n_images"] == 1
+        finally:
+            sess.close()
+
+
+@pytest.mark.slow
 def test_task_past_its_deadline_can_be_fetched_later(tmp_path, no_env):
     with Simulator(latency=2.5) as sim:
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)

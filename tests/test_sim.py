@@ -203,6 +203,7 @@ def test_prefer_wait_returns_terminal_body(sim):
         assert r.headers["preference-applied"] == "wait=10"
 
 
+@pytest.mark.slow
 def test_prefer_wait_window_ends_before_the_task(make_sim):
     sim = make_sim(latency=3.0)
     with client(sim) as c:
@@ -443,6 +444,7 @@ def test_random_faults_repeat_with_the_seed(make_sim):
     assert a == b and set(a) == {404, 503}
 
 
+@pytest.mark.slow
 # -- files ---------------------------------------------------------------------------------------
 def test_result_link_expires_with_410(make_sim):
     sim = make_sim(link_ttl=1.5)  # long enough for the first GET on a loaded machine
@@ -538,6 +540,7 @@ def test_loopback_url_is_fetched(sim):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_api(make_sim, looked_up):
     """Hosted-like: no /sim/uploads; its own result links while they live, loopback URLs;
     anything else is refused (no placeholder), and no network is touched."""
@@ -587,7 +590,11 @@ def test_callbacks_to_other_hosts_are_skipped(sim):
 
 
 # -- images ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("resolution", _spec.RESOLUTIONS)
+# drawing every 4K size takes seconds: that case is in the slow tier
+SLOW_4K = [pytest.param(r, marks=[pytest.mark.slow] if r == "4K" else []) for r in _spec.RESOLUTIONS]
+
+
+@pytest.mark.parametrize("resolution", SLOW_4K)
 def test_renderer_sizes_for_every_aspect_ratio(resolution):
     for aspect in _spec.ASPECT_RATIOS:
         req = build_request(prompt=PROMPT, aspect_ratio=aspect, resolution=resolution, seed=3)
@@ -620,6 +627,7 @@ def test_random_seed_is_resolved_and_reported(sim):
     assert 0 <= done["sim"]["seed"] <= _spec.SEED_MAX
 
 
+@pytest.mark.slow
 def test_palette_colours_cover_areas_in_proportion():
     palette = [("#0A2540", 50), ("#F5F5F0", 30), ("#E04B3A", 20)]
     colours = [_render.hex_rgb(h) for h, _ in palette]
@@ -757,6 +765,7 @@ def test_ledger_over_http_counts_requests(sim):
         assert key in led
 
 
+@pytest.mark.subprocess
 def test_cli_prints_the_base_url_and_serves():
     cmd = [
         sys.executable,

@@ -174,6 +174,7 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_sigkill_mid_sweep_then_rerun_pays_each_cell_once(tmp_path):
     script = tmp_path / "sweep_script.py"
     script.write_text(KILL_SCRIPT)
@@ -225,6 +226,7 @@ def test_plain_text_view_of_a_sweep_is_not_html(sim, sess):
     assert "application/vnd.jupyter.widget-view+json" not in done and done["text/html"].count("<img") == 2
 
 
+@pytest.mark.slow
 def test_log_timings_span_the_held_submit(tmp_path, monkeypatch):
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
     with Simulator(latency=0.8) as sim:
@@ -409,6 +411,7 @@ def _watch_server(sim, sw):
     return most_in_flight, most_processing
 
 
+@pytest.mark.slow
 def test_default_sweep_fills_the_servers_width_and_a_cap_holds(tmp_path, monkeypatch):
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
     with Simulator(latency=0.4, concurrency=6, seed=2) as sim:
