@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from wan_nb import Log, cli
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch) -> Path:
+def home(tmp_path: Path, monkeypatch) -> Iterator[Path]:
     """No key, no base URL, the run folder in tmp; the session a command opened is closed after it."""
     for name in ("WAVE_API_KEY", "WAN_NB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
