@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -105,8 +106,8 @@ KERNEL_START_TIMEOUT = 240
 
 
 def run_notebook(nb: Any, *, cwd: str | Path, env: dict[str, str], timeout: float) -> Any:
-    """Execute ``nb`` in place in a fresh python3 kernel (nbclient); its kernel process is
-    ended and waited for afterwards, whatever happened.
+    """Execute ``nb`` in place in a fresh python3 kernel (nbclient), connected over Unix
+    sockets; its kernel process is ended and waited for afterwards, whatever happened.
 
     nbclient shuts the kernel down gracefully, then SIGTERM, then SIGKILL; when the last
     wait (5 s) runs out on a loaded machine it gives up and drops the ``Popen`` still
@@ -118,10 +119,16 @@ def run_notebook(nb: Any, *, cwd: str | Path, env: dict[str, str], timeout: floa
     client = NotebookClient(nb, timeout=timeout, startup_timeout=KERNEL_START_TIMEOUT, kernel_name="python3",
                             allow_errors=False, resources={"metadata": {"path": str(cwd)}})
     km = client.create_kernel_manager()  # nbclient still owns it (shuts it down); we keep a reference
-    try:
-        return client.execute(env=env)  # raises CellExecutionError naming the failing cell
-    finally:
-        _reap_kernel(km)
+    # The kernel's five channels on Unix sockets in a folder of its own, not on TCP ports:
+    # jupyter_client picks "free" ports and the kernel binds them later, and another
+    # process (a second suite, another kernel) took one in between ("Address already in use").
+    with tempfile.TemporaryDirectory(prefix="wan-kernel-") as sockets:
+        km.transport = "ipc"
+        km.ip = os.path.join(sockets, "k")
+        try:
+            return client.execute(env=env)  # raises CellExecutionError naming the failing cell
+        finally:
+            _reap_kernel(km)
 
 
 def _reap_kernel(km: Any) -> None:
