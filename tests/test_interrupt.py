@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-import httpx
+import loopback
 import pytest
 from children import child, communicate, describe, wait_for
 
@@ -60,7 +60,7 @@ HELD = 120.0
 def test_interrupting_generate_cancels_its_queued_task(tmp_path):
     with Simulator(latency=HELD, concurrency=1) as sim:
         # occupy the only slot so the script's task stays queued
-        httpx.post(sim.base_url + "/tasks", json={"model": "wan2.7-image", "prompt": "busy"},
+        loopback.post(sim.base_url + "/tasks", json={"model": "wan2.7-image", "prompt": "busy"},
                    headers={"Authorization": "Bearer k"}, timeout=60)
         _run_and_interrupt(GENERATE, sim, tmp_path, until_submitted=2)
         ledger = sim.ledger()

@@ -25,7 +25,6 @@ from typing import Any
 import nbformat
 import pytest
 from children import run_notebook
-from nbconvert import HTMLExporter
 
 import wan_nb
 from wan_nb import Log
@@ -277,6 +276,8 @@ def _exported(nb: nbformat.NotebookNode, *, widget_state: bool = True) -> str:
     if not widget_state:
         nb = copy.deepcopy(nb)
         nb.metadata.pop("widgets", None)
+    from nbconvert import HTMLExporter  # here: importing it takes a second the fast tier does not need
+
     body, _ = HTMLExporter().from_notebook_node(nb)
     return str(body)
 

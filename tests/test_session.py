@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import loopback
 import pytest
 from PIL import Image
 
@@ -68,9 +69,8 @@ def test_uploader_function_is_used_for_local_images(tmp_path):
     with Simulator(latency=0.05) as sim:
         def uploader(data: bytes, content_type: str) -> str:
             seen.append(content_type)
-            import httpx
 
-            return httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()[
+            return loopback.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()[
                 "url"
             ]
 

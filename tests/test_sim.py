@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
+import loopback
 import pytest
 from children import child, describe, finish
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -46,7 +47,7 @@ def make_sim():
 
 
 def client(sim, headers=AUTH) -> httpx.Client:
-    return httpx.Client(base_url=sim.base_url, headers=headers, timeout=15)
+    return loopback.client(base_url=sim.base_url, headers=headers, timeout=15)
 
 
 def body(**fields):
@@ -74,7 +75,7 @@ def run(c: httpx.Client, **fields) -> dict:
 
 
 def fetch_image(url: str) -> Image.Image:
-    r = httpx.get(url, timeout=15)
+    r = loopback.get(url, timeout=15)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     img = Image.open(io.BytesIO(r.content))
     assert img.format == "JPEG"
@@ -109,7 +110,7 @@ def upload(c: httpx.Client, data: bytes) -> dict:
 
 
 def sim_post(sim, path: str, data: bytes, headers=AUTH) -> httpx.Response:
-    return httpx.post(sim.url + path, content=data, headers=headers, timeout=30)
+    return loopback.post(sim.url + path, content=data, headers=headers, timeout=30)
 
 
 def pixels(img: Image.Image):
@@ -423,11 +424,11 @@ def test_slow_fault_delays_the_answer(sim):
 
 
 def test_fault_settings_are_checked(sim):
-    r = httpx.post(sim.url + "/sim/faults", json={"error_rate": 2})
+    r = loopback.post(sim.url + "/sim/faults", json={"error_rate": 2})
     assert r.status_code == 400 and "error_rate" in r.json()["error"]["message"]
-    r = httpx.post(sim.url + "/sim/faults", json={"next": [{"endpoint": "get", "fault": "fail_task:x"}]})
+    r = loopback.post(sim.url + "/sim/faults", json={"next": [{"endpoint": "get", "fault": "fail_task:x"}]})
     assert r.status_code == 400
-    r = httpx.post(sim.url + "/sim/faults", json={"drop_rate": 0.5, "slow": 0.1})
+    r = loopback.post(sim.url + "/sim/faults", json={"drop_rate": 0.5, "slow": 0.1})
     assert r.status_code == 200 and r.json()["drop_rate"] == 0.5
     with pytest.raises(ValueError, match="bogus"):
         sim.set_faults(bogus=1)
@@ -451,10 +452,10 @@ def test_result_link_expires_with_410(make_sim):
     with client(sim) as c:
         data = run(c)
         url = data["result"]["images"][0]["url"][0]
-        assert httpx.get(url).status_code == 200
+        assert loopback.get(url).status_code == 200
         expires_at = data["result"]["images"][0]["expires_at"]  # whole seconds, rounded down
         time.sleep(max(0.0, expires_at + 1.05 - time.time()))
-        r = httpx.get(url)
+        r = loopback.get(url)
         assert r.status_code == 410 and r.json()["error"]["code"] == "link_expired"
 
 
@@ -465,7 +466,7 @@ def test_uploads_are_checked_served_and_usable(sim):
         up = upload(c, data)
         assert up["width"] == 320 and up["height"] == 200 and up["format"] == "PNG"
         assert re.fullmatch(re.escape(sim.url) + r"/sim/files/uploads/[0-9a-f]{64}\.png", up["url"])
-        assert httpx.get(up["url"]).content == data  # served without auth
+        assert loopback.get(up["url"]).content == data  # served without auth
 
         bad = c.post(sim.url + "/sim/uploads", content=b"GIF89a not allowed")
         assert bad.status_code == 400 and "image_urls" in bad.json()["error"]["message"]
@@ -545,7 +546,7 @@ def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_ap
     """Hosted-like: no /sim/uploads; its own result links while they live, loopback URLs;
     anything else is refused (no placeholder), and no network is touched."""
     sim = make_sim(urls_only=True, link_ttl=1.0)
-    info = httpx.get(sim.url + "/sim").json()
+    info = loopback.get(sim.url + "/sim").json()
     assert info["urls_only"] is True and "POST /sim/uploads" not in info["endpoints"]
     with client(sim) as c:
         refused = c.post(sim.url + "/sim/uploads", content=png_bytes(pattern_image((64, 64))))
@@ -615,7 +616,7 @@ def test_sizes_through_http(sim, aspect, resolution):
 def test_same_seed_same_bytes_other_seed_other_image(sim):
     with client(sim) as c:
         urls = [run(c, seed=s)["result"]["images"][0]["url"][0] for s in (11, 11, 12)]
-        a, b, other = (httpx.get(u).content for u in urls)
+        a, b, other = (loopback.get(u).content for u in urls)
     assert a == b
     assert a != other
     assert mean_diff(Image.open(io.BytesIO(a)), Image.open(io.BytesIO(other))) > 20
@@ -744,7 +745,7 @@ def test_ledger_over_http_counts_requests(sim):
     with client(sim) as c:
         run(c)
         c.get("/tasks/none")
-    led = httpx.get(sim.url + "/sim/ledger").json()
+    led = loopback.get(sim.url + "/sim/ledger").json()
     direct = sim.ledger()
     assert {k: v for k, v in led.items() if k not in ("requests", "responses")} == {
         k: v for k, v in direct.items() if k not in ("requests", "responses")
@@ -785,10 +786,10 @@ def test_cli_prints_the_base_url_and_serves():
         line = proc.stdout.readline().strip()  # the simulator prints its URL once it listens
         started = re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
         assert started, f"the simulator did not start{describe(*finish(proc))}"
-        faults = httpx.get(line[: -len("/v1")] + "/sim/faults", timeout=30).json()
+        faults = loopback.get(line[: -len("/v1")] + "/sim/faults", timeout=30).json()
         assert faults["rate_cap"] == 5
-        assert httpx.get(line[: -len("/v1")] + "/sim", timeout=30).json()["urls_only"] is True
-        r = httpx.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=30)
+        assert loopback.get(line[: -len("/v1")] + "/sim", timeout=30).json()["urls_only"] is True
+        r = loopback.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=30)
         assert r.json()["status"] == "completed"
 
 
@@ -851,7 +852,7 @@ def test_json_nested_100k_deep_is_a_400(sim):
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
         assert "nested" in r.json()["error"]["message"]
         assert c.post("/tasks", json=body()).status_code == 200  # the server is fine afterwards
-        f = httpx.post(sim.url + "/sim/faults", content=b'{"next": ' + deep + b"}")
+        f = loopback.post(sim.url + "/sim/faults", content=b'{"next": ' + deep + b"}")
         assert f.status_code == 400
 
 
@@ -872,16 +873,16 @@ def test_corrupt_fault_truncates_a_download_scripted_and_by_rate(make_sim):
     with client(sim) as c:
         task = wait_for(c, c.post("/tasks", json=body()).json()["task_id"])
         url = task["result"]["images"][0]["url"][0]
-        whole = httpx.get(url).content
+        whole = loopback.get(url).content
         sim.set_faults(next=[{"endpoint": "file", "fault": "corrupt"}])
-        cut = httpx.get(url)
+        cut = loopback.get(url)
         assert cut.status_code == 200 and int(cut.headers["Content-Length"]) == len(cut.content) < len(whole)
         assert whole.startswith(cut.content)
         with pytest.raises((OSError, SyntaxError)):  # Pillow: "truncated" or "not an image"
             Image.open(io.BytesIO(cut.content)).load()
-        assert httpx.get(url).content == whole  # one-shot
+        assert loopback.get(url).content == whole  # one-shot
         sim.set_faults(corrupt_rate=1.0)
-        assert len(httpx.get(url).content) < len(whole)
+        assert len(loopback.get(url).content) < len(whole)
         assert sim.ledger()["faults"]["corrupt"] == 2
     with pytest.raises(Exception, match="endpoint must be file"):
         sim.set_faults(next=[{"endpoint": "submit", "fault": "corrupt"}])
