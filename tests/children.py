@@ -37,6 +37,8 @@ def child(args: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None 
           cwd: str | Path | None = None, capture: bool = True) -> Iterator[subprocess.Popen[str]]:
     """``Popen(args)`` (text; stdout and stderr piped unless ``capture=False``), ended on exit."""
     pipe = subprocess.PIPE if capture else None
+    # faulthandler on: a child that hangs is asked for every thread's stack (SIGABRT) before it is killed
+    env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True)
     try:
         yield proc
@@ -44,8 +46,18 @@ def child(args: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None 
         finish(proc)
 
 
-def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    """Kill ``proc`` if it still runs, wait for it, close its pipes; its output so far."""
+def finish(proc: subprocess.Popen[str], *, stacks: bool = False) -> tuple[str, str]:
+    """Kill ``proc`` if it still runs, wait for it, close its pipes; its output so far.
+    ``stacks``: first ask it (SIGABRT, with faulthandler on) to print where each thread is."""
+    signals = ""
+    if stacks and proc.poll() is None:
+        with contextlib.suppress(OSError):  # which signals it blocks, ignores, catches, has pending
+            lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            signals = "\n".join(ln for ln in lines if ln.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")))
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -58,7 +70,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-    return out or "", err or ""
+    return out or "", (err or "") + (f"\n{signals}" if signals else "")
 
 
 def communicate(proc: subprocess.Popen[str], timeout: float = EXIT_TIMEOUT, what: str = "the child to exit"
@@ -67,7 +79,7 @@ def communicate(proc: subprocess.Popen[str], timeout: float = EXIT_TIMEOUT, what
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        out, err = finish(proc)
+        out, err = finish(proc, stacks=True)
         pytest.fail(f"{what}: not within {timeout:.0f} s ({load()}){describe(out, err)}", pytrace=False)
     return out or "", err or ""
 
@@ -83,7 +95,7 @@ def wait_for(check: Callable[[], Any], *, what: str, proc: subprocess.Popen[str]
             pytest.fail(f"precondition not met: {what} (the child exited with {proc.returncode} first)"
                         f"{describe(out, err)}", pytrace=False)
         if time.monotonic() > deadline:
-            out, err = finish(proc) if proc is not None else ("", "")
+            out, err = finish(proc, stacks=True) if proc is not None else ("", "")
             pytest.fail(f"precondition not met: {what}, not within {timeout:.0f} s ({load()})"
                         f"{describe(out, err)}", pytrace=False)
         time.sleep(interval)
@@ -94,7 +106,7 @@ def load() -> str:
     return f"load average {one:.1f} / {five:.1f} on {os.cpu_count()} cores"
 
 
-def describe(out: str, err: str, limit: int = 3000) -> str:
+def describe(out: str, err: str, limit: int = 6000) -> str:
     parts = [f"\n--- child {name} (last {limit} chars) ---\n{text[-limit:]}"
              for name, text in (("stdout", out), ("stderr", err)) if text.strip()]
     return "".join(parts) or "\n(the child printed nothing)"
