@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -39,11 +40,35 @@ def child(args: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None 
     pipe = subprocess.PIPE if capture else None
     # faulthandler on: a child that hangs is asked for every thread's stack (SIGABRT) before it is killed
     env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=True)
+    with _ctrl_c_reaches_children():
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe,
+                                text=True)
     try:
         yield proc
     finally:
         finish(proc)
+
+
+@contextlib.contextmanager
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """While a child is started, SIGINT is not ignored here, so the child takes Ctrl-C as a
+    Python started from a terminal does.
+
+    A suite started where SIGINT is ignored (bash starts a script's background jobs so,
+    nohup'd runs under such a script too) passes that on to every child it starts, and a
+    child whose Ctrl-C is under test (test_interrupt.py) would never see it: it went on
+    waiting for its task. An ignored signal stays ignored across exec; a handled one
+    starts at its default, which Python turns into KeyboardInterrupt.
+    """
+    ignored = (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+               and threading.current_thread() is threading.main_thread())
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def finish(proc: subprocess.Popen[str], *, stacks: bool = False) -> tuple[str, str]:
