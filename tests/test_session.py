@@ -6,6 +6,7 @@ import io
 
 import loopback
 import pytest
+from children import wait_for
 from PIL import Image
 
 import wan_nb as wan
@@ -114,23 +115,20 @@ def test_the_run_is_in_the_log_before_the_request_is_answered(tmp_path, no_env):
     """What resume stands on: while the submit is still held by the server, the log
     already has the run with its Idempotency-Key."""
     import threading
-    import time
 
-    with Simulator(latency=2.0) as sim:
+    with Simulator(latency=3.0) as sim:  # the server holds the submit 3 s: the log is read inside that
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         try:
             worker = threading.Thread(
                 target=wan.generate, args=("logged first",), kwargs={"seed": 4, "resolution": "1K"}
             )
             worker.start()
-            deadline = time.time() + 5
-            while sim.ledger()["submitted"] == 0 and time.time() < deadline:
-                time.sleep(0.01)
+            wait_for(lambda: sim.ledger()["submitted"] >= 1, what="the submit to reach the server")
             rows = sess.log.runs()
             assert sim.ledger()["by_status"]["completed"] == 0  # the task is still running
             assert len(rows) == 1 and rows.iloc[0]["status"] == "planned"
             assert rows.iloc[0]["idempotency_key"].startswith("wan-nb-")
-            worker.join(15)
+            worker.join(120)
             assert sess.log.runs().iloc[0]["status"] == "completed"
         finally:
             sess.close()

@@ -17,6 +17,7 @@ import httpx
 import loopback
 import pytest
 from children import child, describe, finish
+from children import wait_for as ready
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from wan_nb import _spec
@@ -573,9 +574,7 @@ def test_callbacks_on_listed_states_and_terminal(sim):
     with hook_server() as (url, got), client(sim) as c:
         tid = c.post("/tasks", json=body(callback_url=url, callback_events=["processing"])).json()["task_id"]
         wait_for(c, tid)
-        deadline = time.monotonic() + 5
-        while len(got) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        ready(lambda: len(got) >= 2, what="both callbacks to arrive")
         assert [(e, b["status"]) for e, b in got] == [("processing", "processing"), ("completed", "completed")]
         final = got[-1][1]
         assert final["task_id"] == tid and final["cost"] == UNIT and final["result"]["images"]
