@@ -207,11 +207,11 @@ def test_prefer_wait_returns_terminal_body(sim):
 
 @pytest.mark.slow
 def test_prefer_wait_window_ends_before_the_task(make_sim):
-    sim = make_sim(latency=3.0)
+    sim = make_sim(latency=10.0)
     with client(sim) as c:
         t0 = time.monotonic()
         data = c.post("/tasks", json=body(), headers={"Prefer": "wait=1"}).json()
-        assert 0.9 < time.monotonic() - t0 < 2.5
+        assert 0.9 < time.monotonic() - t0 < 8.0  # the 1 s window, not the 10 s task (with room for a loaded machine)
         assert data["status"] == "processing" and data["progress"].endswith("%")
         assert "result" not in data
 
@@ -598,9 +598,9 @@ SLOW_4K = [pytest.param(r, marks=[pytest.mark.slow] if r == "4K" else []) for r 
 def test_renderer_sizes_for_every_aspect_ratio(resolution):
     for aspect in _spec.ASPECT_RATIOS:
         req = build_request(prompt=PROMPT, aspect_ratio=aspect, resolution=resolution, seed=3)
-        t0 = time.monotonic()
+        t0 = time.thread_time()  # CPU time: what the renderer costs, however busy the machine is
         [jpeg] = _render.render(req)
-        assert time.monotonic() - t0 < 2.0
+        assert time.thread_time() - t0 < 2.0
         img = Image.open(io.BytesIO(jpeg))
         assert img.format == "JPEG" and img.size == _spec.output_size(aspect, resolution)
 
