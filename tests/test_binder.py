@@ -84,7 +84,7 @@ SERVER_START_TIMEOUT = 180  # s; bounded, and generous for a loaded machine
 
 # pytest-timeout counts the module fixture (the two pip steps) in the first test; the tests
 # of the environment are marked `binder` (the checks of binder/'s files are in the fast tier)
-pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT + NOTEBOOK_TIMEOUT)
+pytestmark = [pytest.mark.binder, pytest.mark.timeout(2 * INSTALL_TIMEOUT + NOTEBOOK_TIMEOUT)]
 
 
 def _python_for(runtime: str) -> str:

@@ -218,6 +218,7 @@ SKEWED_SWEEPS = [  # (client clock, cells, the server's cap per 2 s window, what
 ]
 
 
+@pytest.mark.slow  # real rate windows (seconds each); the wait rule itself is covered by the fast unit test above
 @pytest.mark.parametrize(("seconds", "cells", "cap", "headers"), SKEWED_SWEEPS)
 def test_a_skewed_client_clock_waits_as_the_server_asked(skew: Skew, tmp_path: Path, seconds: float, cells: int,
                                                          cap: int, headers: str) -> None:

@@ -193,6 +193,7 @@ RACER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_two_processes_tagging_one_run_at_once_lose_nothing(tmp_path):
     path = tmp_path / "log.sqlite"
     Log(path).add_run({"run_id": "r0", "prompt": "shared"})

@@ -563,6 +563,7 @@ def choosing(tmp_path_factory: pytest.TempPathFactory) -> Executed:
     return execute(CHOOSING, tmp_path_factory)
 
 
+@pytest.mark.notebooks
 def test_choosing_notebook_reports_exactly_the_favourites(choosing: Executed) -> None:
     favourites = set(Log(choosing.home / "log.sqlite").runs(where="stars >= 4")["run_id"])
     page = (choosing.folder / "favourites.html").read_text(encoding="utf-8")
@@ -570,6 +571,7 @@ def test_choosing_notebook_reports_exactly_the_favourites(choosing: Executed) ->
     assert "holds 3 runs: exactly the 3 rated 4 or more" in choosing.stdout(choosing.cell('export_html("favourites'))
 
 
+@pytest.mark.notebooks
 def test_choosing_notebook_shows_the_stars_without_a_kernel(choosing: Executed) -> None:
     (static,) = choosing.rich(choosing.cell("x = log.explore("), "text/html")
     assert "wan-explore-static" in static and 'title="5 stars"' in static and "★★★★★" in static

@@ -58,6 +58,7 @@ def _settled(home: Path, sim: Simulator, cells: int) -> None:
 # -- money recorded when storage comes back ----------------------------------------------------------
 
 
+@pytest.mark.slow  # holds the lock for 3 s of real time
 def test_a_lock_held_past_the_logs_wait_delays_the_cost_but_never_drops_it(tmp_path, monkeypatch):
     """Another process holds the write lock longer than the log waits (here 0.5 s, 60 s by
     default) while four billed tasks finish: their costs wait in memory, the cells say
@@ -125,6 +126,7 @@ FULL_DISK_CHILD = textwrap.dedent("""
 """) % (ANIMALS,)
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="RLIMIT_FSIZE as Linux has it")
 def test_a_disk_that_fills_during_the_cost_write_loses_no_money(tmp_path):
     """The log's files cannot grow (RLIMIT_FSIZE, as a full disk) while four billed tasks
@@ -166,6 +168,7 @@ def test_opening_a_current_log_writes_nothing_and_waits_for_no_lock(tmp_path, mo
     assert took < 5, f"a read waited {took:.1f} s for another process's write lock"
 
 
+@pytest.mark.subprocess
 def test_cli_export_reads_while_another_process_writes(tmp_path):
     home = tmp_path / "runs"
     _log_with_runs(home)
@@ -207,6 +210,7 @@ def _read_only_command(home: Path, argv: list[str]) -> tuple[list[str], dict[str
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv], {}
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("wal", ["rows still in the WAL", "closed cleanly"])
 def test_a_read_only_run_folder_opens_read_only_at_once(tmp_path, wal):
     """A published or archived copy: read as it is, at once; a write says why it cannot."""
@@ -319,12 +323,14 @@ def made(tmp_path):
     return home
 
 
+@pytest.mark.subprocess
 def test_log_check_says_a_healthy_folder_is_in_order(made):
     proc = _cli("log", "check", str(made))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "in order" in proc.stdout
 
 
+@pytest.mark.subprocess
 def test_repair_adds_images_no_run_names_and_check_finds_them_first(made):
     stray = next((made / "images").glob("??/*.jpg"))
     conn = sqlite3.connect(made / "log.sqlite")
@@ -340,6 +346,7 @@ def test_repair_adds_images_no_run_names_and_check_finds_them_first(made):
     assert log.count() == 7 and log.count(tag="recovered") == 1
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("how", ["truncated", "broken header"])
 def test_repair_keeps_a_damaged_log_aside_and_rebuilds_what_it_can(made, how):
     _damage(made, how)
@@ -359,3 +366,31 @@ def test_repair_keeps_a_damaged_log_aside_and_rebuilds_what_it_can(made, how):
     assert len(saved) == 6
     if how == "broken header":  # nothing readable: every image comes back as a recovered run
         assert log.count(tag="recovered") == 6 and "could not be read" in proc.stdout
+
+
+def test_check_and_repair_in_process_find_and_recover_what_the_log_lost(tmp_path):
+    """The same in this process (the fast tier's look at _log_repair): an image no run names
+    is found by check, added by repair as a recovered run, and check is content afterwards."""
+    from wan_nb import _log_repair
+    from wan_nb._store import Store
+
+    home = tmp_path / "runs"
+    log = _log_with_runs(home, 2)
+    stray = Store(home).put(_png(), source_url=None)
+    report = _log_repair.check(home)
+    assert not report.ok and any("in no run of the log" in p for p in report.problems)
+    repaired = _log_repair.repair(home)
+    assert any("added 1 image(s)" in d for d in repaired.done), repaired.lines()
+    assert _log_repair.check(home).ok
+    assert log.count(tag="recovered") == 1 and log.count() == 3
+    assert Path(log.runs(tag="recovered")["paths"][0][0]) == stray.path
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (12, 34, 56)).save(buf, "PNG")
+    return buf.getvalue()
