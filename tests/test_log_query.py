@@ -179,7 +179,7 @@ def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
     read = LogFrames._read_tables
 
     def selected_only(self: LogFrames, clause: query.Clause, *a: Any, **k: Any) -> Any:
-        assert clause.sql != "1", "read the whole log"
+        assert clause.sql != query.EVERY, "read the whole log"
         return read(self, clause, *a, **k)
 
     monkeypatch.setattr(LogFrames, "_read_tables", selected_only)
@@ -251,4 +251,4 @@ def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, m
     shown = {it.run_id for cell in explorer.grid.cells.values() for it in cell.items}
     expected = log.runs(where="prompt.str.contains('p0', case=False, regex=False)", status="completed")
     assert shown and shown <= set(expected["run_id"])
-    assert reads and all(sql != "1" or limit is not None for sql, limit in reads), reads
+    assert reads and all(sql != query.EVERY or limit is not None for sql, limit in reads), reads

@@ -395,14 +395,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
         row = self.run_log.get_run(run_id)
         if row is None:
-            raise KeyError(f"no run {run_id!r} in {self.run_log.path}")
+            raise KeyError(f"no run {run_id!r} in {self.run_log.location}")
         old, self.form = self.form, Form(**form_fields(self.run_log, row))
         self.detail.children = [*(c for c in self.detail.children if c is not old), self.form]  # one form at a time
         return self.form
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"<wan_nb LogExplorer {self.run_log.path}: {self.rows.value} × {self.cols.value}>"
+        return f"<wan_nb LogExplorer {self.run_log.location}: {self.rows.value} × {self.cols.value}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}

@@ -1,4 +1,5 @@
-"""The storage engine under the log: one small interface, SQLite behind it by default.
+"""The storage engine under the log: one small interface, SQLite behind it by default
+(PostgreSQL for a team: ``_log_postgres``).
 
 The writer, the row reads and the DataFrame queries talk to an ``Engine``: a
 transaction (read or write) that yields a DB-API connection, the engine's name, a
@@ -31,17 +32,20 @@ from typing import Any, Protocol
 
 from . import _log_schema as schema
 from ._exceptions import ConfigError, LogWriteError, WanWarning
+from ._log_dialect import SQLITE, Dialect
 
 BUSY_TIMEOUT_S = 60.0
 
 
 class Engine(Protocol):
-    """What the log needs of a database."""
+    """What the log needs of a database (``SQLiteEngine`` here, ``_log_postgres.PostgresEngine``)."""
 
-    kind: str  # "sqlite"
+    kind: str  # "sqlite" | "postgresql"
     label: str  # where the log is, for messages (never a password)
     tiebreak: str  # orders rows created in the same instant
+    dialect: Dialect  # the SQL that differs between engines
     schema_version: int
+    read_only: bool
     integrity_error: type[Exception]  # what the driver raises when a key or constraint refuses a row
 
     def transaction(self, write: bool) -> AbstractContextManager[Any]:
@@ -61,6 +65,7 @@ class SQLiteEngine:
 
     kind = "sqlite"
     tiebreak = "rowid"
+    dialect: Dialect = SQLITE
     integrity_error: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: str | Path) -> None:

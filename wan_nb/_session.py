@@ -273,7 +273,7 @@ class Session:
                                                  prefer_wait=prefer_wait)
                     if shared is not None:
                         return await self._record_cache_hit(request, None, base, result=shared)
-        raise RuntimeError(f"the log keeps changing under this run ({self.log.path}); run it again")
+        raise RuntimeError(f"the log keeps changing under this run ({self.log.location}); run it again")
 
     async def _claim(self, request: Request, base: dict[str, Any], salt: str
                      ) -> tuple[str, Request, str, dict[str, Any] | None, bool]:
