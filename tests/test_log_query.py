@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,10 +57,13 @@ def _rows(n: int = 60) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Log:
-    lg = Log(tmp_path / "log.sqlite")
+def log(log_url: str, tmp_path: Path) -> Iterator[Log]:
+    """The same 60 runs on each engine (``log_url``: SQLite, then PostgreSQL): one translator,
+    two dialects, the answers pandas gives."""
+    lg = Log(log_url, home=tmp_path / "wan_runs")
     lg.add_runs(_rows())
-    return lg
+    yield lg
+    lg.close()
 
 
 WHERES = [
@@ -115,7 +119,7 @@ def _ids(df) -> list[str]:
 
 @pytest.mark.parametrize("where", WHERES)
 def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
-    query.where_clause(where)  # translates: this is the SQL path, not the pandas fallback
+    query.where_clause(where, log._engine.dialect)  # translates: this is the SQL path, not the pandas fallback
     every = log.runs()
     assert _ids(log.runs(where=where)) == _ids(apply_filters(every, where))
     assert log.count(where=where) == len(apply_filters(every, where))
@@ -124,7 +128,7 @@ def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
 def test_filters_run_as_sql_and_select_what_pandas_selects(log, filters):
     for name, want in filters.items():
-        query.filter_clause(name, want)
+        query.filter_clause(name, want, log._engine.dialect)
     every = log.runs()
     assert _ids(log.runs(**filters)) == _ids(apply_filters(every, **filters))
 

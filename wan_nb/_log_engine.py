@@ -200,7 +200,7 @@ class SQLiteEngine:
         images = self.path.parent / "images"
         known = sum(1 for p in images.rglob("*") if p.is_file()) if images.is_dir() else 0
         kept = ""
-        if self.path.exists():  # 0 bytes
+        if self.path.exists() and _settled(self.path):  # 0 bytes, and not another process's log being made now
             aside = self.path.with_name(f"{self.path.name}.empty-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.rename(aside)
             kept = f" (the empty {self.path.name} was kept as {aside.name})"
@@ -238,6 +238,18 @@ def damaged(label: str, detail: str) -> ConfigError:
         f"the log {label} is damaged ({detail}). Your images are safe in {folder / 'images'}. "
         f"Move the damaged file aside and rebuild what can be saved with `wan-nb log repair {folder}` "
         f"(`wan-nb log check {folder}` says what is wrong first)")
+
+
+EMPTY_SETTLED_S = 5.0  # an empty log file younger than this is another process's new log, not a crash's
+
+
+def _settled(path: Path) -> bool:
+    """Has this (empty) file been left as it is for a while? Two kernels opening a fresh run
+    folder at once: the second must not put aside the file the first has just created."""
+    try:
+        return time.time() - path.stat().st_mtime > EMPTY_SETTLED_S
+    except FileNotFoundError:
+        return False
 
 
 def _writable(path: Path) -> bool:

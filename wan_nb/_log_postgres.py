@@ -36,6 +36,7 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -126,6 +127,8 @@ class PostgresEngine:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[Any] = []
+        # a Log dropped without close() (wan.log().runs() in a notebook) still closes its connections
+        self._finalizer = weakref.finalize(self, _close_all, self._opened, self._lock)
         self._patience = 0.0  # opening: a server that is not there is said at once
         self.schema_version = self._open()
         self._patience = RECONNECT_S
@@ -234,12 +237,8 @@ class PostgresEngine:
         return LogWriteError(f"the log {self.label} could not be {verb}: {why}", why)
 
     def close(self) -> None:
-        """Close every connection this engine opened (each thread's)."""
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            with suppress(Exception):
-                conn.close()
+        """Close every connection this engine opened (each thread's); a later transaction opens one again."""
+        _close_all(self._opened, self._lock)
         self._local = threading.local()
 
     # -- schema ------------------------------------------------------------------------
@@ -261,6 +260,15 @@ class PostgresEngine:
             if version < schema.SCHEMA_VERSION or missing:
                 _migrate(conn, version)
         return schema.SCHEMA_VERSION
+
+
+def _close_all(opened: list[Any], lock: threading.Lock) -> None:
+    with lock:
+        conns = opened[:]
+        opened.clear()
+    for conn in conns:
+        with suppress(Exception):  # a broken connection may fail to close; it is dropped anyway
+            conn.close()
 
 
 _OBJECTS = {sql.split("IF NOT EXISTS ")[1].split()[0] for sql in schema.PG_DDL}

@@ -84,14 +84,16 @@ T = TypeVar("T")
 class Session:
     """A connection (client + run folder + log) and the run pipeline on top of it."""
 
-    def __init__(self, client: AsyncClient | Client, *, backend: str, simulator: Any = None) -> None:
+    def __init__(self, client: AsyncClient | Client, *, backend: str, simulator: Any = None,
+                 log: _config.LogTarget | None = None) -> None:
         self.aio: AsyncClient = client.aio if isinstance(client, Client) else client
         self.client = Client.of(self.aio)  # the sync face, for top-edge calls (wan.cancel)
         self.backend = backend
         self.simulator = simulator
         self.store: Store = self.aio.store
         self.home = Path(self.store.root)
-        self.log = Log(self.home / "log.sqlite")
+        # the run folder's own log.sqlite, or a team's log (a PostgreSQL URL) with this folder as its home
+        self.log = Log(log if log is not None else self.home / "log.sqlite", home=self.home)
         self.records = records(self.log)  # the run pipeline's look-ups
         self.writer = writer(self.log)  # claims and state moves, on the log's writer thread
         self.budget = Budget()
@@ -99,7 +101,8 @@ class Session:
         self.width = WidthEstimate()  # tasks in flight, learnt from the server: shared by every sweep
 
     def __repr__(self) -> str:
-        return f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}>"
+        return (f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}"
+                + ("" if self.log.kind == "sqlite" else f" log={self.log.location!r}") + ">")
 
     # -- money (``Budget``; these are the figures users read) ----------------------------
     @property
@@ -158,6 +161,7 @@ class Session:
         finally:
             if self.simulator is not None:
                 self.simulator.stop()
+            self.log.close()  # its connections (a later read opens them again)
 
     # -- the log, off the event loop -----------------------------------------------
     async def _write(self, fn: Callable[..., T], *args: Any, within: float | None = None, **kw: Any) -> T | None:
@@ -621,6 +625,7 @@ def connect(
     base_url: str | None = None,
     *,
     home: str | os.PathLike[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
     uploader: Uploader | None = None,
     ask: bool = False,
     timeout: float = _config.DEFAULT_TIMEOUT,
@@ -644,6 +649,11 @@ def connect(
         a simulator already running (``python -m wan_nb.sim``).
     home : str or path, optional
         The run folder (images, thumbnails, the log); default ``WAN_NB_HOME``, else ./wan_runs.
+        For a team's log, a folder every machine shares (paths in the log are relative to it).
+    log : str or path, optional
+        Where runs are logged: default ``WAN_NB_LOG``, else the run folder's ``log.sqlite``.
+        ``postgresql://user:password@host:5432/db``: a team's log, every user's runs in one
+        database (needs ``pip install 'wan_nb[postgres]'``; the password is never shown).
     uploader : callable (bytes, content type) -> URL, optional
         Makes local images reachable for the hosted API, which takes URLs only (may be async).
     ask : bool, default False
@@ -674,6 +684,7 @@ def connect(
         key = getpass.getpass("Wan API key (WAVE_API_KEY): ").strip() or None
     url = _config.explicit_base_url(base_url)
     simulator = None
+    target = _config.log_target(log)  # checked before a simulator starts: a bad URL changes nothing
     store = Store(_config.home(home))
     if key:
         url = _config.base_url(base_url)
@@ -692,9 +703,16 @@ def connect(
         line = (f"wan_nb: no {_config.ENV_API_KEY} set; using the built-in simulator at {url} "
                 "(images are drawn locally, nothing is billed)")
     client = AsyncClient(key, url, store=store, uploader=uploader, timeout=timeout, http_timeout=http_timeout)
-    _current = Session(client, backend=backend, simulator=simulator)
+    try:
+        _current = Session(client, backend=backend, simulator=simulator, log=target)
+    except BaseException:
+        Client.of(client).close()
+        if simulator is not None:
+            simulator.stop()
+        raise
     if not quiet:
-        print(f"{line}; runs are saved in {store.root}")  # noqa: T201 - connect()'s one line; quiet=True silences it
+        where = f"; logged in {target.label}" if target is not None and target.kind != "sqlite" else ""
+        print(f"{line}; runs are saved in {store.root}{where}")  # noqa: T201 - connect()'s one line; quiet=True silences it
     return _current
 
 
