@@ -7,6 +7,10 @@
     wan-nb log check [--home DIR]                is the log whole? do its images exist? (read only)
     wan-nb log repair [--home DIR]               keep a damaged log aside, save what it holds,
                                                  add images no run names as recovered runs
+    wan-nb log copy SRC DST [--home DIR]         copy one log into another (a run folder or its
+                                                 log.sqlite, or postgresql://...): runs keep their
+                                                 ids, image files go to DST's run folder; a second
+                                                 copy adds only new runs
 
 With no ``WAVE_API_KEY`` set, ``demo`` and ``sweep`` run on the built-in simulator
 (nothing is billed). A user mistake (bad file, bad field, over budget, no log) is
@@ -106,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=text)
         action.add_argument("--home", default=None, help=home_help)
         action.add_argument("folder", nargs="?", default=None, help="the run folder (same as --home)")
+    c = actions.add_parser("copy", help="copy one log into another, e.g. a run folder's log.sqlite into a team's "
+                                        "postgresql://... log: runs keep their ids, image files are copied into the "
+                                        "target's run folder; run it again and only new runs are added")
+    c.add_argument("src", metavar="SRC", help="a run folder, its log.sqlite, or postgresql://user:password@host/db")
+    c.add_argument("dst", metavar="DST", help="the same kinds (WAN_NB_LOG's URL, for a team)")
+    c.add_argument("--home", default=None, help="DST's run folder, where the image files go (default: DST's own "
+                                               "folder for a log.sqlite; WAN_NB_HOME or ./wan_runs for a URL)")
+    c.add_argument("--src-home", default=None, help="SRC's run folder when SRC is a URL (default: WAN_NB_HOME or "
+                                                   "./wan_runs)")
     return p
 
 
@@ -121,11 +134,14 @@ def _err(text: str) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception as one line (a RequestError lists its problems separated by ';')."""
+    """An exception as one line (a RequestError lists its problems separated by ';'), with
+    any log URL's password scrubbed."""
+    from ._config import scrub
+
     problems = getattr(exc, "problems", None)
     if problems:
-        return "; ".join(str(p) for p in problems)
-    return " ".join(str(exc).split()) or type(exc).__name__
+        return scrub("; ".join(str(p) for p in problems))
+    return scrub(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _connect(home: str | None, latency: float) -> Any:
@@ -356,8 +372,38 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------- log check / repair
 
 
+def cmd_log_copy(args: argparse.Namespace) -> int:
+    from . import _config
+    from ._log import Log
+
+    if not _config.is_url(args.src) and not Path(args.src).exists():
+        raise UserError(f"no log at {args.src}: give a run folder, its log.sqlite, or a postgresql:// URL")
+    src = Log(args.src, home=args.src_home)
+    dst = Log(args.dst, home=args.home)
+    try:
+        _out(f"copying {src.location} (files in {src.root}) → {dst.location} (files in {dst.root})")
+        shown = [-1.0]
+
+        def progress(done: int, total: int) -> None:
+            share = done / total if total else 1.0
+            if share - shown[0] >= 0.1 or done == total:  # every tenth, and the end
+                shown[0] = share
+                _err(f"  {done}/{total} runs ({share:.0%})")
+
+        report = src.copy_to(dst, progress=progress)
+    finally:
+        src.close()
+        dst.close()
+    for line in report.lines():
+        _out(line)
+    return 0
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     from ._log_repair import check, repair
+
+    if args.log_command == "copy":
+        return cmd_log_copy(args)
 
     home = Path(args.folder or args.home or _default_home())
     if not home.is_dir():
@@ -378,6 +424,11 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ._config import is_url, redact_url, scrub
+
+    for arg in argv:  # a log URL's password is known before anything can repeat it (argparse's errors too)
+        if is_url(arg):
+            redact_url(arg)
     if argv and argv[0] == "sim":  # everything after `sim` is the simulator's own options
         from .sim.__main__ import main as sim_main
 
@@ -391,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export, "log": cmd_log}[args.command]
         return handler(args)
     except UserError as exc:
-        _err(f"{PROG}: error: {exc}")
+        _err(f"{PROG}: error: {scrub(str(exc))}")
         return 2
     except KeyboardInterrupt:
         _err(f"{PROG}: interrupted")
