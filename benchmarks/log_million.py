@@ -96,7 +96,8 @@ log = Log(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 df = log.runs()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": len(df), "peak_kb": peak - before, "frame_kb": int(df.memory_usage(deep=True).sum()) // 1024}))
+frame = int(df.memory_usage(deep=True).sum()) // 1024
+print(json.dumps({"rows": len(df), "peak_kb": peak - before, "frame_kb": frame}))
 """
 
 
@@ -117,13 +118,13 @@ def _measure_one(n: int) -> list[tuple[str, float, str, bool]]:
     total = log.count()
 
     raw = _best(lambda: pd.read_sql("SELECT * FROM runs", conn), 2)
-    ours = _best(lambda: log.runs(), 2)
+    ours = _best(log.runs, 2)
     out.append((f"{label}: pd.read_sql of every run (the reference)", raw, "", True))
     out.append((f"{label}: runs() of every run, seconds", ours, "", True))
     out.append((f"{label}: runs() / read_sql", ours / raw, "<= 2", ours / raw <= 2))
     join = "SELECT * FROM images JOIN runs ON runs.run_id = images.run_id"
     raw_i = _best(lambda: pd.read_sql(join, conn), 2)
-    ours_i = _best(lambda: log.images(), 2)
+    ours_i = _best(log.images, 2)
     out.append((f"{label}: images() / read_sql of images joined to runs ({ours_i:.1f} s vs {raw_i:.1f} s)",
                 ours_i / raw_i, "<= 2", ours_i / raw_i <= 2))
 
@@ -146,7 +147,7 @@ def _measure_one(n: int) -> list[tuple[str, float, str, bool]]:
     from wan_nb._explore import LogExplorer
 
     explorer = LogExplorer(log, rows="style", cols="seed", page_rows=4, page_cols=4, status="completed")
-    page = _best(lambda: explorer.draw())
+    page = _best(explorer.draw)
     out.append((f"{label}: one explorer page (4 x 4, completed runs)", page, "< 0.3 s", page < 0.3))
 
     with simulator(0.0, 16) as url:

@@ -68,6 +68,12 @@ NOTEBOOKS = {
             "'sent': [[list(b) for b in bs] for bs in f.result.request.bbox_list]}))"
         ),
     ],
+    "double.ipynb": [
+        SETUP.format(latency=3.0, home="wan_runs_double")
+        + "f = wan.form(prompt='a double-clicked heron', seed=11, resolution='1K')",
+        "f",
+        STATE,
+    ],
     "explore.ipynb": [
         SETUP.format(latency=0.05, home="wan_runs_explore")
         + "sw = wan.sweep('a {animal} in snow', animal=['fox', 'owl', 'cat'], seed=range(3), "
@@ -167,6 +173,27 @@ def test_prompt_enables_generate_which_runs_in_the_background(page: Any, lab: An
             break
         time.sleep(0.3)
     assert "a heron in reeds at dawn" in static and "<img" in static and f"seed={state['seed']}" in static, static[:500]
+
+
+@pytest.mark.timeout(240)
+def test_a_double_click_and_an_edit_during_the_run_leave_nothing_stale(page: Any, lab: Any, tmp_path: Path) -> None:
+    """Issue 18: "already running" stayed beside "✓ done", and a prompt typed during the run
+    was shown beside the image the old prompt made."""
+    form = shown(page, lab, "double.ipynb", 3, tmp_path)
+    button(form, "generate").dblclick()
+    page.wait_for_function("() => document.querySelector('.wan-form-message').innerText.includes('already running')")
+    form.locator(".wan-form-prompt textarea").fill("a blue whale")
+    try:
+        form.locator(".wan-form-output img").first.wait_for(timeout=40_000)
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"no image in the form: {exc}\n{fail_info(page, lab, tmp_path / 'result.png')}")
+    page.wait_for_function("() => document.querySelector('.wan-form-status').innerText.includes('done')")
+    page.wait_for_function("() => !document.querySelector('.wan-form-message').innerText.includes('already running')")
+    output = form.locator(".wan-form-output").inner_text()
+    assert "wan.generate('a double-clicked heron'" in output and "a blue whale" not in output, output
+    assert "have changed since this result was made" in form.locator(".wan-form-result-note").inner_text()
+    state = printed(page, 2, "FORM")
+    assert state["result"] and state["seed"] == 11 and "a blue whale" in state["request"], state
 
 
 @pytest.mark.timeout(240)

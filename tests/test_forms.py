@@ -407,6 +407,76 @@ def test_an_error_is_shown_in_the_form_and_the_form_is_usable_again(session: Any
     assert f.submit().result(timeout=30).status == "completed"
 
 
+@pytest.fixture
+def slow_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A session whose tasks take about a second: time to click again or edit during a run."""
+    for name in ("WAVE_API_KEY", "WAN_NB_BASE_URL", "WAN_NB_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with Simulator(latency=1.0, seed=5) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+        try:
+            yield sess
+        finally:
+            sess.close()
+
+
+def test_a_second_click_says_already_running_only_while_the_run_lasts(slow_session: Any) -> None:
+    """Issue 18: after a double click, "already running" stayed beside "✓ done"."""
+    f = wan.form(prompt="a double-clicked fox", seed=1, resolution="1K")
+    f.generate_button.click()
+    assert f.running
+    f.generate_button.click()  # the second click of a double click, before the button was disabled
+    assert "already running a request" in f.message.value
+    f.wait(timeout=30)
+    assert "✓ done" in f.status.value
+    assert "already running" not in f.message.value
+    assert "already running" not in f._repr_mimebundle_()["text/html"]
+    # a real error of the run is not a passing message: it stays
+    wan.set_budget(0.01)
+    f.set(seed=2)
+    with pytest.raises(wan.BudgetError):
+        f.submit().result(timeout=30)
+    assert "session budget" in f.message.value
+
+
+def test_a_result_is_shown_with_the_request_that_made_it_when_the_fields_changed_during_the_run(
+        slow_session: Any) -> None:
+    """Issue 18: the prompt changed while a run was in flight; the form, f.code and the saved
+    view showed the new prompt beside the image the old one made."""
+    f = wan.form(prompt="a red fox", seed=3, resolution="1K")
+    f.submit()
+    assert f.running
+    f.fields.prompt.value = "a blue whale"
+    result = f.wait(timeout=30)
+    assert result.request.prompt == "a red fox"
+
+    # f.code is the fields' call (what Generate sends next), and says which is which
+    code = f.code
+    assert code.startswith("wan.generate('a blue whale'")
+    assert "# ↑ the fields now, not run yet" in code and "#   wan.generate('a red fox'" in code
+    assert run_code(code).request.prompt == "a blue whale"  # still runnable as it is
+
+    # the result, with the call that made it
+    assert f.result_code is not None and f.result_code.startswith("wan.generate('a red fox'")
+    shown = html.unescape(f.output.value)
+    assert f.result_code in shown and "a blue whale" not in shown
+    assert "have changed since this result was made" in f.result_note.value
+    again = run_code(f.result_code)
+    assert again.cache_hit and again.request.request_hash == result.request.request_hash
+
+    # the saved static view: the fields, then the result with its own request and the note
+    page = html.unescape(f._repr_mimebundle_()["text/html"])
+    made_by = page.index("wan-form-made-by")
+    assert "a blue whale" not in page[made_by:] and f.result_code in page[made_by:] and "<img" in page[made_by:]
+    assert "have changed since this result was made" in page
+
+    # the fields back as they were: nothing to say any more
+    f.fields.prompt.value = "a red fox"
+    assert f.result_note.value == "" and "#" not in f.code and f.code == f.result_code
+    assert "have changed since" not in f._repr_mimebundle_()["text/html"]
+
+
 # ------------------------------------------------------------------ static fallback
 
 def test_a_saved_form_shows_its_request_code_and_result_without_widgets(session: Any) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 import httpx
 import pytest
@@ -246,6 +248,35 @@ def test_local_image_rules(tmp_path, sim):
     for data in (big.read_bytes(), gif.getvalue()):
         r = httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"})
         assert r.status_code == 400 and "image_urls" in r.json()["error"]["message"]
+
+
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG whose header says w×h, over an empty image stream: 60 bytes that claim any size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_an_image_over_the_decode_limit_is_refused_with_its_size_and_the_limit(tmp_path, sim):
+    """A 400-megapixel PNG was "not a readable PNG image": its size is read from the header
+    (never decoded) and said, with the limit it is over."""
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(_png_header(20000, 20000))
+    limit = f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"  # where Pillow refuses to decode: 179
+    with pytest.raises(wan.RequestError) as info:
+        build_request(prompt="x", action="edit", image_urls=[huge])
+    [problem] = info.value.problems
+    assert (problem.field, problem.rule) == ("image_urls[0]", "max_pixels")
+    assert f"is 20000×20000 (400 megapixels), over the decode limit of {limit}" in problem.message
+    assert "not a readable" not in problem.message
+    # the simulator's upload endpoint says the same
+    r = httpx.post(sim.url + "/sim/uploads", content=huge.read_bytes(), headers={"Authorization": "Bearer k"})
+    assert r.status_code == 400 and "20000×20000 (400 megapixels)" in r.json()["error"]["message"]
+    # under the limit, the size is known from the header as before
+    assert wan.build_request(prompt="x", action="edit", image_urls=[_png_header(12000, 12000)]).images[0].size == (
+        12000, 12000)
 
 
 def test_ignored_fields_warn_and_are_not_sent():

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from . import _config, _spec, _wire
+from . import _clock, _config, _spec, _wire
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -132,6 +132,8 @@ class AsyncClient:
         self._sim_uploads = True  # until a loopback server says it has no /sim/uploads
         self.link_margin = link_margin  # a result link is reused only while it lives this much longer
         self.rate_gate = RateGate()  # shared by all calls (and so all sweep cells) of this client
+        # the API's clock as seen in its Date headers: its timestamps (reset_at, expires_at) are read on it
+        self.server_clock = _clock.ServerClock()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r} api_key=***>"
@@ -177,6 +179,7 @@ class AsyncClient:
             hdrs["Authorization"] = f"Bearer {self.__key}"
         policy = self.retry
         attempt = 0
+        rate_hits = 0  # 429s this call has had
         waited_for_rate = 0.0
         while True:
             attempt += 1
@@ -193,13 +196,16 @@ class AsyncClient:
                 log.info("%s %s: %s; retry %d in %.1f s", method, _path(url), type(exc).__name__, attempt, wait)
                 await asyncio.sleep(wait)
                 continue
+            if auth:  # the API's own answers (a download's Date is some file server's clock)
+                self.server_clock.observe(resp.headers.get("date"))
             if resp.status_code < 400:
                 return resp
             data = _json_or_none(resp)
             err = _wire.parse_error(resp.status_code, data, resp.text)
             if policy.should_retry_status(resp.status_code, err.code):
                 if resp.status_code == 429:
-                    wait = policy.rate_limit_wait(resp.headers, err.extra, attempt)
+                    rate_hits += 1
+                    wait = policy.rate_limit_wait(resp.headers, err.extra, rate_hits, self.server_clock.now())
                     if waited_for_rate + wait <= policy.max_rate_limit_wait:
                         waited_for_rate += wait
                         attempt -= 1  # waiting out a window is not a failed attempt
@@ -287,10 +293,10 @@ class AsyncClient:
         """
         if image.via is not None:
             return image
-        if image.live_url(self.link_margin) is not None:
+        if image.live_url(self.link_margin, self.server_clock.now()) is not None:
             return dataclasses.replace(image, via="url" if image.sha256 is None else "link")
         if image.data is None:
-            raise _unsendable(image, self.link_margin, file_gone=True)
+            raise _unsendable(image, self.link_margin, self.server_clock.now(), file_gone=True)
         url = await self._upload_bytes(image)
         return dataclasses.replace(image, url=url, expires_at=None, via="upload")
 
@@ -313,10 +319,10 @@ class AsyncClient:
                 if exc.status not in (404, 405):
                     raise
                 self._sim_uploads = False  # a urls_only simulator: no upload endpoint, like the hosted API
-                raise _unsendable(image, self.link_margin) from None
+                raise _unsendable(image, self.link_margin, self.server_clock.now()) from None
             url = resp.json()["url"]
         else:
-            raise _unsendable(image, self.link_margin)
+            raise _unsendable(image, self.link_margin, self.server_clock.now())
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigError(f"the uploader returned {url!r}, not an http(s) URL")
         self._uploaded[image.sha256] = url
@@ -432,12 +438,14 @@ class AsyncClient:
 
     # -- results -----------------------------------------------------------------------
     async def download(self, task: Task) -> list[StoredImage]:
-        """Fetch every image of a completed task now (links expire) and store it."""
+        """Fetch every image of a completed task now (links expire) and store it.
+
+        Every link is tried, whatever its ``expires_at`` says: that is the server's
+        clock, and ours may be minutes off. The server's answer decides; a 403, 404 or
+        410 is a ``LinkExpiredError`` in its own words."""
         stored = []
         for i, img in enumerate(task.images):
             for url in img.urls:
-                if img.expires_at is not None and img.expires_at < time.time():
-                    raise LinkExpiredError(_expired_message(task, i, img.expires_at))
                 sink = FileSink(self.store.incoming())
                 try:
                     await self._send("GET", url, auth=False, task_id=task.task_id, sink=sink)
@@ -478,7 +486,7 @@ class AsyncClient:
         req = as_request(request)
         key = idempotency_key or req.idempotency_key()
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        submitted_at = time.time()
+        submitted_at = _clock.now()
         attempt = 0
         while True:
             attempt += 1
@@ -491,7 +499,7 @@ class AsyncClient:
                     task = None  # the server forgot it: the same key submits it again, billed once
             if task is None:
                 attempt_key = key if attempt == 1 else f"{key}-r{attempt - 1}"
-                submitted_at = time.time()  # before the submit: Prefer: wait may hold it to the end
+                submitted_at = _clock.now()  # before the submit: Prefer: wait may hold it to the end
                 try:
                     hold = self.prefer_wait if prefer_wait is None else prefer_wait
                     task = await self.submit(req, idempotency_key=attempt_key, wait=min(hold, remaining))
@@ -509,7 +517,7 @@ class AsyncClient:
                     await asyncio.sleep(self.retry.backoff(attempt))
                     continue
                 raise
-            return RunOutcome(req, task, [], key, submitted_at, time.time(), None, attempt)
+            return RunOutcome(req, task, [], key, submitted_at, _clock.now(), None, attempt)
 
     async def run(
         self,
@@ -525,7 +533,7 @@ class AsyncClient:
         done = await self.complete(request, idempotency_key=idempotency_key, task_id=task_id, timeout=timeout,
                                    on_update=on_update, prefer_wait=prefer_wait)
         images = await self.download(done.task)
-        return dataclasses.replace(done, images=images, downloaded_at=time.time())
+        return dataclasses.replace(done, images=images, downloaded_at=_clock.now())
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -700,12 +708,6 @@ _LOST = ("its images cannot be downloaded any more; the task was billed. New ima
          "(a new Idempotency-Key), which is billed again")
 
 
-def _expired_message(task: Task, index: int, expires_at: float | None) -> str:
-    when = _utc(expires_at) if expires_at else "an unknown time"
-    return (f"the link to image {index + 1} of task {task.task_id} expired at {when} "
-            f"(result links last {_spec.OUTPUT_LINK_HOURS} h): {_LOST}")
-
-
 def _gone_message(task: Task, index: int, exc: ApiError) -> str:
     """A link the server refused: its own word, not the expiry the task once announced
     (a server may evict a result early)."""
@@ -725,11 +727,12 @@ def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
-def _unsendable(image: ImageRef, margin: float, file_gone: bool = False) -> ImageInputError:
-    """Why an input cannot be sent, and the two ways out (rule ``link_expired`` or ``needs_url``)."""
+def _unsendable(image: ImageRef, margin: float, server_now: float, file_gone: bool = False) -> ImageInputError:
+    """Why an input cannot be sent, and the two ways out (rule ``link_expired`` or ``needs_url``).
+    ``server_now``: the API's time (its link expiries are on its clock, not ours)."""
     if image.url and image.expires_at is not None:
         rule = "link_expired"
-        if image.expires_at <= time.time():
+        if image.expires_at <= server_now:
             why = f"its result link expired at {_utc(image.expires_at)}"
         else:
             why = (f"its result link expires at {_utc(image.expires_at)}, too soon to send it "

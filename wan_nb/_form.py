@@ -8,6 +8,13 @@ resumable), on the portal loop in the background: the kernel stays free, a statu
 line follows the task, Cancel cancels it on the server while it is queued, and the
 result appears in the form. ``f.code`` is the ``wan.<mode>(...)`` call that makes the
 same request, so running it is a cache hit at $0.
+
+The fields may change while a run is in flight, or after it: the result is always
+shown with the request that made it (``f.result_code``, above the image, and in the
+saved static view), and once the fields differ from it, a note says so beside the
+result and at the end of ``f.code`` (which stays the call of the fields: what
+Generate sends next). A message that belongs to a run (the second click's "already
+running") is cleared when that run ends.
 """
 
 from __future__ import annotations
@@ -64,6 +71,10 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self._error: RequestError | None = None
         self._result: Result | None = None
         self._last_request: Request | None = None  # what the last run sent
+        self._result_code: str | None = None  # the call that made ``_result`` (its images as named then)
+        self._shown: Result | None = None  # the result in ``output`` (None while a run is under way)
+        self._exprs: list[str] = []  # the image expressions of the run under way
+        self._busy_note = False  # ``message`` holds "already running": cleared when the run ends
         self._used = False  # the current request was sent: a random seed is drawn again
         self._future: concurrent.futures.Future[Result] | None = None
         self._active = False  # a run is under way (set before it starts, cleared in its finally)
@@ -84,9 +95,11 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.status = widgets.HTML()
         self.message = widgets.HTML()
         self.code_view = widgets.Textarea(rows=6, layout=widgets.Layout(width="760px", display="none"))
-        self.output = widgets.HTML()
+        self.result_note = widgets.HTML()  # "the fields have changed since this run", beside the result
+        self.output = widgets.HTML()  # the result, with the request that made it
         for w, name in ((self.cost, "cost"), (self.status, "status"), (self.message, "message"),
-                        (self.code_view, "code"), (self.output, "output"), (self.generate_button, "generate"),
+                        (self.code_view, "code"), (self.result_note, "result-note"), (self.output, "output"),
+                        (self.generate_button, "generate"),
                         (self.cancel_button, "cancel"), (self.code_button, "code-button"),
                         (self.sweep_button, "sweep-button")):
             w.add_class(f"wan-form-{name}")
@@ -96,7 +109,8 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.sweep_button.on_click(lambda _: self._toggle_code("sweep"))
         buttons = widgets.HBox([self.generate_button, self.cancel_button, self.code_button, self.sweep_button,
                                 self.status], layout=widgets.Layout(align_items="center"))
-        super().__init__([self.fields, self.cost, buttons, self.message, self.code_view, self.output])
+        super().__init__([self.fields, self.cost, buttons, self.message, self.code_view, self.result_note,
+                          self.output])
         self.add_class("wan-form")
         with self.fields.batch():
             self.fields.set(mode=mode, **defaults)
@@ -132,11 +146,24 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         """The ``wan.<mode>(...)`` call that makes the request of these fields, with its seed.
 
         With a random seed, after a run of the same fields: the seed that run drew (so the
-        code reproduces the run, from the cache at $0)."""
+        code reproduces the run, from the cache at $0). When the fields no longer make the
+        result shown, comment lines at the end say so and give ``result_code``."""
         request = self._request_for_code()
         if isinstance(request, RequestError):
-            return "# not a valid request yet:\n" + "".join(f"#   {p}\n" for p in request.problems)
-        return call_code(request, self.fields.images.exprs if self.fields.takes_images() else [])
+            code = "# not a valid request yet:\n" + "".join(f"#   {p}\n" for p in request.problems)
+        else:
+            code = call_code(request, self.fields.images.exprs if self.fields.takes_images() else [])
+        if self._fields_changed() and self._result_code is not None:
+            made_by = "".join(f"#   {line}\n" for line in self._result_code.splitlines())
+            code = (code.rstrip("\n") + "\n# ↑ the fields now, not run yet; the result shown was made by "
+                    "(f.result_code):\n" + made_by)
+        return code
+
+    @property
+    def result_code(self) -> str | None:
+        """The ``wan.<mode>(...)`` call that made ``f.result`` (None before a run has finished):
+        its request as it was sent, whatever the fields hold now."""
+        return self._result_code
 
     @property
     def sweep_code(self) -> str:
@@ -165,8 +192,11 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             self._used = True
             self._task = None
             self._started = time.monotonic()
-            self.message.value = ""
+            self._exprs = list(self.fields.images.exprs) if self.fields.takes_images() else []
+            self._say("")
+            self._shown = None
             self.output.value = ""
+            self.result_note.value = ""
             self._active = True
             self._show_status()
             future = get_portal().submit(self._run(sess, request))
@@ -209,6 +239,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             raise
         else:
             self._result, self._last_request = result, request
+            self._result_code = call_code(request, self._exprs)
             self._ended_with(result)
             return result
         finally:
@@ -226,8 +257,11 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             self._show_status()
 
     def _future_done(self) -> None:
-        """UI restored whatever happened (called in ``finally``)."""
-        self._active = False
+        """UI restored whatever happened (called in ``finally``); the run's passing messages go."""
+        with self._lock:  # against a click that says "already running" just now
+            self._active = False
+            if self._busy_note:
+                self._say("")
         self._refresh_buttons()
         self._show_cost()
         self._show_code()
@@ -263,7 +297,9 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.status.value = (f"<span style='{FONT};color:#1b5e20'>✓ done in {self._elapsed()} · seed {seed} · "
                              f"{esc(cost)}</span>")
         self.fields.seed_note.value = f"<span style='{FONT};color:#555'>last run: seed {seed}</span>"
-        self.output.value = result._repr_html_()
+        self._shown = result
+        self.output.value = self._result_html(result)
+        self._show_result_note()
 
     def _ended_cancelled(self) -> None:
         task = self._task
@@ -284,10 +320,10 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.status.value = f"<span style='{FONT};color:#b3261e'>✕ {esc(kind)} after {self._elapsed()}</span>"
         if isinstance(exc, RequestError):
             rest = self.fields.show_problems(exc.problems)
-            self.message.value = problem_html(rest)
+            self._say(problem_html(rest))
         else:
             detail = str(exc) if isinstance(exc, WanError) else f"{kind}: {exc}"
-            self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(detail)}</div>"
+            self._say(f"<div style='{FONT};color:#b3261e'>✕ {esc(detail)}</div>")
 
     def _refresh_buttons(self) -> None:
         running = self.running
@@ -329,6 +365,31 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         if self._code_kind is not None:
             self.code_view.value = self.code if self._code_kind == "call" else self.sweep_code
 
+    def _say(self, html: str, *, busy: bool = False) -> None:
+        """The message line; ``busy``: a note about the run under way, cleared when it ends."""
+        self.message.value = html
+        self._busy_note = busy
+
+    def _fields_changed(self) -> bool:
+        """Do the fields no longer make the result shown? (False when none is shown.)"""
+        shown, made_by = self._shown, self._last_request
+        if shown is None or made_by is None:
+            return False
+        now = self._request_for_code()
+        return not (isinstance(now, Request) and now.canonical() == made_by.canonical())
+
+    def _show_result_note(self) -> None:
+        changed = self._fields_changed()
+        self.result_note.value = (
+            f"<div style='{FONT};color:#a15c00'>⚠ the fields above have changed since this result was made: "
+            "it shows the request below, not theirs (Generate runs theirs)</div>" if changed else "")
+
+    def _result_html(self, result: Result) -> str:
+        """A result with the call that made it above it (the form's fields may say otherwise)."""
+        code = self._result_code or ""
+        return (f"<div class='wan-form-made-by' style='{FONT};color:#555;margin:4px 0'>result of "
+                f"<code style='white-space:pre-wrap;color:#222'>{esc(code)}</code></div>{result._repr_html_()}")
+
     def _request_for_code(self) -> Request | RequestError:
         current = self.request
         last = self._last_request
@@ -354,10 +415,11 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self._used = False
         rest = self.fields.show_problems(problems)
         notes = [f"<div style='{FONT};color:#a15c00'>⚠ {esc(w)}</div>" for w in (request.warnings if request else ())]
-        self.message.value = problem_html(rest) + "".join(notes)
+        self._say(problem_html(rest) + "".join(notes))
         self._refresh_buttons()
         self._show_cost()
         self._show_code()
+        self._show_result_note()
 
     def _clicked_generate(self) -> None:
         try:
@@ -365,8 +427,13 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         except (RequestError, RuntimeError, WanError) as exc:  # shown in the form, nothing sent
             problems = exc.problems if isinstance(exc, RequestError) else []
             rest = self.fields.show_problems(problems) if problems else []
-            self.message.value = problem_html(rest) if problems else (
-                f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>")
+            text = problem_html(rest) if problems else f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>"
+            if isinstance(exc, RuntimeError):  # "already running": said only while it is true
+                with self._lock:
+                    if self.running:
+                        self._say(text, busy=True)
+            else:
+                self._say(text)
 
     # -- display --------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -381,8 +448,9 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         return bundle
 
     def static_html(self) -> str:
-        """The form as static HTML: its request, its problems, its code, its last result
-        (after a run with a random seed: the request that run sent, as its code says)."""
+        """The form as static HTML: its request, its problems, its code, and the result shown
+        with the call that made it (after a run with a random seed: the request that run
+        sent, as its code says; fields changed since the run: said beside the result)."""
         request = self._request_for_code()
         rows = [("mode", self.mode), ("prompt", self.fields.prompt.value or "—")]
         if isinstance(request, Request):
@@ -392,7 +460,8 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                         for k, v in rows)
         problems = problem_html(request.problems) if isinstance(request, RequestError) else ""
         code = f"<pre style='background:#f6f6f6;padding:6px'>{esc(self.code)}</pre>"
-        result = self._result._repr_html_() if self._result is not None else ""
+        shown = self._shown
+        result = self.result_note.value + self._result_html(shown) if shown is not None else ""
         return (f"<div class='wan-form-static' style='{FONT}'><b>wan_nb form</b> (static view: run the "
                 f"notebook to use it)<table>{table}</table>{problems}{code}{result}</div>")
 

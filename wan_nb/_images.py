@@ -15,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
+from PIL import Image
 from PIL.Image import Image as PILImage
 
-from . import _spec
+from . import _clock, _spec
 from ._store import StoredImage
 
 
@@ -56,9 +56,13 @@ class ImageRef:
         known (however it is sent), else the URL the user gave."""
         return f"sha256:{self.sha256}" if self.sha256 else str(self.url)
 
-    def live_url(self, margin: float) -> str | None:
-        """``url`` if it will still work ``margin`` seconds from now (a given URL always does)."""
-        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= time.time()):
+    def live_url(self, margin: float, server_now: float | None = None) -> str | None:
+        """``url`` if it will still work ``margin`` seconds from now (a given URL always does).
+
+        ``server_now``: the time on the clock of the server that set ``expires_at``
+        (``AsyncClient.server_clock.now()``); the local clock when not given."""
+        now = _clock.now() if server_now is None else server_now
+        if self.url is None or (self.expires_at is not None and self.expires_at - margin <= now):
             return None
         return self.url
 
@@ -104,20 +108,49 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _header_size(data: bytes) -> tuple[int | None, int | None]:
-    from PIL import Image
+def header_size(data: bytes) -> tuple[int | None, int | None]:
+    """(width, height) from the header alone, or (None, None) when it cannot be read.
 
+    Read by the format's own Pillow reader (``Image.OPEN``, what ``Image.open`` calls)
+    without ``Image.open``'s decompression-bomb check: the size of an image too large to
+    decode is what tells the user why it is refused (``pixels_problem``).
+    """
+    fmt = sniff_format(data)
+    if fmt is None:
+        return None, None
+    if fmt not in Image.OPEN:
+        Image.preinit()  # the common readers (JPEG, PNG), as Image.open loads them
+    if fmt not in Image.OPEN:
+        Image.init()  # the rest (WEBP)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
+        factory, _accept = Image.OPEN[fmt]
+        with factory(io.BytesIO(data), "") as im:
+            width, height = im.size
     except Exception:  # noqa: BLE001 - Pillow raises many types for "not an image"; the size is just unknown
         return None, None
+    return (width, height) if width > 0 and height > 0 else (None, None)
+
+
+def decode_limit() -> int | None:
+    """The most pixels an image may have to be decoded here: Pillow refuses more than twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (a possible decompression bomb); None when that is off."""
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
+
+
+def pixels_problem(width: int, height: int) -> str | None:
+    """An image too large to decode, as a message with its size and the limit (None when fine)."""
+    limit = decode_limit()
+    if limit is None or width * height <= limit:
+        return None
+    return (f"is {width}×{height} ({width * height / 1e6:.0f} megapixels), over the decode limit of "
+            f"{limit / 1e6:.0f} megapixels (Pillow refuses to decode more than twice PIL.Image.MAX_IMAGE_PIXELS); "
+            "send a smaller copy")
 
 
 def from_bytes(data: bytes, source: str | None = None) -> ImageRef:
     data = bytes(data)
     fmt = sniff_format(data)
-    width, height = _header_size(data) if fmt else (None, None)
+    width, height = header_size(data) if fmt else (None, None)
     return ImageRef(None, data, hashlib.sha256(data).hexdigest(), width, height, fmt, source)
 
 
@@ -136,8 +169,11 @@ def image_problems(ref: ImageRef) -> list[tuple[str, str]]:
     too_big = size_problem(len(ref.data))
     if too_big:
         out.append(("max_size", too_big))
+    too_many = pixels_problem(ref.width, ref.height) if ref.width and ref.height else None
     if ref.format not in _spec.IMAGE_FORMATS:
         out.append(("format", "must be a JPG, PNG or WEBP image"))
+    elif too_many:
+        out.append(("max_pixels", too_many))
     elif ref.width is None:
         out.append(("decodable", f"is not a readable {ref.format} image"))
     return out

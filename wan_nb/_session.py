@@ -343,14 +343,15 @@ class Session:
         is logged, sent or billed."""
         if not request.images:
             return request
+        server_now = self.aio.server_clock.now()  # link expiries are the server's times
         dead = await asyncio.to_thread(self.records.dead_links, [r.url for r in request.images if r.sha256 and r.url],
-                                       time.time())
+                                       server_now)
         refs = []
         for given in request.images:
             ref = given
             if ref.url in dead:  # refused as expired before (freed early): its bytes go another way
                 ref = dataclasses.replace(ref, url=None, expires_at=None)
-            if ref.sha256 and ref.live_url(self.aio.link_margin) is None:
+            if ref.sha256 and ref.live_url(self.aio.link_margin, server_now) is None:
                 # an expired one still tells when it ended
                 link = await asyncio.to_thread(self.records.result_link, ref.sha256)
                 if link is not None and link[1] > (ref.expires_at or 0):
@@ -431,7 +432,7 @@ class Session:
                 dead.append(ref.url)
         if not dead:
             return exc
-        now = time.time()
+        now = self.aio.server_clock.now()  # on the clock link expiries are written in
         for url in dead:
             await self._write(self.writer.mark_link_dead, url, now)
         return InvalidRequestError(

@@ -37,11 +37,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--task-fail-code", default=None, help="error code of those tasks (default task_failed)")
     p.add_argument("--corrupt-rate", type=float, default=None,
                    help="fraction of image downloads sent truncated (they do not decode)")
+    p.add_argument("--omit-header", dest="omit_headers", action="append", choices=("Retry-After", "Date"),
+                   default=None, help="leave this header out of every answer (repeatable)")
+    p.add_argument("--retry-after", choices=("seconds", "date"), default=None,
+                   help="write a 429's Retry-After in seconds (default) or as an HTTP date")
     return p.parse_args(argv)
 
 
 FAULT_OPTIONS = ("error_rate", "error_status", "rate_cap", "rate_window", "drop_rate", "slow",
-                 "task_fail_rate", "task_fail_code", "corrupt_rate")
+                 "task_fail_rate", "task_fail_code", "corrupt_rate", "omit_headers", "retry_after")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ field and the rule.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import json
@@ -60,9 +61,13 @@ def invalid_one(field_name: str, rule: str, message: str) -> Response:
 
 
 def rate_limited(limit: RateLimit) -> Response:
+    """429 ``quota_window_exceeded``: ``reset_at`` (server clock) in the body, ``Retry-After`` in
+    seconds, or as the HTTP date of ``reset_at`` when the simulator is set to write it so."""
     message = (f"too many submits: {limit.used} of {limit.cap} allowed in {limit.window:g} s; "
                f"retry after reset_at ({limit.retry_after} s)")
-    return error(429, "quota_window_exceeded", message, headers={"Retry-After": str(limit.retry_after)},
+    retry_after = (email.utils.formatdate(limit.reset_at, usegmt=True) if limit.retry_after_date
+                   else str(limit.retry_after))
+    return error(429, "quota_window_exceeded", message, headers={"Retry-After": retry_after},
                  window=limit.window, used=limit.used, cap=limit.cap, reset_at=limit.reset_at)
 
 

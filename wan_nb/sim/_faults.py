@@ -14,7 +14,11 @@ fine, the bytes do not decode. That is what a broken CDN or proxy does, and what
 client must not store as an image nor forget it was billed for.
 
 ``rate_cap`` / ``rate_window`` is a real rolling-window limit on submits, not a
-coin flip. Random faults apply to the three task endpoints only; scripted ones may
+coin flip. Its 429 says when to come back three ways, as servers do: ``reset_at`` in
+the body (the server's clock), ``Retry-After`` (seconds, or an HTTP date with
+``retry_after="date"``) and the ``Date`` every answer carries. ``omit_headers``
+leaves ``Retry-After`` and/or ``Date`` out, so a client's fallbacks can be tried.
+Random faults apply to the three task endpoints only; scripted ones may
 also target ``upload`` and ``file`` (downloads). Control endpoints (``/sim/...``
 ledger and faults) are never faulted, so a test can always steer the simulator.
 """
@@ -44,10 +48,14 @@ KEYS = (
     "task_fail_rate",
     "task_fail_code",
     "corrupt_rate",
+    "omit_headers",
+    "retry_after",
     "next",
     "reset",
 )
 DEFAULT_TASK_FAIL_CODE = "task_failed"
+OMITTABLE_HEADERS = ("Retry-After", "Date")  # what ``omit_headers`` may leave out of answers
+RETRY_AFTER_FORMS = ("seconds", "date")  # how a 429's Retry-After is written
 
 
 class FaultConfigError(ValueError):
@@ -63,6 +71,7 @@ class RateLimit:
     cap: int
     reset_at: int  # unix seconds
     retry_after: int  # seconds
+    retry_after_date: bool = False  # send Retry-After as an HTTP date (of reset_at), not seconds
 
 
 @dataclass
@@ -162,6 +171,8 @@ class Faults:
         self.task_fail_rate = 0.0
         self.task_fail_code = DEFAULT_TASK_FAIL_CODE
         self.corrupt_rate = 0.0
+        self.omit_headers: tuple[str, ...] = ()
+        self.retry_after = "seconds"
         self.scripted: list[Scripted] = []
 
     # -- settings ----------------------------------------------------------------------
@@ -194,6 +205,18 @@ class Faults:
             if not isinstance(v, str) or not v.strip():
                 raise FaultConfigError(f"task_fail_code: must be a non-empty error code (got {v!r})")
             new["task_fail_code"] = v
+        if "omit_headers" in kw:
+            v = kw["omit_headers"] or []
+            names = {h.lower(): h for h in OMITTABLE_HEADERS}
+            if not isinstance(v, (list, tuple)) or not all(isinstance(h, str) and h.lower() in names for h in v):
+                raise FaultConfigError(f"omit_headers: must be a list of header names from "
+                                       f"{', '.join(OMITTABLE_HEADERS)} (got {v!r})")
+            new["omit_headers"] = tuple(dict.fromkeys(names[h.lower()] for h in v))
+        if "retry_after" in kw:
+            v = kw["retry_after"]
+            if v not in RETRY_AFTER_FORMS:
+                raise FaultConfigError(f"retry_after: must be one of {', '.join(RETRY_AFTER_FORMS)} (got {v!r})")
+            new["retry_after"] = v
         if "next" in kw:
             items = kw["next"] or []
             if not isinstance(items, list):
@@ -219,6 +242,8 @@ class Faults:
                 "task_fail_rate": self.task_fail_rate,
                 "task_fail_code": self.task_fail_code,
                 "corrupt_rate": self.corrupt_rate,
+                "omit_headers": list(self.omit_headers),
+                "retry_after": self.retry_after,
                 "next": [s.as_dict() for s in self.scripted],
             }
 
@@ -248,7 +273,8 @@ class Faults:
                 elif s.fault == "429":
                     d.status = 429
                     now = time.time()
-                    d.rate = RateLimit(self.rate_window, self.rate_cap or 1, self.rate_cap or 1, math.ceil(now + 1), 1)
+                    d.rate = RateLimit(self.rate_window, self.rate_cap or 1, self.rate_cap or 1, math.ceil(now + 1), 1,
+                                       self.retry_after == "date")
                 else:
                     d.status = int(s.fault)
             elif endpoint == "file" and self.corrupt_rate and self._rng.random() < self.corrupt_rate:
@@ -285,10 +311,15 @@ class Faults:
                 return None
             reset = self._window[0] + self.rate_window
             limit = RateLimit(
-                self.rate_window, len(self._window), self.rate_cap, math.ceil(reset), max(1, math.ceil(reset - now))
+                self.rate_window, len(self._window), self.rate_cap, math.ceil(reset), max(1, math.ceil(reset - now)),
+                self.retry_after == "date",
             )
         self._ledger.count("faults", "rate_limited")
         return limit
+
+    def omitted(self, name: str) -> bool:
+        """Is the header ``name`` left out of every answer (``omit_headers``)?"""
+        return any(h.lower() == name.lower() for h in self.omit_headers)
 
     def task_failure(self) -> str | None:
         """Error code a new task must end with (scripted first, then task_fail_rate)."""

@@ -31,7 +31,7 @@ from PIL import Image
 from .. import _spec
 from .._exceptions import Problem, RequestError
 from .._formats import extension
-from .._images import ImageRef, size_problem, sniff_format
+from .._images import ImageRef, header_size, pixels_problem, size_problem, sniff_format
 from .._request import Request
 from .._wire import request_from_body
 from . import _render
@@ -57,6 +57,10 @@ def decode_image(data: bytes, where: str) -> tuple[Image.Image, str]:
     fmt = sniff_format(data)
     if fmt not in _spec.IMAGE_FORMATS:
         raise RequestError([Problem(where, "format", "must be a JPG, PNG or WEBP image")])
+    width, height = header_size(data)
+    too_many = pixels_problem(width, height) if width and height else None
+    if too_many:
+        raise RequestError([Problem(where, "max_pixels", too_many)])
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

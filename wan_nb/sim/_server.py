@@ -9,8 +9,8 @@ connection) rather than an async framework, because:
 * it runs in a background thread, so it embeds in a Jupyter kernel whose event loop
   is already running.
 
-HTTP/1.1 keep-alive, ``Content-Length`` on every answer. Every answer is JSON except
-the image files. Open connections are tracked so that ``stop()`` really ends them.
+HTTP/1.1 keep-alive, ``Content-Length`` and ``Date`` on every answer (``omit_headers``
+aside). Every answer is JSON except the image files. Open connections are tracked so that ``stop()`` really ends them.
 """
 
 from __future__ import annotations
@@ -162,11 +162,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, resp: Response) -> None:
         body = resp.body()
-        self.send_response(resp.status)
+        faults = self.server.api.faults
+        # send_response() without its fixed Date, so that omit_headers can leave it out
+        self.send_response_only(resp.status)
+        self.send_header("Server", self.version_string())
+        if not faults.omitted("Date"):
+            self.send_header("Date", self.date_time_string())  # this server's clock (time.time()), whole seconds
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in resp.headers.items():
-            self.send_header(name, value)
+            if not faults.omitted(name):
+                self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
