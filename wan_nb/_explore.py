@@ -43,7 +43,7 @@ PER_CELL = 3  # images shown per cell; the rest are counted
 MAX_IMAGES = 48  # thumbnails sent per page at most
 FULL_IMAGES = 4  # full-size images shown for one run at most
 LABEL_CHARS = 60
-AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit")  # also offered as rows / columns
+AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit", "user")  # also offered as rows / columns (user: who ran it)
 
 
 def _axis_options(log: Log) -> list[str]:

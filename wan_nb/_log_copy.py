@@ -189,10 +189,13 @@ def _write(dst: Engine, runs: list[tuple[Any, ...]], images: list[tuple[Any, ...
         have_ids, have_keys = _held(conn, [r[0] for r in runs], [r[key] for r in runs if r[key]])
         new = [r for r in runs if r[0] not in have_ids and not (r[key] and r[key] in have_keys)]
         chosen = {r[0] for r in new}
-        conn.executemany(_insert("runs", _RUN_NAMES), new)
         kept = [r for r in images if r[0] in chosen]
-        conn.executemany(_insert("images", _IMAGE_NAMES), kept)
-        conn.executemany(_insert("inputs", _INPUT_NAMES), [r for r in inputs if r[0] in chosen])
+        for table, names, rows in (("runs", _RUN_NAMES, new), ("images", _IMAGE_NAMES, kept),
+                                   ("inputs", _INPUT_NAMES, [r for r in inputs if r[0] in chosen])):
+            if hasattr(conn, "copy_rows"):  # PostgreSQL: COPY (the rows are new: checked above, under the lock)
+                conn.copy_rows(table, names, rows)
+            else:
+                conn.executemany(_insert(table, names), rows)
     report.copied += len(new)
     report.images += len(kept)
     report.present += sum(1 for r in runs if r[0] in have_ids)
