@@ -256,3 +256,14 @@ def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, m
     expected = log.runs(where="prompt.str.contains('p0', case=False, regex=False)", status="completed")
     assert shown and shown <= set(expected["run_id"])
     assert reads and all(sql != query.EVERY or limit is not None for sql, limit in reads), reads
+
+
+def test_values_with_sql_characters_are_parameters_on_both_engines(log):
+    log.add_runs([{"run_id": "odd", "prompt": "50% off? it's 'quoted' -- \\ %s", "tags": ["a%b", "c?d"],
+                   "cell": {"style": "it's?%"}, "created_at": 1_800_000_000}])
+    odd = "50% off? it's 'quoted' -- \\ %s"
+    assert list(log.runs(prompt=odd)["run_id"]) == ["odd"]
+    assert list(log.runs(where=f"prompt == {odd!r}")["run_id"]) == ["odd"]
+    assert list(log.runs(where="prompt.str.contains('% OFF?', case=False, regex=False)")["run_id"]) == ["odd"]
+    assert list(log.runs(tags="c?d")["run_id"]) == ["odd"] and list(log.runs(style="it's?%")["run_id"]) == ["odd"]
+    assert list(log.search("off quoted")["run_id"]) == ["odd"]

@@ -3,7 +3,7 @@
     wan-nb sim [--port 8765 --latency 2 ...]    serve the simulator (same as python -m wan_nb.sim)
     wan-nb demo [--home DIR]                     a few images in a few modes; prints where they are
     wan-nb sweep FILE.json [--yes]               run a sweep described in a JSON file
-    wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder
+    wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder (or WAN_NB_LOG's)
     wan-nb log check [--home DIR]                is the log whole? do its images exist? (read only)
     wan-nb log repair [--home DIR]               keep a damaged log aside, save what it holds,
                                                  add images no run names as recovered runs
@@ -346,11 +346,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.csv or args.parquet or args.html):
         raise UserError("nothing to export: give --csv PATH, --parquet PATH and/or --html PATH")
+    from . import _config
+
     home = Path(args.home or _default_home())
-    db = home / "log.sqlite"
-    if not db.is_file():
+    target = _config.log_target()  # WAN_NB_LOG: the team's log, its files in the run folder
+    db: Any = home / "log.sqlite"
+    if target is not None:
+        log, db = Log(target, home=home), target.label
+    elif not db.is_file():
         raise UserError(f"no experiment log at {db}: run a sweep or the demo first, or pass --home RUN_FOLDER")
-    log = Log(db)
+    else:
+        log = Log(db)
     filters: dict[str, Any] = {}
     if args.sweep:
         if not log.count(sweep_id=args.sweep):
