@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from wan_nb import _spec
+from wan_nb import _log_postgres, _spec
 from wan_nb._exceptions import ConfigError
 from wan_nb._grid import Cell, Grid, render_grid_html
 from wan_nb._log import Log, records, writer
@@ -220,15 +220,25 @@ def test_reopening_keeps_rows_and_newer_schema_is_refused(sqlite_log: Log, root:
 
 
 @pytest.mark.postgres
-def test_a_postgresql_log_has_the_same_tables_and_opening_it_again_writes_nothing(pg_url: str, root: Path) -> None:
+def test_a_postgresql_log_has_the_same_tables_and_opening_it_again_writes_nothing(
+        pg_url: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = Log(pg_url, home=root)
     assert log.kind == "postgresql" and log.schema_version == SCHEMA_VERSION and log.path is None
     names = raw(log, "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
                      "AND table_name = 'runs' ORDER BY ordinal_position")
     assert [n for (n,) in names] == [*DOCUMENTED_RUN_COLUMNS, "seq", "search"]  # the tie-break, the search index
     log.add_run({"run_id": "r1", "prompt": "x", "user": "ann"})
-    before = raw(log, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    opened: list[bool] = []
+    real = _log_postgres.PostgresEngine.transaction
+
+    def recorded(self: Any, write: bool) -> Any:
+        opened.append(write)
+        return real(self, write)
+
+    monkeypatch.setattr(_log_postgres.PostgresEngine, "transaction", recorded)
     again = Log(pg_url, home=root)
+    assert opened == [False]  # opening a current log only reads (no write lock, no DDL)
+    monkeypatch.undo()
     assert again.get_run("r1")["user"] == "ann" and again.runs()["user"].tolist() == ["ann"]  # "user": quoted
     assert raw(log, "SELECT count(*) FROM meta") == [(1,)]
     with pytest.raises(ValueError, match="already"):
@@ -236,7 +246,6 @@ def test_a_postgresql_log_has_the_same_tables_and_opening_it_again_writes_nothin
     raw(log, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", write=True)
     with pytest.raises(ConfigError, match="newer"):
         Log(pg_url, home=root)
-    assert before  # the server counts transactions: opening a current log made only reads
     for lg in (log, again):
         lg.close()
 

@@ -120,6 +120,19 @@ def test_with_only_wan_nb_log_set_connect_and_log_use_the_team_log(pg_url, tmp_p
 
 
 @pytest.mark.postgres
+def test_the_explorer_reads_a_team_log_and_lays_it_out_by_user(pg_url, tmp_path):
+    log = Log(pg_url, home=tmp_path)
+    log.add_runs([{"run_id": f"r{i}", "user": ["ann", "bob"][i % 2], "seed": i % 3, "prompt": "a fox",
+                   "status": "completed", "created_at": 1_700_000_000 + i} for i in range(12)])
+    x = log.explore(rows="user", cols="seed", status="completed")
+    assert x.grid.row_values == ["ann", "bob"] and x.grid.col_values == [0, 1, 2]
+    x.prompt.value = "FOX"  # "prompt has": strpos over upper() in PostgreSQL
+    assert sum(len(c.items) for c in x.grid.cells.values()) == 12
+    assert log.distinct("user") == ["ann", "bob"] and log.count(user="bob") == 6
+    log.close()
+
+
+@pytest.mark.postgres
 def test_a_connection_the_server_dropped_is_made_again(pg, pg_url, tmp_path):
     log = Log(pg_url, home=tmp_path)
     log.add_run({"run_id": "r1", "prompt": "x"})

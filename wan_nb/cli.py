@@ -410,6 +410,11 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     if args.log_command == "copy":
         return cmd_log_copy(args)
+    from ._config import is_url
+
+    if is_url(args.folder or args.home or ""):
+        raise UserError(f"log {args.log_command} reads a run folder's log.sqlite page by page; a PostgreSQL log "
+                        "has the server's own tools (pg_amcheck, pg_dump)")
 
     home = Path(args.folder or args.home or _default_home())
     if not home.is_dir():
