@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -130,6 +131,44 @@ def test_the_explorer_reads_a_team_log_and_lays_it_out_by_user(pg_url, tmp_path)
     assert sum(len(c.items) for c in x.grid.cells.values()) == 12
     assert log.distinct("user") == ["ann", "bob"] and log.count(user="bob") == 6
     log.close()
+
+
+@pytest.mark.postgres
+def test_writes_from_two_machines_queue_on_one_lock_and_a_long_wait_is_a_log_write_error(pg_url, tmp_path,
+                                                                                         monkeypatch):
+    """Every write transaction takes the log's advisory lock first (SQLite's BEGIN IMMEDIATE):
+    another machine's write waits for it; past LOCK_TIMEOUT_S it is a LogWriteError saying why."""
+    a, b = Log(pg_url, home=tmp_path), Log(pg_url, home=tmp_path)
+    a.add_run({"run_id": "r1", "tags": ["x"]})
+    held = threading.Event()
+    done: list[float] = []
+
+    def hold() -> None:
+        with a._engine.transaction(write=True) as conn:
+            conn.execute("UPDATE runs SET note = 'held' WHERE run_id = 'r1'")
+            held.set()
+            time.sleep(1.0)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    t0 = time.monotonic()
+    assert b.tag("r1", "y") == ["x", "y"]  # read-change-write: waited, then saw the holder's commit
+    done.append(time.monotonic() - t0)
+    holder.join()
+    assert done[0] > 0.5 and b.get_run("r1")["note"] == "held"
+    monkeypatch.setattr(_log_postgres, "LOCK_TIMEOUT_S", 0.3)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.clear()
+    held.wait(10)
+    with pytest.raises(LogWriteError, match="another process holds its write lock") as caught:
+        b.note("r1", "too late")
+    assert caught.value.why.startswith("another process holds its write lock")
+    holder.join()
+    assert b.get_run("r1")["note"] == "held" and b.count() == 1
+    a.close()
+    b.close()
 
 
 @pytest.mark.postgres

@@ -157,8 +157,10 @@ class PostgresEngine:
         delay = 0.1
         while True:
             try:
+                # no server-side prepared statements: a managed service's pooler (PgBouncer in
+                # transaction mode) may give each transaction another server session
                 conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                       application_name="wan_nb")
+                                       application_name="wan_nb", prepare_threshold=None)
             except psycopg.Error as exc:
                 text = str(exc)
                 if any(p in text for p in _PERMANENT) or time.monotonic() + delay > deadline:
