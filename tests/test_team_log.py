@@ -94,6 +94,36 @@ def test_without_the_postgres_extra_the_error_names_it(tmp_path):
 # -- a team's log ----------------------------------------------------------------------------------
 
 
+def test_a_claim_the_log_refuses_for_a_moment_is_tried_again_and_billed_once(tmp_path, monkeypatch):
+    """A team's database drops the connection in the middle of a claim: the claim (idempotent:
+    same run id, same key) is written again, the run goes on, the server bills it once."""
+    from wan_nb import _log_writer, _session
+
+    monkeypatch.setattr(_session, "RECORD_RETRY_S", (0.05, 0.1))
+    real = _log_writer.LogWriter.claim_run
+    refused: list[int] = []
+
+    def flaky(self, run):
+        if not refused:
+            refused.append(1)
+            real(self, run)  # it landed, but the answer was lost with the connection
+            raise LogWriteError("the log could not be written: the database server at db cannot be reached",
+                                "the database server at db cannot be reached")
+        return real(self, run)
+
+    monkeypatch.setattr(_log_writer.LogWriter, "claim_run", flaky)
+    with Simulator(latency=0.05) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+        try:
+            r = wan.generate("a heron", seed=5, resolution="1K")
+            ledger = sim.ledger()
+        finally:
+            sess.close()
+    assert refused and r.status == "completed" and ledger["submitted"] == 1
+    assert wan.log(tmp_path / "runs").count() == 1
+
+
+
 @pytest.mark.postgres
 def test_with_only_wan_nb_log_set_connect_and_log_use_the_team_log(pg_url, tmp_path, monkeypatch):
     home = tmp_path / "shared"

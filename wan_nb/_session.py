@@ -70,6 +70,7 @@ from ._wire import Task
 SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
 INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the server was told first)
 RECORD_RETRY_S = (0.5, 10.0)  # a refused write of what the server did is tried again: first wait, longest wait
+CLAIM_RETRY_S = 10.0  # a claim the log refused for now (a dropped database connection) is tried again this long
 # what a run's state says about its money, for "…, not yet recorded: <why>"
 _MONEY_WORD = {**dict.fromkeys(S.BILLED, "billed"), **dict.fromkeys(S.REFUNDED, "refunded"),
                **dict.fromkeys(S.MAYBE_BILLED, "may be billed"), S.ERROR: "not sent"}
@@ -203,6 +204,23 @@ class Session:
                 note(None)
             return done
 
+    async def _claim_write(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T | None:
+        """A write before anything is sent (the claim, its inputs): one the log refuses for
+        now (a team's database connection dropped mid-transaction) is tried again for up to
+        ``CLAIM_RETRY_S``; a claim is idempotent (same run id, same key). Past that, the run
+        fails with nothing sent and nothing billed."""
+        deadline = time.monotonic() + CLAIM_RETRY_S
+        delay, longest = RECORD_RETRY_S
+        while True:
+            try:
+                return await self._write(fn, *args, **kw)
+            except LogWriteError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; trying again in %.1f s (nothing sent yet)", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+
     def _write_later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Queue a write in order, not waited for (progress: the next write lands after it)."""
         self.writer.submit(fn, *args, **kw)
@@ -288,12 +306,12 @@ class Session:
         try:
             placed = await self._place_inputs(request)
             key = placed.idempotency_key(salt)
-            row = await self._write(self.writer.claim_run, {
+            row = await self._claim_write(self.writer.claim_run, {
                 **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
                 "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
             won = row is not None and row["run_id"] == run_id
             if won and placed.images:
-                await self._write(self.writer.add_inputs, run_id, placed.images)
+                await self._claim_write(self.writer.add_inputs, run_id, placed.images)
         except BaseException as exc:
             self.budget.settle(run_id, request.cost_quota, S.ERROR, 0)
             if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
