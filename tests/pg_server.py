@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 ROLE = "wan_team"
 
 
@@ -55,6 +53,8 @@ def missing_reason() -> str | None:
 
 def unavailable(reason: str) -> None:
     """Skip here; fail under CI, which must run every test."""
+    import pytest  # beside its use: benchmarks/log_postgres starts a server with this module, without pytest
+
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL tests cannot run under CI: {reason}")
     pytest.skip(reason)
