@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -257,6 +258,38 @@ def test_two_machines_run_the_same_sweep_at_once_and_each_cell_is_billed_once(pg
           f"{ {u: sum(r['user'] == u for r in rows) for u in ('ann', 'bob')} }")
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_machine_killed_mid_sweep_is_taken_over_by_another_and_each_cell_is_billed_once(pg_url, tmp_path):
+    home, go = tmp_path / "shared", tmp_path / "go"
+    go.touch()
+    with Simulator(latency=1.0, concurrency=4) as sim:
+        ann = subprocess.Popen([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
+                               env=_env(WAN_NB_USER="ann", WAN_NB_LOG=pg_url), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while sim.ledger()["submitted"] < 4:
+            assert time.monotonic() < deadline and ann.poll() is None, "ann's machine submits"
+            time.sleep(0.02)
+        ann.send_signal(signal.SIGKILL)  # the machine dies with tasks in flight, rows claimed
+        ann.wait()
+        killed_at = sim.ledger()["submitted"]
+        assert 4 <= killed_at < 12, "the kill must land mid-sweep"
+        bob = subprocess.run([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
+                             env=_env(WAN_NB_USER="bob", WAN_NB_LOG=pg_url), capture_output=True, text=True,
+                             timeout=180)
+        assert "DONE 12" in bob.stdout, bob.stderr[-3000:]
+        ledger = sim.ledger()
+    assert ledger["submitted"] == 12 and ledger["billed_quota"] == 12 * _spec.UNIT_QUOTA, ledger
+    log = Log(pg_url, home=home)
+    runs = log.runs()
+    assert len(runs) == 12 and (runs["status"] == "completed").all() and runs["task_id"].nunique() == 12
+    assert set(runs["user"]) == {"ann", "bob"}  # ann's claims, taken over by bob, keep who started them
+    assert log.spend().loc["all", "billed_quota"] == ledger["billed_quota"]
+    assert all(Path(p).is_file() for ps in runs["paths"] for p in ps)
+    log.close()
+
+
 # -- copy_to ---------------------------------------------------------------------------------------
 
 
@@ -392,6 +425,7 @@ def _texts(exc: BaseException | None) -> list[str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_the_password_appears_in_no_message_repr_exception_or_log_line(pg, pg_url, tmp_path, capfd):
     password = pg.password
     assert password in pg_url
