@@ -51,10 +51,11 @@ RECONNECT_S = 30.0  # a server that went away is waited for this long when a tra
 CONNECT_TIMEOUT_S = 10  # one attempt to reach the server
 MAX_IDLE = 2  # connections a process keeps open between transactions (the rest are closed after use)
 WRITE_LOCK = 0x77616E5F6E62  # the advisory lock every write transaction takes ("wan_nb")
-# driver messages that no waiting will change (the others: the server is away, restarting, full)
+# driver messages that no waiting will change; the others are waited out
+# (too many clients, a server starting or shutting down, a refused or dropped connection)
 _PERMANENT = ("password authentication failed", "no password supplied", "does not exist",
               "could not translate host name", "invalid ", "not permitted", "permission denied",
-              "unsupported", "SSL", "role ")
+              "unsupported", "SSL is not enabled", "certificate")
 
 
 def driver() -> Any:
@@ -261,8 +262,10 @@ class PostgresEngine:
         elif state.startswith("53"):
             why = f"the database server is out of resources ({detail})"
         elif connecting or isinstance(exc, psycopg.OperationalError) or state.startswith(("08", "57")):
-            if any(p in detail for p in _PERMANENT):  # no waiting changes it: a setting to fix
+            if any(p in detail for p in _PERMANENT) and self._patience == 0.0:  # opening: a setting to fix
                 return ConfigError(f"the log {self.label} cannot be opened: {detail}")
+            # once open, even a refused login (a password changed under a running sweep) is a write
+            # that did not land: what the server billed is kept and written again once it can be
             why = f"the database server at {self.host} cannot be reached ({detail})"
         else:
             return exc  # a programming error (bad SQL): not the user's to handle
