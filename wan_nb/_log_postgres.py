@@ -140,6 +140,7 @@ class PostgresEngine:
         self._opened: list[Any] = []  # every open connection (closed by close(), or when the engine is dropped)
         self._inherited: list[Any] = []  # a forked child's copy of its parent's: never used, never closed here
         self._pid = os.getpid()
+        self._generation = 0  # bumped by close(): a connection taken before it is closed when given back
         # a Log dropped without close() (wan.log().runs() in a notebook) still closes its connections
         self._finalizer = weakref.finalize(self, _close_all, self._opened, self._lock)
         self._patience = 0.0  # opening: a server that is not there is said at once
@@ -185,12 +186,12 @@ class PostgresEngine:
             conn = self._idle.pop() if self._idle else None
         return conn if conn is not None and not conn.closed else self._connect(patience)
 
-    def _give(self, conn: Any) -> None:
+    def _give(self, conn: Any, generation: int) -> None:
         """A connection back after its transaction: kept if few are idle (a team's kernels
-        share the server's max_connections), else closed."""
+        share the server's max_connections) and the engine was not closed meanwhile, else closed."""
         if not (conn.closed or conn.broken):
             with self._lock:
-                if len(self._idle) < MAX_IDLE and self._pid == os.getpid():
+                if len(self._idle) < MAX_IDLE and self._pid == os.getpid() and generation == self._generation:
                     self._idle.append(conn)
                     return
         self._discard(conn)
@@ -202,10 +203,11 @@ class PostgresEngine:
             if conn in self._opened:
                 self._opened.remove(conn)
 
-    def _begin(self, write: bool) -> Any:
-        """BEGIN on a connection (writes: under the log's write lock); a connection the server
-        dropped since its last use is made again, once."""
+    def _begin(self, write: bool) -> tuple[Any, int]:
+        """BEGIN on a connection (writes: under the log's write lock), and the engine's generation
+        it was taken in; a connection the server dropped since its last use is made again, once."""
         psycopg = self._psycopg
+        generation = self._generation
         begin = (f"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_S * 1000)}; "
                  f"SELECT pg_advisory_xact_lock({WRITE_LOCK})" if write
                  else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -213,7 +215,7 @@ class PostgresEngine:
             conn = self._take(self._patience)
             try:
                 conn.execute(begin)
-                return conn
+                return conn, generation
             except psycopg.Error as exc:
                 if conn.broken or conn.closed:  # the server went away since the last transaction:
                     with self._lock:  # so did the other idle connections' sessions
@@ -225,7 +227,7 @@ class PostgresEngine:
                 else:
                     with suppress(psycopg.Error):
                         conn.execute("ROLLBACK")
-                    self._give(conn)
+                    self._give(conn, generation)
                 raise self._translated(exc, write) from None
         raise AssertionError("unreachable")
 
@@ -234,7 +236,7 @@ class PostgresEngine:
         """One transaction; the driver's errors leave as wan_nb's (see ``_translated``), a
         refused row (``integrity_error``) is left to the caller, who knows which key it was."""
         psycopg = self._psycopg
-        conn = self._begin(write)
+        conn, generation = self._begin(write)
         try:
             yield PgConnection(conn)
             conn.execute("COMMIT")
@@ -246,7 +248,7 @@ class PostgresEngine:
                 raise self._translated(exc, write) from None
             raise
         finally:
-            self._give(conn)
+            self._give(conn, generation)
 
     def _translated(self, exc: Exception, write: bool, connecting: bool = False) -> Exception:
         """The driver's error as the user should read it: the log and its host named, the
@@ -272,10 +274,13 @@ class PostgresEngine:
         return LogWriteError(f"the log {self.label} could not be {verb}: {why}", why)
 
     def close(self) -> None:
-        """Close every connection this engine opened; a later transaction opens one again."""
+        """Close the idle connections now and the busy ones when their transaction ends (another
+        thread's read is never cut off); a later transaction opens one again."""
         with self._lock:
-            self._idle.clear()
-        _close_all(self._opened, self._lock)
+            idle, self._idle[:] = self._idle[:], []
+            self._generation += 1
+        for conn in idle:
+            self._discard(conn)
 
     # -- schema ------------------------------------------------------------------------
     def _open(self) -> int:

@@ -162,7 +162,6 @@ class Session:
         finally:
             if self.simulator is not None:
                 self.simulator.stop()
-            self.log.close()  # its connections (a later read opens them again)
 
     # -- the log, off the event loop -----------------------------------------------
     async def _write(self, fn: Callable[..., T], *args: Any, within: float | None = None, **kw: Any) -> T | None:
