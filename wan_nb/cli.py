@@ -150,11 +150,12 @@ def _connect(home: str | None, latency: float) -> Any:
     return wan.connect(home=home, latency=latency)
 
 
-def _where(home: Path) -> list[str]:
+def _where(home: Path, log: str | None = None) -> list[str]:
+    """Where a session's files and log are (``log``: a team's log, named without its password)."""
     return [
         f"images:     {home / 'images'}",
         f"thumbnails: {home / 'thumbs'}",
-        f"log:        {home / 'log.sqlite'}",
+        f"log:        {log or home / 'log.sqlite'}",
     ]
 
 
@@ -210,7 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = Path(sess.home).absolute()
     n_runs = sess.log.count()
     _out(f"done: {files} image file(s), spent {usd(spent)}{billed}")
-    for line in _where(home):
+    for line in _where(home, sess.log.location):
         _out(line + (f"  ({n_runs} run(s))" if line.startswith("log:") else ""))
     _out(f"report:     {PROG} export --home {home} --html report.html")
     return 0
@@ -333,7 +334,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _out(f"  {c.status}: {cell_label(c.coords, 40)}: {_one_line(Exception(c.error or 'no result'))}")
     if counts["completed"] < total:
         _out("  run the same command again to retry only these; finished cells are not paid for twice")
-    for line in _where(Path(sess.home).absolute()):
+    for line in _where(Path(sess.home).absolute(), sess.log.location):
         _out(line)
     return 0 if counts["completed"] == total else 1
 
