@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import threading
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -288,6 +290,50 @@ def test_a_machine_killed_mid_sweep_is_taken_over_by_another_and_each_cell_is_bi
     assert log.spend().loc["all", "billed_quota"] == ledger["billed_quota"]
     assert all(Path(p).is_file() for ps in runs["paths"] for p in ps)
     log.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_sweep_on_a_big_team_log_reads_through_indexes(pg_url, tmp_path, monkeypatch):
+    """Every statement a sweep sends to PostgreSQL has an index to serve it: planned with
+    sequential scans switched off, none still scans runs or images (the planner would pick a
+    scan on a small table anyway; this asks whether it could do without one)."""
+    from test_log_query import _rows
+
+    home = tmp_path / "shared"
+    Log(pg_url, home=home).add_runs(_rows(3000))
+    sent: list[tuple[str, list[Any]]] = []
+    real = _log_postgres.PgConnection.execute
+
+    def traced(self, sql, params=()):
+        params = list(params)
+        sent.append((sql, params))
+        return real(self, sql, params)
+
+    monkeypatch.setattr(_log_postgres.PgConnection, "execute", traced)
+    with Simulator(latency=0.05, concurrency=4) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=home, log=pg_url, quiet=True)
+        try:
+            sw = wan.sweep("a {style} fox", style=["ink", "oil"], seed=[1, 2, 3], resolution="1K", quiet=True).wait()
+            again = wan.sweep("a {style} fox", style=["ink", "oil"], seed=[1, 2, 3], resolution="1K", quiet=True).wait()
+        finally:
+            sess.close()
+    monkeypatch.undo()
+    assert sw.counts()["completed"] == 6 and again.counts()["completed"] == 6
+    queries = {(q, tuple(p)) for q, p in sent if q.lstrip().upper().startswith(("SELECT", "UPDATE"))
+               and "pg_class" not in q and "FROM meta" not in q}
+    assert len(queries) > 10
+    log = Log(pg_url, home=home)
+    scans = {}
+    with log._engine.transaction(write=False) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")
+        for sql, params in queries:
+            plan = " | ".join(r[0] for r in conn.execute("EXPLAIN " + sql, list(params)).fetchall())
+            if re.search(r"Seq Scan on (runs|images)\b", plan):
+                scans[sql] = plan
+    log.close()
+    print(f"{len(queries)} statements planned, {len(scans)} with a scan")
+    assert not scans, "scans on a sweep's way:\n" + "\n".join(f"{s}\n  -> {p}" for s, p in scans.items())
 
 
 # -- copy_to ---------------------------------------------------------------------------------------
