@@ -27,7 +27,8 @@ Debian package lists, when ``apt-cache`` is present. Every notebook is then exec
 that environment by its own ``jupyter nbconvert``, one after another in one folder as a
 Binder user would run them, with no API key; the widget front ends must be listed by
 ``jupyter labextension list``; and the Binder command serves the quickstart at the URL
-the README gives.
+the README gives, and the studio app through Voilà (a server extension the ``lab`` extra
+installs) at the README's ``voila/render`` URL.
 
 Slow (a fresh environment, ~2-3 minutes); marked ``binder`` so it can be left out while
 developing with ``-m "not binder"``. CI runs it.
@@ -35,6 +36,7 @@ developing with ``-m "not binder"``. CI runs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +49,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -224,9 +227,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, timeout: float = 10) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, ""
@@ -234,16 +237,18 @@ def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-def test_binder_command_opens_the_quickstart(binder_env: BinderEnv) -> None:
-    """Binder runs ``jupyter notebook`` in the repository; the README's link opens the quickstart."""
+@contextlib.contextmanager
+def _binder_server(binder_env: BinderEnv) -> Iterator[tuple[str, str]]:
+    """Binder's command (``jupyter notebook`` in the repository) on loopback: (base URL, token)."""
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [binder_env.tool("jupyter"), "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.root_dir={REPO}", f"--IdentityProvider.token={token}", "--ServerApp.password="]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     server_log = binder_env.scratch / "server.log"
+    env = {**binder_env.env, "WAN_NB_HOME": str(binder_env.scratch / "server_runs")}  # not into the repository
     with open(server_log, "w") as log:
-        server = subprocess.Popen(cmd, env=binder_env.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        server = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -252,16 +257,33 @@ def test_binder_command_opens_the_quickstart(binder_env: BinderEnv) -> None:
             assert server.poll() is None, server_log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the Binder command did not answer /api/status"
             time.sleep(0.5)
+        yield base, token
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server shuts its kernels down
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_binder_command_opens_the_quickstart(binder_env: BinderEnv) -> None:
+    """Binder runs ``jupyter notebook`` in the repository; the README's link opens the quickstart."""
+    with _binder_server(binder_env) as (base, token):
         status, page = _get(f"{base}/lab/tree/notebooks/quickstart.ipynb?token={token}")
         assert status == 200 and "JupyterLab" in page
         status, body = _get(f"{base}/api/contents/notebooks/quickstart.ipynb?token={token}&content=0")
         assert status == 200 and json.loads(body)["type"] == "notebook"
         status, body = _get(f"{base}/api/kernelspecs?token={token}")
         assert status == 200 and "python3" in json.loads(body)["kernelspecs"]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+
+
+def test_binder_renders_the_studio_through_voila(binder_env: BinderEnv) -> None:
+    """The README's studio link (``urlpath=voila/render/notebooks/studio.ipynb``): Voilà, installed by
+    the ``lab`` extra, runs the notebook in Binder's server and sends the app, with no error."""
+    with _binder_server(binder_env) as (base, token):
+        status, page = _get(f"{base}/voila/render/notebooks/studio.ipynb?token={token}", timeout=180)
+    assert status == 200, status
+    assert "wan-studio" in page and "Simulator" in page, page[-2000:]
+    for failure in ("There was an error when executing cell", "Traceback", "Error displaying widget"):
+        assert failure not in page

@@ -286,3 +286,84 @@ def test_sweep_above_the_default_per_sweep_budget_needs_yes(cli) -> None:
     assert_user_error(proc, "default per-sweep budget of $2.00", "--yes", "nothing was sent")
     log = cli.home / "log.sqlite"
     assert not log.exists() or len(Log(log).runs()) == 0  # nothing was logged, so nothing was sent
+
+
+# ----------------------------------------------------------------- studio
+
+
+@pytest.mark.parametrize("base_url", [None, "http://127.0.0.1:9/v1"], ids=["hosted", "loopback"])
+def test_studio_with_a_key_and_no_budget_refuses_to_start(cli, base_url: str | None) -> None:
+    """Whatever the base URL, a key means money: no budget, no studio (and nothing started)."""
+    env = _env(cli.home)
+    env.pop("WAN_NB_BUDGET_USD", None)
+    env["WAVE_API_KEY"] = "not-a-real-key-2718281828"
+    if base_url:
+        env["WAN_NB_BASE_URL"] = base_url
+    proc = cli("studio", "--port", "0", env=env)
+    line = assert_user_error(proc, "WAVE_API_KEY is set", "--budget USD or WAN_NB_BUDGET_USD", "nothing was started")
+    assert "2718281828" not in line + proc.stdout
+    assert "Voil" not in proc.stderr.replace(line, "") and not cli.home.exists()  # nothing ran, nothing written
+    assert_user_error(cli("studio", "--budget", "ten", env=env), "--budget must be a number of dollars")
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at ``port`` (Linux /proc: no tools needed)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port and len(addr) == width:
+                found.add(addr)
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_studio_serves_on_loopback_with_a_token_and_stops_on_sigterm(cli, tmp_path: Path) -> None:
+    """``wan-nb studio`` in a fresh folder: the packaged notebook on 127.0.0.1, the URL printed
+    with its token, the page refused without it; SIGTERM stops Voilà and its kernel."""
+    import http.client
+    import signal
+    import time
+
+    env = _env(cli.home)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+        (tmp_path / var.lower()).mkdir()
+        env[var] = str(tmp_path / var.lower())
+    out = tmp_path / "out.txt"
+    with open(out, "w") as o:
+        proc = subprocess.Popen([sys.executable, "-m", "wan_nb", "studio", "--port", "0"], cwd=tmp_path, env=env,
+                                stdout=o, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (m := re.search(r"^wan-nb studio: (http://\S+)$", out.read_text(), flags=re.M)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        url = m.group(1)
+        port = int(re.match(r"http://127\.0\.0\.1:(\d+)/\?token=[0-9a-f]{48}$", url).group(1))
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        assert "nothing is billed" in out.read_text() and str(cli.home.resolve()) in out.read_text()
+        for path in ("/", "/voila/render/studio.ipynb"):  # no token: sent to the login page, not the app
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            assert answer.status in (302, 403) and "wan-studio" not in answer.read().decode(), (path, answer.status)
+            conn.close()
+        with urllib.request.urlopen(url, timeout=90) as resp:  # the app: Voilà runs the notebook
+            page = resp.read().decode("utf-8", "replace")
+        assert "wan-studio" in page and "Traceback" not in page
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+    assert code == 0, stderr
+    assert "Kernel shutdown" in stderr or "Kernel started" not in stderr  # Voilà shut its kernel down

@@ -41,7 +41,7 @@ COST_CLAIM = re.compile(r"makes\s+(\d+)\s+images,\s+about\s+\$(\d+\.\d\d)")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_MIMES = ("text/html", "image/png")  # what a viewer without a kernel can show
-WRITES = ("wan_runs", "report.html", "exports")  # what the notebooks write in their working folder
+WRITES = ("wan_runs", "report.html", "favourites.html", "exports")  # what the notebooks write in their working folder
 # Notebooks that send input images: on the real API those must travel as public URLs.
 SENDS_IMAGES = re.compile(r"wan\.(image2image|edit|reference|interactive_edit)\(")
 IMAGE_NOTEBOOKS = [p for p in NOTEBOOKS
@@ -244,7 +244,9 @@ FALLBACKS = {
     "wan-form-static": "a form",
     "wan-sweep-form-static": "the sweep form",
     "wan-explore-static": "the log explorer",
+    "wan-compare-static": "the image compare",
     'class="wan-grid"': "a sweep's live grid",
+    "wan-studio-static": "the studio",
 }
 
 
@@ -352,7 +354,8 @@ def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.T
 def test_exported_html_covers_every_widget() -> None:
     """The notebooks between them show every widget, so the test above sees each fallback."""
     sources = "\n".join(c.source for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells)
-    for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep("):
+    for call in ("wan.BBoxDrawer(", "wan.PaletteEditor(", ".form(", "wan.sweep_form(", ".explore(", "wan.sweep(",
+                 "wan.ImageCompare(", "wan.studio("):
         assert call in sources, f"no notebook shows {call}"
 
 
@@ -535,3 +538,28 @@ def test_interactive_notebook_generates_from_the_form(interactive: Executed) -> 
     assert "wan-form-static" in static and "[[[980,90,1300,420]]]" in static and "wan-result" in static
     (only_static,) = interactive.rich(interactive.cell("HTML(f.static_html())"), "text/html", of="<IPython")
     assert "wan-form-static" in only_static and "a lighthouse on the far shore" in only_static
+
+
+# ----------------------------------------------------------------- 07: choosing
+
+CHOOSING = REPO / "notebooks" / "07_choosing.ipynb"
+
+
+@pytest.fixture(scope="module")
+def choosing(tmp_path_factory: pytest.TempPathFactory) -> Executed:
+    return execute(CHOOSING, tmp_path_factory)
+
+
+def test_choosing_notebook_reports_exactly_the_favourites(choosing: Executed) -> None:
+    favourites = set(Log(choosing.home / "log.sqlite").runs(where="stars >= 4")["run_id"])
+    page = (choosing.folder / "favourites.html").read_text(encoding="utf-8")
+    assert len(favourites) == 3 and set(re.findall(r'<tr id="run-([^"]+)"', page)) == favourites
+    assert "holds 3 runs: exactly the 3 rated 4 or more" in choosing.stdout(choosing.cell('export_html("favourites'))
+
+
+def test_choosing_notebook_shows_the_stars_without_a_kernel(choosing: Executed) -> None:
+    (static,) = choosing.rich(choosing.cell("x = log.explore("), "text/html")
+    assert "wan-explore-static" in static and 'title="5 stars"' in static and "★★★★★" in static
+    assert choosing.rich(choosing.cell("x = log.explore("), WIDGET_VIEW), "the explorer is a live widget"
+    page = _exported(choosing.nb, widget_state=False)  # a notebook saved in JupyterLab, through nbconvert
+    assert 'title="5 stars"' in page and 'title="4 stars"' in page

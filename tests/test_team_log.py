@@ -162,6 +162,11 @@ def test_the_explorer_reads_a_team_log_and_lays_it_out_by_user(pg_url, tmp_path)
     assert x.grid.row_values == ["ann", "bob"] and x.grid.col_values == [0, 1, 2]
     x.prompt.value = "FOX"  # "prompt has": strpos over upper() in PostgreSQL
     assert sum(len(c.items) for c in x.grid.cells.values()) == 12
+    assert list(x.user.options)[1:] == ["ann", "bob"]
+    x.user.value = "bob"  # the user filter: only bob's runs
+    assert x.filters["user"] == "bob" and set(x.runs()["user"]) == {"bob"}
+    assert {it.run_id for c in x.grid.cells.values() for it in c.items} == {f"r{i}" for i in range(1, 12, 2)}
+    assert log.explore(user="ann").filters == {"user": "ann"}
     assert log.distinct("user") == ["ann", "bob"] and log.count(user="bob") == 6
     log.close()
 

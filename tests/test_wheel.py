@@ -108,7 +108,7 @@ def installed(built: Built, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def test_the_sdist_carries_the_licence_readme_and_changelog(built: Built) -> None:
     names = built.sdist_names()
     for wanted in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "wan_nb/__init__.py",
-                   "wan_nb/py.typed", "wan_nb/sim/__init__.py"):
+                   "wan_nb/py.typed", "wan_nb/sim/__init__.py", "wan_nb/app/studio.ipynb"):
         assert wanted in names, f"{wanted} is not in {built.sdist.name}"
     assert not [n for n in names if n.startswith(("tests/", ".venv/", "wan_runs/"))], "the sdist ships no tests"
 
@@ -116,6 +116,7 @@ def test_the_sdist_carries_the_licence_readme_and_changelog(built: Built) -> Non
 def test_the_wheel_has_py_typed_the_simulator_and_no_tests(built: Built) -> None:
     names = built.wheel_names()
     assert "wan_nb/py.typed" in names
+    assert "wan_nb/app/studio.ipynb" in names, "wan-nb studio serves the notebook shipped in the package"
     assert {"wan_nb/sim/__init__.py", "wan_nb/sim/__main__.py", "wan_nb/__main__.py", "wan_nb/cli.py"} <= set(names)
     stray = [n for n in names if not n.startswith(("wan_nb/", "wan_nb-"))]
     assert not stray, f"outside the package: {stray}"  # tests/, benchmarks/, notebooks/ stay out
@@ -168,3 +169,40 @@ def test_type_checkers_read_the_installed_package(installed: tuple[Path, dict[st
     out = done.stdout + done.stderr
     assert "py.typed" not in out and "missing library stubs" not in out, out
     assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in out, out
+
+
+@pytest.mark.timeout(INSTALL_TIMEOUT + 300)
+def test_the_installed_wheel_serves_the_studio_from_any_folder(installed: tuple[Path, dict[str, str], Path]) -> None:
+    """``wan-nb studio`` from the wheel: without Voilà it says how to get it; with Voilà (the
+    ``lab`` extra's part that serves it) it serves the notebook shipped in the package."""
+    import re
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    venv, env, work = installed
+    env = {**env, **{f"JUPYTER_{name.upper()}_DIR": str(work.parent / f"jupyter_{name}")
+                     for name in ("runtime", "config", "data")}}
+    studio = [str(venv / "bin" / "wan-nb"), "studio", "--port", "0"]
+    refused = _run(studio, env=env, cwd=work, timeout=60, ok=False)
+    assert refused.returncode == 2 and "is not installed: pip install 'wan_nb[lab]'" in refused.stderr
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile",
+          "--disable-pip-version-check", "voila>=0.5,<0.6", "ipykernel"], env=env, cwd=work, timeout=INSTALL_TIMEOUT)
+    out = work / "studio.out"
+    with open(out, "w") as o:
+        proc = subprocess.Popen(studio, env=env, cwd=work, stdout=o, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (m := re.search(r"^wan-nb studio: (http://\S+)$", out.read_text(), flags=re.M)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.3)
+        with urllib.request.urlopen(m.group(1), timeout=120) as resp:
+            page = resp.read().decode("utf-8", "replace")
+        assert "wan-studio" in page and "Traceback" not in page, page[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        proc.stderr.close()
+    assert (work / "wan_runs").is_dir()  # the studio's runs go to the folder it was started in

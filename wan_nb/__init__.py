@@ -53,6 +53,7 @@ if typing.TYPE_CHECKING:
     from ._explore import LogExplorer
     from ._form import Form, form
     from ._palette import PaletteEditor, palette_from_image
+    from ._studio import Studio, studio
     from ._sweep_form import SweepForm, sweep_form
 
 from ._version import __version__ as __version__
@@ -60,7 +61,7 @@ from ._version import __version__ as __version__
 # The widgets load on first use: scripts, the CLI and the simulator never need ipycanvas.
 _LAZY = {"BBoxDrawer": "._bbox", "PaletteEditor": "._palette", "palette_from_image": "._palette",
          "Form": "._form", "form": "._form", "SweepForm": "._sweep_form", "sweep_form": "._sweep_form",
-         "LogExplorer": "._explore", "ImageCompare": "._compare"}
+         "LogExplorer": "._explore", "ImageCompare": "._compare", "Studio": "._studio", "studio": "._studio"}
 
 
 def _form_of(function: typing.Any, mode: str | None) -> None:
@@ -174,6 +175,7 @@ __all__ = [
     "Session",
     "Store",
     "StoredImage",
+    "Studio",
     "Sweep",
     "SweepCell",
     "SweepForm",
@@ -203,6 +205,7 @@ __all__ = [
     "run",
     "session",
     "set_budget",
+    "studio",
     "sweep",
     "sweep_form",
     "vary",

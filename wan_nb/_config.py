@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import math
 import os
 import re
 import threading
@@ -24,6 +25,7 @@ ENV_BASE_URL = "WAN_NB_BASE_URL"
 ENV_HOME = "WAN_NB_HOME"
 ENV_USER = "WAN_NB_USER"
 ENV_LOG = "WAN_NB_LOG"
+ENV_BUDGET = "WAN_NB_BUDGET_USD"  # the studio's session budget (wan-nb studio --budget puts it here)
 
 DEFAULT_BASE_URL = "https://www.qingbo.dev/v1"
 DEFAULT_HOME = "wan_runs"
@@ -49,6 +51,20 @@ def explicit_base_url(value: str | None = None) -> str | None:
     """The base URL the user chose (argument or environment), None for the default."""
     chosen = value or os.environ.get(ENV_BASE_URL)
     return chosen.rstrip("/") if chosen else None
+
+
+def budget_usd() -> float | None:
+    """``WAN_NB_BUDGET_USD`` as dollars (None when unset); ValueError naming it when it is no budget."""
+    text = os.environ.get(ENV_BUDGET, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{ENV_BUDGET} must be a number of dollars, 0 or more (got {text!r})")
+    return value
 
 
 def user(value: str | None = None) -> str:

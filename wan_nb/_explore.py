@@ -25,14 +25,17 @@ import ipywidgets as widgets
 import pandas as pd
 
 from . import _log_schema as schema
-from ._exceptions import RequestError
+from ._compare import ImageCompare
+from ._curation import MAX_STARS, TAG_TEXT, check_stars, check_tags
+from ._exceptions import RequestError, WanError
 from ._grid import Grid, cell_key, hashable
 from ._html_parts import FONT, esc, format_value, short
 from ._report import (
     _plain,
     grid_from_frame,
 )
-from ._tiles import CellItem
+from ._stars import StarRating, reason, stylesheet
+from ._tiles import CellItem, stars_text
 
 if TYPE_CHECKING:
     from ._log import Log  # annotations only: Log.explore() opens this widget
@@ -44,6 +47,14 @@ MAX_IMAGES = 48  # thumbnails sent per page at most
 FULL_IMAGES = 4  # full-size images shown for one run at most
 LABEL_CHARS = 60
 AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit", "user")  # also offered as rows / columns (user: who ran it)
+STACK_KEYS = tuple(p for p in schema.PARAMETERS if p != "seed")  # runs equal in these differ only in seed
+SEEDS = "seed (stacked)"  # the axis that stands for seed while seeds are stacked: one value
+ALL_SEEDS = "all seeds"
+OPTIONS = ("rows", "cols", "sweep_id", "action", "status", "user", "prompt", "since", "until", "min_stars", "tag",
+           "stack_seeds")
+# The pick switch shows a glyph; its text ("pick to compare") stays its accessible name.
+PICK_CSS = (".wan-explore-pick.widget-toggle-button{font-size:0;min-width:0;padding:0}"
+            '.wan-explore-pick.widget-toggle-button::before{content:"⇆";content:"⇆" / "";font-size:15px}')
 
 
 def _axis_options(log: Log) -> list[str]:
@@ -52,10 +63,12 @@ def _axis_options(log: Log) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _selection(since: _dt.date | None, until: _dt.date | None, text: str) -> str | None:
-    """A ``where`` string for the date range and "prompt contains" (case-insensitive, plain
-    text): one the log runs as indexed SQL."""
+def _selection(since: _dt.date | None, until: _dt.date | None, text: str, min_stars: int = 0) -> str | None:
+    """A ``where`` string for the date range, "prompt contains" (case-insensitive, plain
+    text) and "stars ≥": one the log runs as indexed SQL."""
     parts = []
+    if min_stars:
+        parts.append(f"stars >= {int(min_stars)}")
     if text:
         parts.append(f"prompt.str.contains({text!r}, case=False, regex=False)")
     if since is not None:
@@ -91,11 +104,16 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     ``e.run_log`` (the ``Log``), ``e.rows`` / ``e.cols`` / ``e.filters`` (dropdowns and fields, settable from Python),
     ``e.grid`` (the ``Grid`` of the page shown), ``e.select(run_id)`` (what a click does),
-    ``e.form`` (the form opened from a run), ``e.comparison``.
+    ``e.form`` (the form opened from a run), ``e.comparison``. Choosing: ``e.min_stars``,
+    ``e.tag``, ``e.stack`` (the controls), ``e.stars(run_id)`` (the star controls showing a
+    run), ``e.pick(run_id)`` (two picks open ``e.image_compare``), ``e.stacks`` (the stacks
+    shown: key → run ids), ``e.fan_out(key)`` / ``e.fold(key)``, ``e.add_tags``,
+    ``e.remove_tag``, ``e.set_note``.
     """
 
     def __init__(self, log: Log, rows: str = "prompt", cols: str = "seed", *, page_rows: int = 6,
-                 page_cols: int = 6, max_images: int = MAX_IMAGES, **filters: Any) -> None:
+                 page_cols: int = 6, max_images: int = MAX_IMAGES, stack_seeds: bool = False,
+                 **filters: Any) -> None:
         self.run_log = log
         self.page_rows, self.page_cols, self.max_images = page_rows, page_cols, max_images
         self._row_page = self._col_page = 0
@@ -103,18 +121,39 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.selected: str | None = None
         self.form: Any = None
         self.comparison: Any = None
+        self.image_compare: ImageCompare | None = None
+        self.picked: list[str] = []
+        self.stacks: dict[Any, list[str]] = {}
         self._compare_from: str | None = None
         self._drawing = False
+        self._fanned: set[Any] = set()
+        self._stack_of: dict[str, Any] = {}  # run id -> its stack key (stacking on)
+        self._seed_of: dict[str, Any] = {}
+        self._known_tags: set[str] = set()
+        self._star_controls: dict[str, list[StarRating]] = {}  # run id -> the controls showing it
+        self._detail_stars: StarRating | None = None
+        self._picks: dict[str, list[widgets.ToggleButton]] = {}
+        self._syncing_picks = False
+        self._tags_box = widgets.HBox()
+        self._stars_layout = widgets.Layout(width="auto")
+        self._stars_style = widgets.ToggleButtonsStyle(button_width="18px")  # 5 stars + pick fit a tile's width
 
         self.rows = widgets.Dropdown(description="rows", layout=widgets.Layout(width="230px"))
         self.cols = widgets.Dropdown(description="columns", layout=widgets.Layout(width="230px"))
         self.sweep = widgets.Dropdown(description="sweep", layout=widgets.Layout(width="230px"))
         self.action = widgets.Dropdown(description="action", layout=widgets.Layout(width="230px"))
         self.status = widgets.Dropdown(description="status", layout=widgets.Layout(width="230px"))
+        self.user = widgets.Dropdown(description="user", layout=widgets.Layout(width="230px"))  # who ran it
         self.prompt = widgets.Text(description="prompt has", continuous_update=False,
                                    layout=widgets.Layout(width="300px"))
         self.since = widgets.DatePicker(description="from", layout=widgets.Layout(width="230px"))
         self.until = widgets.DatePicker(description="until", layout=widgets.Layout(width="230px"))
+        self.min_stars = widgets.Dropdown(description="stars ≥", options=[(ANY, 0)] + [
+            (str(k), k) for k in range(1, MAX_STARS + 1)], value=0, layout=widgets.Layout(width="230px"))
+        self.tag = widgets.Combobox(description="tag", placeholder="any tag", ensure_option=False,
+                                    continuous_update=False, layout=widgets.Layout(width="230px"))
+        self.stack = widgets.Checkbox(description="stack seeds", value=bool(stack_seeds), indent=False,
+                                      layout=widgets.Layout(width="150px", margin="0 0 0 12px"))
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="read the log again")
         self.refresh_button.on_click(lambda _: self.refresh())
         self._pager = {name: widgets.Button(description=label, layout=widgets.Layout(width="110px"))
@@ -127,18 +166,22 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.detail = widgets.VBox()
         self.message = widgets.HTML()
         for w, name in ((self.summary, "summary"), (self.grid_box, "grid"), (self.detail, "detail"),
-                        (self.message, "message"), (self.rows, "rows"), (self.cols, "cols")):
+                        (self.message, "message"), (self.rows, "rows"), (self.cols, "cols"),
+                        (self.min_stars, "min-stars"), (self.tag, "tag"), (self.stack, "stack"), (self.user, "user")):
             w.add_class(f"wan-explore-{name}")
         controls = widgets.VBox([
             widgets.HBox([self.rows, self.cols, self.refresh_button]),
-            widgets.HBox([self.sweep, self.action, self.status]),
+            widgets.HBox([self.sweep, self.action, self.status, self.user]),
             widgets.HBox([self.prompt, self.since, self.until]),
+            widgets.HBox([self.min_stars, self.tag, self.stack], layout=widgets.Layout(align_items="center")),
             widgets.HBox([*self._pager.values(), self.summary], layout=widgets.Layout(align_items="center")),
         ])
-        super().__init__([controls, self.message, self.grid_box, self.detail])
+        sheet = stylesheet(PICK_CSS)
+        super().__init__([sheet, controls, self.message, self.grid_box, self.detail])
         self.add_class("wan-explore")
         self.refresh(rows=rows, cols=cols, **filters)
-        for w in (self.rows, self.cols, self.sweep, self.action, self.status, self.prompt, self.since, self.until):
+        for w in (self.rows, self.cols, self.sweep, self.action, self.status, self.user, self.prompt, self.since,
+                  self.until, self.min_stars, self.tag, self.stack):
             w.observe(lambda change, w=w: self._controls_changed(w), "value")
 
     # -- data ---------------------------------------------------------------------------
@@ -159,16 +202,22 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._set_options(self.sweep, sweeps, choices.pop("sweep_id", None))
             self._set_options(self.action, self._present("action"), choices.pop("action", None))
             self._set_options(self.status, self._present("status"), choices.pop("status", None))
+            self._set_options(self.user, self._present("user"), choices.pop("user", None))
             if "prompt" in choices:
                 self.prompt.value = choices.pop("prompt")
             for name in ("since", "until"):
                 if name in choices:
                     getattr(self, name).value = choices.pop(name)
+            if "min_stars" in choices:  # 1-5 (0 or None: any), by the rating's own rule
+                self.min_stars.value = check_stars(choices.pop("min_stars")) or 0
+            if "tag" in choices:
+                self.tag.value = str(choices.pop("tag") or "")
+            if "stack_seeds" in choices:
+                self.stack.value = bool(choices.pop("stack_seeds"))
         finally:
             self._drawing = False
         if choices:
-            raise ValueError(f"unknown explorer option(s): {', '.join(choices)}; filters are sweep_id, action, "
-                             "status, prompt, since, until")
+            raise ValueError(f"unknown explorer option(s): {', '.join(choices)}; options are {', '.join(OPTIONS)}")
         self.draw()
 
     def _present(self, column: str) -> list[str]:
@@ -182,17 +231,20 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     @property
     def filters(self) -> dict[str, Any]:
-        """The filters in force, as ``log.runs()`` takes them (prompt and dates as ``where``)."""
+        """The filters in force, as ``log.runs()`` takes them (prompt, dates and stars as ``where``)."""
         out: dict[str, Any] = {}
-        for name, dropdown in (("sweep_id", self.sweep), ("action", self.action), ("status", self.status)):
+        for name, dropdown in (("sweep_id", self.sweep), ("action", self.action), ("status", self.status),
+                               ("user", self.user)):
             if dropdown.value not in (None, ANY):
                 out[name] = dropdown.value
+        if self.tag.value.strip():
+            out["tag"] = self.tag.value.strip()
         return out
 
     @property
     def where(self) -> str | None:
-        """The date range and "prompt has" as the ``where`` string ``log.runs()`` takes."""
-        return _selection(self.since.value, self.until.value, self.prompt.value.strip())
+        """The date range, "prompt has" and "stars ≥" as the ``where`` string ``log.runs()`` takes."""
+        return _selection(self.since.value, self.until.value, self.prompt.value.strip(), self.min_stars.value)
 
     def runs(self, **more: Any) -> pd.DataFrame:
         """The runs the filters select, oldest first (an indexed query, not the whole log)."""
@@ -203,6 +255,12 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if self._drawing:
             return
         self._row_page = self._col_page = 0  # a new question starts on its first page
+        self._fanned.clear()
+        if widget is self.tag and self.tag.value.strip():
+            try:
+                check_tags([self.tag.value.strip()])
+            except RequestError as exc:
+                self._say(f"⚠ {exc.problems[0].message}")
         self.draw()
 
     def _page(self, direction: str) -> None:
@@ -215,16 +273,19 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """Lay out the selected runs by the chosen rows and columns, one page of them."""
         rows, cols = str(self.rows.value), str(self.cols.value)
         log, where, filters = self.run_log, self.where, self.filters
+        stacking = bool(self.stack.value)
+        folded = {a for a in (rows, cols) if stacking and a == "seed"}  # seeds stacked: one "all seeds" value
         total = log.count(where, **filters)
         if not total:
             self.grid = None
             self.grid_box.children = []
+            self.stacks = {}
             self.summary.value = f"<span style='{FONT};color:#777'>no runs match</span>"
             for b in self._pager.values():
                 b.disabled = True
             return
-        row_values = log.distinct(rows, where, **filters)
-        col_values = log.distinct(cols, where, **filters)
+        row_values = [ALL_SEEDS] if rows in folded else log.distinct(rows, where, **filters)
+        col_values = [ALL_SEEDS] if cols in folded else log.distinct(cols, where, **filters)
         row_pages = max(1, math.ceil(len(row_values) / self.page_rows))
         col_pages = max(1, math.ceil(len(col_values) / self.page_cols))
         self._row_page = min(self._row_page, row_pages - 1)
@@ -236,15 +297,20 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         # only the page's runs are read: its row and column values go to SQL as filters
         # (when an axis is also a filter, or holds lists, SQL reads a little more and pandas keeps the page)
         narrow: dict[str, Any] = {name: values for name, values in ((rows, page_rows), (cols, page_cols))
-                  if name not in filters and all(not isinstance(v, (list, dict)) for v in values)}
+                  if name not in filters and name not in folded
+                  and all(not isinstance(v, (list, dict)) for v in values)}
         df, images = log.frames(where, **filters, **(narrow if rows != cols else {}))
+        if folded:
+            df = df.assign(**{SEEDS: ALL_SEEDS})
+        grid_rows, grid_cols = (SEEDS if rows in folded else rows), (SEEDS if cols in folded else cols)
         mask = [(hashable(_plain(a)) in keep_r and hashable(_plain(b)) in keep_c)
-                for a, b in zip(df[rows], df[cols], strict=True)]
+                for a, b in zip(df[grid_rows], df[grid_cols], strict=True)]
         page = df[mask]
+        self._learn(page)
         # the page's axes in the pager's order (Log.distinct), not in the order runs were claimed
-        shown_r = [v for v in page_rows if hashable(v) in {hashable(_plain(a)) for a in page[rows]}]
-        shown_c = [v for v in page_cols if hashable(v) in {hashable(_plain(b)) for b in page[cols]}]
-        self.grid = grid_from_frame(page, images, rows, cols, title=f"{rows} × {cols}",
+        shown_r = [v for v in page_rows if hashable(v) in {hashable(_plain(a)) for a in page[grid_rows]}]
+        shown_c = [v for v in page_cols if hashable(v) in {hashable(_plain(b)) for b in page[grid_cols]}]
+        self.grid = grid_from_frame(page, images, grid_rows, grid_cols, title=f"{grid_rows} × {grid_cols}",
                                     row_values=shown_r, col_values=shown_c)
         self.grid.legend = {}  # the filters say what is shared; labels say the rest
         self._show_grid(self.grid)
@@ -258,23 +324,73 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             f"of {len(col_values)}</span>"
         )
 
+    def _learn(self, page: pd.DataFrame) -> None:
+        """What the page's runs tell: their tags (offered by the tag filter), seeds and stacks."""
+        for tags in page["tags"]:
+            self._known_tags.update(tags or [])
+        self._show_known_tags()
+        keys = [c for c in STACK_KEYS if c in page.columns]
+        self._stack_of, self._seed_of = {}, {}
+        for rec in page[["run_id", "seed", *keys]].to_dict("records"):
+            self._stack_of[rec["run_id"]] = tuple(hashable(_plain(rec[k])) for k in keys)
+            self._seed_of[rec["run_id"]] = _plain(rec["seed"])
+
+    def _show_known_tags(self) -> None:
+        options = tuple(sorted(self._known_tags, key=str.lower))
+        if options != tuple(self.tag.options):
+            self.tag.options = options
+
+    def _units(self, items: list[CellItem]) -> list[tuple[str, Any, list[CellItem]]]:
+        """A cell's items as what it shows: ("item", None, [item]), ("stack", key, items) for runs
+        that differ only in seed (stacking on, not fanned out), ("fold", key, items) after a fanned
+        stack's items."""
+        if not self.stack.value:
+            return [("item", None, [it]) for it in items]
+        groups: dict[Any, list[CellItem]] = {}
+        for i, it in enumerate(items):
+            key = self._stack_of.get(it.run_id or "")
+            groups.setdefault(key if key is not None else ("item", i), []).append(it)
+        units: list[tuple[str, Any, list[CellItem]]] = []
+        for key, found in groups.items():
+            its = sorted(found, key=self._by_seed)  # a stack's runs in seed order
+            runs = {it.run_id for it in its}
+            if len(runs) < 2:
+                units += [("item", None, [it]) for it in its]
+            elif key in self._fanned:
+                units += [("item", None, [it]) for it in its] + [("fold", key, its)]
+            else:
+                units.append(("stack", key, its))
+        return units
+
+    def _by_seed(self, item: CellItem) -> tuple[bool, float]:
+        seed = self._seed_of.get(item.run_id or "")
+        return (not isinstance(seed, (int, float)), seed if isinstance(seed, (int, float)) else 0)
+
     def _show_grid(self, grid: Grid) -> None:
         budget = self.max_images
+        self._star_controls = {}
+        self._picks = {}
+        self.stacks = {}
+        if self._detail_stars is not None and self._detail_stars.run_id:
+            self._star_controls[self._detail_stars.run_id] = [self._detail_stars]
         children: list[widgets.Widget] = [self._label(f"{grid.row_name} ↓  {grid.col_name} →", head=True)]
         children += [self._label(format_value(v), head=True) for v in grid.col_values]
         for rv in grid.row_values:
             children.append(self._label(format_value(rv), head=True))
             for cv in grid.col_values:
                 cell = grid.cells.get(cell_key(rv, cv))
-                items = cell.items if cell is not None else []
-                shown = items[: min(PER_CELL, budget)]
+                units = self._units(cell.items if cell is not None else [])
+                faces = [u for u in units if u[0] != "fold"]
+                shown = faces[: min(PER_CELL, budget)]
                 budget -= len(shown)
-                tiles = [self._tile(it) for it in shown]
-                if len(items) > len(shown):
+                tiles = [self._tile(its[0]) if kind == "item" else self._stack_tile(key, its)
+                         for kind, key, its in shown]
+                if len(faces) > len(shown):
                     tiles.append(
-                        widgets.HTML(f"<span style='{FONT};color:#777'>+{len(items) - len(shown)} more</span>")
+                        widgets.HTML(f"<span style='{FONT};color:#777'>+{len(faces) - len(shown)} more</span>")
                     )
-                if not items:
+                tiles += [self._fold_button(key, its) for kind, key, its in units if kind == "fold"]
+                if not faces:
                     tiles = [widgets.HTML("<span style='color:#bbb'>—</span>")]
                 box = widgets.HBox(
                     tiles, layout=widgets.Layout(flex_flow="row wrap", border="1px solid #ddd", padding="2px")
@@ -292,8 +408,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         style = "font-weight:600;background:#fafafa;padding:4px;overflow-wrap:anywhere" if head else ""
         return widgets.HTML(f"<div style='{FONT};{style}' title='{esc(text)}'>{esc(short(text, LABEL_CHARS))}</div>")
 
-    def _tile(self, item: CellItem) -> widgets.Widget:
-        face: widgets.Widget
+    @staticmethod
+    def _face(item: CellItem) -> widgets.Widget:
+        """The thumbnail (its stored file, sent once), or why there is none."""
         data = None
         if item.thumb is not None:
             try:
@@ -301,15 +418,18 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             except OSError:
                 data = None
         if data is not None:
-            face = widgets.Image(
+            return widgets.Image(
                 value=data, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_PX}px", max_height=f"{THUMB_PX}px")
             )
-        else:
-            why = item.error or item.status or "no image"
-            face = widgets.HTML(
-                f"<div style='{FONT};width:{THUMB_PX}px;color:#a00;overflow-wrap:anywhere' "
-                f"title='{esc(why)}'>✕ {esc(short(why, 80))}</div>"
-            )
+        why = item.error or item.status or "no image"
+        return widgets.HTML(
+            f"<div style='{FONT};width:{THUMB_PX}px;color:#a00;overflow-wrap:anywhere' "
+            f"title='{esc(why)}'>✕ {esc(short(why, 80))}</div>"
+        )
+
+    def _tile(self, item: CellItem) -> widgets.Widget:
+        """An image: its thumbnail, a button that shows its run, its stars and a pick switch."""
+        face = self._face(item)
         label = item.caption or (item.run_id or "")[-8:]
         button = widgets.Button(
             description=short(label, 18) or "details",
@@ -318,22 +438,229 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         button.add_class("wan-explore-open")
         button.on_click(lambda _, rid=item.run_id: self.select(rid) if rid else None)
-        tile = widgets.VBox([face, button], layout=widgets.Layout(margin="1px"))
+        choose: list[widgets.Widget] = []
+        if item.run_id:
+            choose = [self._stars_control(item.run_id, item.stars), self._pick_switch(item.run_id)]
+        row = widgets.HBox(choose, layout=widgets.Layout(width=f"{THUMB_PX}px", align_items="center",
+                                                         justify_content="space-between"))
+        tile = widgets.VBox([face, button, row], layout=widgets.Layout(margin="1px"))
         tile.add_class("wan-explore-tile")
         return tile
+
+    def _stack_tile(self, key: Any, items: list[CellItem]) -> widgets.Widget:
+        """Runs that differ only in seed as one tile: the best rated one's picture, "×N seeds"."""
+        runs = list(dict.fromkeys(it.run_id for it in items if it.run_id))
+        self.stacks[key] = runs
+        cover = max(items, key=lambda it: it.stars or 0)  # the first of the best rated
+        seeds = ", ".join(format_value(self._seed_of.get(r)) for r in runs)
+        button = widgets.Button(
+            description=f"×{len(runs)} seeds ▸",
+            tooltip=f"{len(runs)} runs that differ only in their seed ({seeds}): show each of them",
+            layout=widgets.Layout(width=f"{THUMB_PX}px"),
+        )
+        button.add_class("wan-explore-fan")
+        button.on_click(lambda _: self.fan_out(key))
+        best = max((it.stars or 0 for it in items), default=0)
+        said = f"the best of them: {best} star{'s' if best != 1 else ''}" if best else "none of them rated"
+        note = (f"<div style='{FONT};color:#e0a100' title='{said}' aria-label='{said}'>{stars_text(best)}"
+                "<span style='color:#777'> best</span></div>" if best
+                else f"<div style='{FONT};color:#777'>unrated</div>")
+        tile = widgets.VBox([self._face(cover), button, widgets.HTML(note)], layout=widgets.Layout(margin="1px"))
+        tile.add_class("wan-explore-tile")
+        tile.add_class("wan-explore-stack")
+        return tile
+
+    def _fold_button(self, key: Any, items: list[CellItem]) -> widgets.Button:
+        n = len({it.run_id for it in items})
+        button = widgets.Button(description=f"◂ stack ×{n}", tooltip=f"show these {n} runs as one tile again",
+                                layout=widgets.Layout(width="90px"))
+        button.add_class("wan-explore-fold")
+        button.on_click(lambda _: self.fold(key))
+        return button
+
+    def fan_out(self, key: Any) -> None:
+        """Show each run of a stack (what a click on "×N seeds" does)."""
+        self._fanned.add(key)
+        if self.grid is not None:
+            self._show_grid(self.grid)
+
+    def fold(self, key: Any) -> None:
+        """Show a fanned-out stack as one tile again."""
+        self._fanned.discard(key)
+        if self.grid is not None:
+            self._show_grid(self.grid)
+
+    # -- choosing -------------------------------------------------------------------------------
+    def stars(self, run_id: str) -> list[StarRating]:
+        """The star controls that show ``run_id`` now (its tiles, its details)."""
+        return list(self._star_controls.get(run_id, []))
+
+    def _stars_control(self, run_id: str, stars: int | None) -> StarRating:
+        control = StarRating(self.run_log, run_id, stars, message=self.message, layout=self._stars_layout,
+                             style=self._stars_style)
+        control.on_rated(self._rated)
+        self._star_controls.setdefault(run_id, []).append(control)
+        return control
+
+    def _rated(self, run_id: str, stars: int | None) -> None:
+        """A run was rated here: every control and tile showing it follows."""
+        for control in self._star_controls.get(run_id, []):
+            if control.stars != stars:
+                control.show(stars)
+        if self.grid is not None:  # what the static view shows
+            for cell in self.grid.cells.values():
+                for item in cell.items:
+                    if item.run_id == run_id:
+                        item.stars = stars
+
+    def _pick_switch(self, run_id: str) -> widgets.ToggleButton:
+        switch = widgets.ToggleButton(value=run_id in self.picked, description="pick to compare",
+                                      tooltip="pick to compare: pick two runs and they are compared below",
+                                      layout=widgets.Layout(width="26px", height="22px"))
+        switch.add_class("wan-explore-pick")
+        switch.observe(lambda change, rid=run_id: self._pick_changed(rid, change["new"]), "value")
+        self._picks.setdefault(run_id, []).append(switch)
+        return switch
+
+    def _pick_changed(self, run_id: str, on: bool) -> None:
+        if not self._syncing_picks and on != (run_id in self.picked):
+            self.pick(run_id)
+
+    def pick(self, run_id: str) -> None:
+        """Pick a run to compare (what its pick switch does), or unpick it; the second pick
+        compares the two (``wan.ImageCompare`` below the grid) and starts over."""
+        if run_id in self.picked:
+            self.picked.remove(run_id)
+            self._say("")
+        else:
+            self.picked.append(run_id)
+        if len(self.picked) == 2:
+            first, second = self.picked
+            self.picked = []
+            self.compare(first, second)
+        elif self.picked:
+            self._say(f"picked {self.picked[0]}: pick another run to compare them", color="#555")
+        self._syncing_picks = True
+        try:
+            for rid, switches in self._picks.items():
+                for switch in switches:
+                    switch.value = rid in self.picked
+        finally:
+            self._syncing_picks = False
+
+    def compare(self, a: str, b: str) -> ImageCompare | None:
+        """Two runs compared below the grid: ``wan.ImageCompare`` of their first images (swipe,
+        side by side with the fields that differ, diff); ``e.comparison`` is ``Log.compare``'s
+        table (shown instead when a run has no image)."""
+        self.comparison = self.run_log.compare(a, b)
+        rows = [self.run_log.get_run(a), self.run_log.get_run(b)]
+        self.image_compare = None
+        note = ""
+        try:
+            self.image_compare = ImageCompare(rows[0], rows[1])
+        except (WanError, OSError, ValueError) as exc:
+            note = f"<div style='{FONT};color:#8a5a00'>⚠ no picture to compare: {esc(reason(exc))}</div>"
+        head = widgets.HTML(f"<div style='{FONT}'><b>A</b> {esc(a)} · <b>B</b> {esc(b)}</div>{note}")
+        head.add_class("wan-explore-compared")
+        view = self.image_compare if self.image_compare is not None else widgets.HTML(self.comparison._repr_html_())
+        self._say("")
+        self._drop_detail_stars()
+        self.detail.children = [head, view]
+        return self.image_compare
+
+    def add_tags(self, run_id: str, *tags: str) -> list[str]:
+        """Tag a run (what "Add tag" in its details does); returns its tags (the old ones if refused)."""
+        return self._retag(run_id, lambda: self.run_log.tag(run_id, *tags))
+
+    def remove_tag(self, run_id: str, tag: str) -> list[str]:
+        """Remove a tag from a run (what its ✕ does); returns its tags."""
+        return self._retag(run_id, lambda: self.run_log.untag(run_id, tag))
+
+    def _retag(self, run_id: str, change: Any) -> list[str]:
+        try:
+            tags: list[str] = change()
+            self._say("")
+        except Exception as exc:  # noqa: BLE001 - a refused write is shown where the user clicked
+            self._say(f"⚠ could not change the tags of run {run_id}: {reason(exc)}")
+            row = self.run_log.get_run(run_id)
+            tags = list((row or {}).get("tags") or [])
+        self._known_tags.update(tags)
+        self._show_known_tags()
+        if self.selected == run_id:
+            self._tags_box.children = self._tag_widgets(run_id, tags)
+        return tags
+
+    def set_note(self, run_id: str, text: str) -> bool:
+        """Replace a run's note ("" clears it; what "Save note" does); False if the log refused."""
+        try:
+            self.run_log.note(run_id, text)
+        except Exception as exc:  # noqa: BLE001 - a refused write is shown where the user clicked
+            self._say(f"⚠ could not save the note of run {run_id}: {reason(exc)}")
+            return False
+        self._say("note saved", color="#1b5e20")
+        return True
+
+    def _tag_widgets(self, run_id: str, tags: list[str]) -> list[widgets.Widget]:
+        chips = []
+        for tag in tags:
+            chip = widgets.Button(description=f"{tag} ✕", tooltip=f"remove the tag {tag}",
+                                  layout=widgets.Layout(width="auto"))
+            chip.add_class("wan-explore-tag")
+            chip.on_click(lambda _, t=tag: self.remove_tag(run_id, t))
+            chips.append(chip)
+        entry = widgets.Text(placeholder="add a tag", continuous_update=False, layout=widgets.Layout(width="160px"))
+        entry.add_class("wan-explore-new-tag")
+        add = widgets.Button(description="Add tag", icon="tag", tooltip=f"a tag is {TAG_TEXT}; several: space between",
+                             layout=widgets.Layout(width="100px"))
+        add.add_class("wan-explore-add-tag")
+
+        def added(_: Any = None) -> None:
+            text = entry.value.strip()
+            if text:
+                entry.value = ""
+                self.add_tags(run_id, *text.replace(",", " ").split())
+
+        add.on_click(added)
+        entry.observe(added, "value")  # Enter (or leaving the field) adds what was typed
+        return [widgets.HTML(f"<b style='{FONT}'>tags:</b>"), *chips, entry, add]
+
+    def _choice_widgets(self, run_id: str, row: dict[str, Any]) -> list[widgets.Widget]:
+        """A run's stars, tags and note, each changed where it is shown."""
+        self._detail_stars = StarRating(self.run_log, run_id, row.get("stars"), message=self.message)
+        self._detail_stars.on_rated(self._rated)
+        self._star_controls.setdefault(run_id, []).append(self._detail_stars)
+        self._tags_box = widgets.HBox(self._tag_widgets(run_id, list(row.get("tags") or [])),
+                                      layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        self._tags_box.add_class("wan-explore-tags")
+        note = widgets.Textarea(value=row.get("note") or "", placeholder="a note on this run", rows=2,
+                                layout=widgets.Layout(width="420px"))
+        note.add_class("wan-explore-note")
+        save = widgets.Button(description="Save note", icon="save", layout=widgets.Layout(width="110px"))
+        save.add_class("wan-explore-save-note")
+        save.on_click(lambda _: self.set_note(run_id, note.value))
+        stars = widgets.HBox([widgets.HTML(f"<b style='{FONT}'>stars:</b>"), self._detail_stars],
+                             layout=widgets.Layout(align_items="center"))
+        return [stars, self._tags_box, widgets.HBox([note, save], layout=widgets.Layout(align_items="flex-start"))]
+
+    def _drop_detail_stars(self) -> None:
+        shown = self._detail_stars
+        if shown is not None and shown.run_id in self._star_controls:
+            self._star_controls[shown.run_id] = [c for c in self._star_controls[shown.run_id] if c is not shown]
+        self._detail_stars = None
+
+    def _say(self, text: str, color: str = "#b3261e") -> None:
+        self.message.value = f"<span style='{FONT};color:{color}'>{esc(text)}</span>" if text else ""
 
     # -- one run ------------------------------------------------------------------------------
     def select(self, run_id: str) -> None:
         """Show a run (what a click on its image does); in "compare with…" mode, compare with it."""
         if self._compare_from is not None and run_id != self._compare_from:
             first, self._compare_from = self._compare_from, None
-            self.comparison = self.run_log.compare(first, run_id)
-            self.message.value = ""
-            self.detail.children = [widgets.HTML(self.comparison._repr_html_())]
+            self.compare(first, run_id)
             return
         row = self.run_log.get_run(run_id)
         if row is None:
-            self.message.value = f"<span style='{FONT};color:#b3261e'>⚠ no run {esc(run_id)} in the log</span>"
+            self._say(f"⚠ no run {run_id} in the log")
             return
         self.selected = run_id
         made_from = self._made_from(run_id)
@@ -352,9 +679,11 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         )
         compare_button.on_click(lambda _: self.compare_with(run_id))
         full = [self._full_image(Path(im["path"])) for im in row.get("images", [])[:FULL_IMAGES]]
+        self._drop_detail_stars()  # the previous run's details go
         parts = (
             [info]
             + ([lineage] if lineage else [])
+            + self._choice_widgets(run_id, row)
             + [widgets.HBox([open_button, compare_button]), *[f for f in full if f is not None]]
         )
         self.detail.children = parts
@@ -363,7 +692,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         try:
             self.open_in_form(run_id)
         except (FileNotFoundError, RequestError) as exc:
-            self.message.value = f"<span style='{FONT};color:#b3261e'>⚠ {esc(exc)}</span>"
+            self._say(f"⚠ {exc}")
 
     def _made_from(self, run_id: str) -> list[str]:
         try:
@@ -385,9 +714,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def compare_with(self, run_id: str) -> None:
         """Start "compare with…": the next run selected is compared with ``run_id``."""
         self._compare_from = run_id
-        self.message.value = (
-            f"<span style='{FONT};color:#555'>click another image to compare it with {esc(run_id)}</span>"
-        )
+        self._say(f"click another image to compare it with {run_id}", color="#555")
 
     def open_in_form(self, run_id: str) -> Any:
         """A form pre-filled with the run's fields (its images found again on disk), shown below."""
@@ -408,7 +735,10 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         bundle["text/plain"] = repr(self)
         grid = self.grid.to_html_fragment() if self.grid is not None else "<i>no runs match</i>"
-        filters = ", ".join(f"{k}={v}" for k, v in self.filters.items()) or "none"
+        shown = dict(self.filters)
+        if self.min_stars.value:
+            shown["stars ≥"] = self.min_stars.value
+        filters = ", ".join(f"{k}={v}" for k, v in shown.items()) or "none"
         bundle["text/html"] = (
             f"<div class='wan-explore-static' style='{FONT}'><b>wan_nb log explorer</b> "
             f"(static view) · filters: {esc(filters)}{grid}</div>"

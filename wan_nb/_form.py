@@ -42,6 +42,7 @@ from ._request import BoxesInput, HoldsBoxes, PaletteInput, Request
 from ._result import Result
 from ._session import Session, current, session
 from ._spec import AspectRatio, Mode, Resolution
+from ._stars import StarRating, stylesheet
 from ._static_view import LiveFallback
 from ._wire import Task
 
@@ -65,6 +66,10 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     (the ``wan.<mode>(...)`` call of that request), ``f.sweep_code`` (a ``wan.sweep``
     call with a seed axis), ``f.set(**fields)``, ``f.wait()``, ``f.cancel()``.
     """
+
+    # what the cost line says when the session has no budget (the studio, for people who
+    # do not write code, says it without the code)
+    no_budget_hint = " (no session budget: wan.set_budget(usd))"
 
     def __init__(self, mode: str = _spec.GENERATE, **defaults: Any) -> None:
         self._request: Request | None = None
@@ -109,8 +114,9 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self.sweep_button.on_click(lambda _: self._toggle_code("sweep"))
         buttons = widgets.HBox([self.generate_button, self.cancel_button, self.code_button, self.sweep_button,
                                 self.status], layout=widgets.Layout(align_items="center"))
+        self._rating_view()
         super().__init__([self.fields, self.cost, buttons, self.message, self.code_view, self.result_note,
-                          self.output])
+                          self.output, self.rating, stylesheet()])
         self.add_class("wan-form")
         with self.fields.batch():
             self.fields.set(mode=mode, **defaults)
@@ -267,6 +273,28 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self._show_code()
         self.refresh_fallback()  # a saved notebook shows the form as this run left it
 
+    # -- the result's stars --------------------------------------------------------------
+    def _rating_view(self) -> None:
+        """Stars under the result, rating its run (``f.stars``); shown while a result is."""
+        note = widgets.HTML()
+        self.stars = StarRating(message=note)
+        self.rating = widgets.HBox([widgets.HTML(f"<span style='{FONT};color:#555'>rate this result:</span>"),
+                                    self.stars, note],
+                                   layout=widgets.Layout(display="none", align_items="center"))
+        self.rating.add_class("wan-form-rating")
+        self.output.observe(self._result_shown, "value")
+
+    def _result_shown(self, change: Any) -> None:
+        result = self._result if change["new"] else None
+        if result is None or result.log is None:
+            self.stars.attach(None, None)
+            self.rating.layout.display = "none"
+            return
+        self.stars.attach(result.log, result.run_id)
+        self.rating.layout.display = ""
+        # the rating it may have (a run resumed): read off the event loop this may run on
+        threading.Thread(target=self.stars.read, name="wan_nb-form-stars", daemon=True).start()
+
     # -- views of the state -----------------------------------------------------------
     def _elapsed(self) -> str:
         return f"{time.monotonic() - self._started:.0f} s"
@@ -353,7 +381,7 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                     except BudgetError:
                         text += " · <b style='color:#b3261e'>⚠ more than is left: only a cache hit would run</b>"
             else:
-                text += " (no session budget: wan.set_budget(usd))"
+                text += self.no_budget_hint
         self.cost.value = f"<span style='{FONT};color:#333'>{text}</span>"
 
     def _toggle_code(self, kind: str) -> None:

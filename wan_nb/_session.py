@@ -42,6 +42,7 @@ from . import _config, _spec
 from . import _states as S
 from ._budget import Budget
 from ._client import AsyncClient, Client, Uploader
+from ._colab import enable_in_colab
 from ._exceptions import (
     ConfigError,
     DownloadError,
@@ -728,6 +729,7 @@ def connect(
         if simulator is not None:
             simulator.stop()
         raise
+    enable_in_colab(quiet=quiet)  # Colab shows custom widgets only with its custom widget manager
     if not quiet:
         where = f"; logged in {target.label}" if target is not None and target.kind != "sqlite" else ""
         print(f"{line}; runs are saved in {store.root}{where}")  # noqa: T201 - connect()'s one line; quiet=True silences it

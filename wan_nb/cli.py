@@ -11,6 +11,9 @@
                                                  log.sqlite, or postgresql://...): runs keep their
                                                  ids, image files go to DST's run folder; a second
                                                  copy adds only new runs
+    wan-nb studio [--port P] [--home DIR] [--budget USD]
+                                                 serve the studio app with Voilà; prints its URL
+                                                 (with WAVE_API_KEY set it needs a budget)
 
 With no ``WAVE_API_KEY`` set, ``demo`` and ``sweep`` run on the built-in simulator
 (nothing is billed). A user mistake (bad file, bad field, over budget, no log) is
@@ -119,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                "folder for a log.sqlite; WAN_NB_HOME or ./wan_runs for a URL)")
     c.add_argument("--src-home", default=None, help="SRC's run folder when SRC is a URL (default: WAN_NB_HOME or "
                                                    "./wan_runs)")
+
+    st = sub.add_parser("studio", help="serve the studio (generate, sweep, draw boxes, rate, compare: no code) "
+                                       "with Voilà on loopback; prints its URL")
+    st.add_argument("--port", type=int, default=None, help="port to listen on (default 8866; 0: a free one)")
+    st.add_argument("--home", default=None, help=home_help)
+    st.add_argument("--budget", metavar="USD", default=None,
+                    help="the most the studio's session may spend (default: WAN_NB_BUDGET_USD); "
+                         "required when WAVE_API_KEY is set")
+    st.add_argument("--ip", default=None, help="address to listen on (default 127.0.0.1, this machine only)")
     return p
 
 
@@ -431,6 +443,81 @@ def cmd_log(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ----------------------------------------------------------------- studio
+
+READY_TIMEOUT = 120  # s for Voilà to listen (its imports are slow on a loaded machine)
+STOP_TIMEOUT = 20  # s for Voilà to shut its kernels down
+
+
+def _listening(ip: str, port: int) -> bool:
+    import socket
+
+    host = "127.0.0.1" if ip in ("", "0.0.0.0") else ("::1" if ip == "::" else ip)
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(proc: Any) -> None:
+    """Voilà stops on SIGTERM, shutting its kernels down first; killed if it does not."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+    import time
+
+    from . import _serve
+
+    ip = args.ip or _serve.LOOPBACK
+    try:
+        plan = _serve.plan(port=args.port, home=args.home, budget=args.budget, ip=ip)
+    except _serve.ServeError as exc:
+        raise UserError(str(exc)) from None
+    if not plan.local:
+        spend = f" and spend up to {budget(plan.budget_usd)}" if plan.paid else ""
+        _err(f"{PROG}: warning: listening on {ip}, not only on this machine: anyone who can reach it and has "
+             f"the token can use the studio{spend}")
+    # its own process group: Ctrl-C here stops it through _stop (kernels shut down), never half-way
+    proc = subprocess.Popen(plan.cmd, env=plan.env, cwd=plan.cwd, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+    def stop_on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_on_term)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _listening(plan.ip, plan.port):
+            if proc.poll() is not None:
+                raise UserError(f"Voilà stopped before serving the studio (exit status {proc.returncode}); "
+                                f"is port {plan.port} free? (see its messages above)")
+            if time.monotonic() > deadline:
+                raise UserError(f"Voilà did not listen on port {plan.port} within {READY_TIMEOUT} s")
+            time.sleep(0.2)
+        for line in plan.lines():
+            _out(line)
+        return proc.wait() or 0
+    except KeyboardInterrupt:
+        _err(f"{PROG}: stopping the studio…")
+        return 0
+    finally:
+        _stop(proc)
+        signal.signal(signal.SIGTERM, previous)
+
+
 # ----------------------------------------------------------------- entry point
 
 
@@ -451,7 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export, "log": cmd_log}[args.command]
+        handler = {"demo": cmd_demo, "sweep": cmd_sweep, "export": cmd_export, "log": cmd_log,
+                   "studio": cmd_studio}[args.command]
         return handler(args)
     except UserError as exc:
         _err(f"{PROG}: error: {scrub(str(exc))}")
