@@ -59,8 +59,11 @@ def test_a_url_of_an_unknown_engine_is_an_error_never_a_folder(tmp_path, monkeyp
             wan.Log(url)
         assert "hunter2-x" not in str(caught.value) and "db.example" in str(caught.value)
     monkeypatch.setenv("WAN_NB_LOG", "oracle://scott:tiger-x@db.example/wan")
+    monkeypatch.setattr(wan._session_module, "_current", None)  # no session: wan.log() reads WAN_NB_LOG
     with pytest.raises(wan.ConfigError, match="oracle"):
         wan.log()
+    with pytest.raises(wan.ConfigError, match="oracle"):
+        wan.connect(quiet=True)  # refused before a simulator starts
     assert list(tmp_path.iterdir()) == []  # no folder named after a URL (0.1.0 made one, password included)
 
 
@@ -140,7 +143,7 @@ def test_with_only_wan_nb_log_set_connect_and_log_use_the_team_log(pg_url, tmp_p
             assert not (home / "log.sqlite").exists()
         finally:
             sess.close()
-    wan._session_module._current = None
+    monkeypatch.setattr(wan._session_module, "_current", None)
     team = wan.log()  # no session: WAN_NB_LOG
     row = team.runs().iloc[0]
     assert row["run_id"] == r.run_id and row["user"] == "ann" and row["status"] == "completed"

@@ -695,6 +695,7 @@ def connect(
     global _current
     check_seconds("timeout", timeout)
     check_seconds("http_timeout", http_timeout)
+    target = _config.log_target(log)  # a URL wan_nb cannot use is refused before anything changes
     if _current is not None:
         _current.close()
         _current = None
@@ -703,7 +704,6 @@ def connect(
         key = getpass.getpass("Wan API key (WAVE_API_KEY): ").strip() or None
     url = _config.explicit_base_url(base_url)
     simulator = None
-    target = _config.log_target(log)  # checked before a simulator starts: a bad URL changes nothing
     store = Store(_config.home(home))
     if key:
         url = _config.base_url(base_url)
