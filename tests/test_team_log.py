@@ -79,6 +79,8 @@ def test_an_unreachable_server_is_named_by_host_without_the_password(tmp_path, m
     assert target.label == "postgresql://ann@127.0.0.1:9/wan" and "s3cret" not in repr(target)
     assert _config.scrub("dsn=" + url) == "dsn=postgresql://ann:***@127.0.0.1:9/wan"
     assert _config.parse_log("sqlite:////tmp/x/log.sqlite").path == Path("/tmp/x/log.sqlite")
+    sqlalchemy = _config.parse_log("postgresql+psycopg://ann:s3cret-pw-x@db:5432/wan")
+    assert sqlalchemy.url == "postgresql://ann:s3cret-pw-x@db:5432/wan" and sqlalchemy.label == "postgresql://ann@db:5432/wan"
 
 
 def test_without_the_postgres_extra_the_error_names_it(tmp_path):

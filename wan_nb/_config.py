@@ -172,13 +172,16 @@ def parse_log(value: str | os.PathLike[str]) -> LogTarget:
     text = str(value)
     label = redact_url(text)
     scheme = _URL.match(text).group(1).lower()  # type: ignore[union-attr]  # is_url matched it
-    if scheme in POSTGRES_SCHEMES:
+    if scheme.split("+")[0] in POSTGRES_SCHEMES:  # postgresql+psycopg://, as SQLAlchemy writes it, too
+        text = "postgresql" + text[len(scheme):]
         parts = urlsplit(text)
         if not parts.hostname and "host=" not in parts.query:
             raise ConfigError(f"the log URL {label} names no host: postgresql://user:password@host:5432/database")
         user = f"{parts.username}@" if parts.username else ""
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # IPv6
         port = f":{parts.port}" if parts.port else ""
-        return LogTarget("postgresql", f"postgresql://{user}{parts.hostname or ''}{port}{parts.path}", url=text)
+        return LogTarget("postgresql", f"postgresql://{user}{host}{port}{parts.path}", url=text)
     if scheme == SQLITE_SCHEME:
         rest = text[len(SQLITE_SCHEME) + 3:]  # sqlite:///relative/log.sqlite, sqlite:////absolute/log.sqlite
         if not rest.startswith("/") or rest == "/":
