@@ -424,6 +424,17 @@ def test_wan_nb_log_copy_from_a_shell_says_how_far_it_is(pg_url, tmp_path):
     with redirect_stdout(out), redirect_stderr(err):
         assert cli.main(["log", "copy", str(tmp_path / "nowhere"), pg_url]) == 2
     assert "no log at" in err.getvalue()
+    # and back: the team's log into a laptop's new run folder, files from the team's folder
+    with redirect_stdout(out), redirect_stderr(err):
+        assert cli.main(["log", "copy", pg_url, str(tmp_path / "away"), "--src-home", str(tmp_path / "team")]) == 0
+    away = Log(tmp_path / "away")
+    assert away.count() == 30 and all(Path(p).is_file() for ps in away.runs()["paths"] for p in ps)
+    assert away.made_from() == Log(tmp_path / "laptop").made_from()
+    # wan-nb export reads WAN_NB_LOG's log
+    with redirect_stdout(out), redirect_stderr(err), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WAN_NB_LOG", pg_url)
+        assert cli.main(["export", "--home", str(tmp_path / "team"), "--csv", str(tmp_path / "team.csv")]) == 0
+    assert len((tmp_path / "team.csv").read_text().splitlines()) == 31 and secret not in out.getvalue()
 
 
 # -- a database restart mid-sweep --------------------------------------------------------------------
