@@ -18,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -41,8 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SERVER_START_TIMEOUT = 60  # s for /api/status to answer
-READY_TIMEOUT = 45_000  # ms from page load to a notebook with its cells and an idle kernel
+# Bounded but generous: on a loaded machine (two suites on two cores) a server has taken
+# over a minute to answer and a kernel as long to become idle.
+SERVER_START_TIMEOUT = 180  # s for /api/status to answer
+SERVER_START_ATTEMPTS = 3  # a server whose port was taken before it bound it is started again
+READY_TIMEOUT = 120_000  # ms from page load to a notebook with its cells and an idle kernel
 VISIBLE_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 FRONT_ENDS = ("lab", "notebook")  # JupyterLab, Jupyter Notebook 7: ``jupyter lab`` / ``jupyter notebook``
 # The kernel is idle: Lab's status bar ends in "| Idle"; Notebook 7 has an execution indicator.
@@ -141,49 +146,79 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     # the kernel must be this interpreter (the one wan_nb is installed in)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
 
-    port = free_port()
     token = uuid.uuid4().hex
     log_path = base / "jupyter.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", front_end, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-        "--ServerApp.password=", "--allow-root",
-    ]
-    if front_end == "lab":
-        cmd += ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--LabApp.expose_app_in_browser=True"]
-    else:
-        cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
     started = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    # A port found free may be taken by another process before the server binds it (a
+    # second suite on the machine): then the server exits at once, and is started again
+    # on another port. Kernels talk over Unix sockets, so they cannot clash on ports.
+    # Unix socket paths are short (~100 bytes): the kernels' sockets go in a short folder of their own.
+    sockets = tempfile.mkdtemp(prefix="wan-k-")
+    for attempt in range(1, SERVER_START_ATTEMPTS + 1):
+        port = free_port()
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        cmd = [
+            sys.executable, "-m", "jupyter", front_end, "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+            "--ServerApp.password=", "--allow-root",
+            "--KernelManager.transport=ipc", f"--KernelManager.ip={sockets}/k",
+        ]
+        if front_end == "lab":
+            cmd += ["--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                    "--LabApp.expose_app_in_browser=True"]
+        else:
+            cmd += ["--JupyterNotebookApp.expose_app_in_browser=True"]
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        if _server_answers(proc, url, token):
+            break
+        _stop_server(proc)
+        clash = b"already in use" in log_path.read_bytes()[logged:].lower()
+        if not clash or attempt == SERVER_START_ATTEMPTS:
+            shutil.rmtree(sockets, ignore_errors=True)
+            what = (f"exited with {proc.returncode}" if proc.returncode not in (None, -signal.SIGTERM)
+                    else f"did not answer in {SERVER_START_TIMEOUT} s")
+            pytest.fail(f"precondition not met: jupyter {front_end} {what} ({_load()}):\n{tail(log_path)}",
+                        pytrace=False)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter {front_end} exited with {proc.returncode}:\n{tail(log_path)}", pytrace=False)
-            try:
-                req = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
-                with urllib.request.urlopen(req, timeout=2) as resp:
-                    json.loads(resp.read())
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter {front_end} did not answer in {SERVER_START_TIMEOUT} s:\n{tail(log_path)}",
-                                pytrace=False)
-                time.sleep(0.2)
         yield {"url": url, "token": token, "root": root, "base": base, "log": log_path,
                "home": base / "wan_home", "start_s": time.monotonic() - started, "front_end": front_end}
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels
+        _stop_server(proc)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _server_answers(proc: subprocess.Popen[bytes], url: str, token: str) -> bool:
+    """Wait until the server answers /api/status: True; False if it exits or the time is up."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+            req = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                json.loads(resp.read())
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """The server and its kernels (its process group) ended and waited for."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        proc.wait(timeout=30)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} on {os.cpu_count()} cores"
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,14 @@
+"""Fixtures shared by every test module, and the two tiers of the suite.
+
+The fast tier is what plain ``python -m pytest`` runs: every test not in a slow family.
+The slow families (``SLOW_FAMILIES``, each a marker registered in pyproject.toml) are
+left out, with a line saying so, unless the command line asks for them: ``--full``
+(what ``tests/run.sh`` and so CI pass), any ``-m`` or ``-k`` expression (``-m browser``,
+``-m "not binder"``), or a test file or test id named on it (``python -m pytest
+tests/test_browser_widgets.py`` runs that file's tests). Every test of a slow family
+also carries the umbrella marker ``slow``.
+"""
+
 import sys
 
 import pg_server as _pg
@@ -5,6 +16,10 @@ import pytest
 from browser_lab import browser, lab, page  # noqa: F401  (JupyterLab + Chromium fixtures for browser tests)
 
 from wan_nb.sim import Simulator
+
+# postgres: ~100 cases of the log's tests on PostgreSQL and the team's (about a minute with
+# the server's start): run by --full (CI), -m postgres, or a named file, not by the fast tier
+SLOW_FAMILIES = ("browser", "notebooks", "binder", "reliability", "benchmarks", "subprocess", "wheel", "postgres")
 
 
 @pytest.fixture
@@ -46,11 +61,47 @@ def log_url(request, tmp_path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-def pytest_terminal_summary(terminalreporter):
-    """The reliability suite's figures (tests/test_reliability.py), when it ran."""
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the whole suite: the fast tier and every slow family (tests/run.sh, CI)")
+
+
+def _fast_tier_only(config) -> bool:
+    """Plain ``python -m pytest`` (or a folder): the fast tier. Any explicit choice runs what it chose."""
+    if config.getoption("--full") or config.option.markexpr or config.option.keyword:
+        return False
+    here = config.invocation_params.dir
+    return not any("::" in arg or (here / arg).is_file() for arg in config.args)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_FAMILIES):
+            item.add_marker(pytest.mark.slow)
+    if not _fast_tier_only(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.stash[_LEFT_OUT] = slow
+
+
+_LEFT_OUT = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    left_out = config.stash.get(_LEFT_OUT, [])
+    if left_out:
+        families = sorted({name for item in left_out for name in SLOW_FAMILIES if item.get_closest_marker(name)})
+        terminalreporter.write_line(
+            f"fast tier: {len(left_out)} slow tests not run ({', '.join(families)}); "
+            "`bash tests/run.sh` or `python -m pytest --full` runs everything, `-m <family>` one family")
+    # The reliability suite's figures (tests/test_reliability.py), when it ran.
     suite = sys.modules.get("test_reliability")
     lines = suite.report_lines() if suite is not None else []
     if len(lines) > 1:
         terminalreporter.section("reliability")
         for line in lines:
             terminalreporter.write_line(line)
+

@@ -13,4 +13,5 @@ bash tests/pg_setup.sh || [ -z "${CI:-}" ]
 # The guardrails first (configured in pyproject.toml): lint, then types, then the tests.
 python3 -m ruff check wan_nb tests benchmarks notebooks
 python3 -m mypy
-exec python3 -m pytest "$@"
+# --full: the whole suite, the slow families too (plain `python -m pytest` is the fast tier)
+exec python3 -m pytest --full "$@"

@@ -52,6 +52,8 @@ SLOW_CELLS = [
 ]
 
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = {
     "sweep.ipynb": SWEEP_CELLS,
     "errors.ipynb": ERROR_CELLS,

@@ -29,6 +29,8 @@ STATE = (
 LEDGER = "print('LEDGER ' + json.dumps(s.simulator.ledger()))"
 NEXT = "print('NEXT', time.time())"
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = {
     "form.ipynb": [
         SETUP.format(latency=4.0, home="wan_runs_form") + "f = wan.form(resolution='1K')",

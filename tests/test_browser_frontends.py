@@ -50,7 +50,7 @@ CELLS = [
 NOTEBOOKS = {"tour.ipynb": CELLS}
 DRAWER, BOXES, FORM, FORM_STATE, SWEEP, NEXT = 1, 2, 3, 4, 5, 6
 
-pytestmark = pytest.mark.parametrize("lab", FRONT_ENDS, indirect=True, scope="module")
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("lab", FRONT_ENDS, indirect=True, scope="module")]
 
 
 def prepare_lab_root(root: Path) -> None:

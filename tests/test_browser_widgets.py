@@ -41,6 +41,8 @@ EDIT = (
     "      'sent': [[list(b) for b in bs] for bs in r.request.bbox_list]}))"
 )
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = {
     "draw.ipynb": [SETUP, "d", STATE],
     "outside.ipynb": [SETUP, "d", STATE, "d", EDIT],

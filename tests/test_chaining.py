@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -21,6 +19,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from children import child, wait_for
 
 import wan_nb as wan
 from wan_nb import _spec
@@ -121,6 +120,7 @@ def test_a_run_folder_file_or_its_bytes_go_as_the_link_and_are_the_same_request(
         assert list(sess.log.lineage(by_bytes)["run_id"]) == [r1.run_id, by_bytes.run_id]
 
 
+@pytest.mark.slow
 def test_an_expired_link_without_uploader_is_a_clear_error_before_anything_is_sent(tmp_path, no_env):
     with Simulator(latency=0.05, urls_only=True, link_ttl=2) as sim, connected(sim, tmp_path) as sess:
         sess.client.aio.link_margin = 0.5
@@ -159,6 +159,7 @@ def test_a_link_close_to_its_end_is_not_sent(tmp_path, no_env):
         assert sim.ledger()["submitted"] == 1
 
 
+@pytest.mark.slow
 def test_the_uploader_is_used_once_the_link_has_expired(tmp_path, no_env):
     with bucket() as (files, host), Simulator(latency=0.05, urls_only=True, link_ttl=2) as sim:
         calls = []
@@ -194,6 +195,7 @@ RESUMED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("link_at_resume", ["fresh", "inside_margin"])
 def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env, link_at_resume):
     """The kernel dies while the server holds the submit: the log has the run, planned,
@@ -205,14 +207,12 @@ def test_a_run_resumed_after_a_lost_kernel_sends_the_same_link(tmp_path, no_env,
         with connected(sim, tmp_path):
             r1 = wan.generate("the source", seed=15, resolution="1K")
         env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
-        proc = subprocess.Popen([sys.executable, "-c", RESUMED, sim.base_url, str(tmp_path), str(r1.path)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 30
-        while sim.ledger()["submitted"] < 2 and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=30)
-        assert sim.ledger()["submitted"] == 2, err[-2000:]
+        # the server makes the task, then holds the answer far longer than the kill takes to land
+        sim.set_faults(next=[{"endpoint": "submit", "fault": "slow:120"}])
+        with child([sys.executable, "-c", RESUMED, sim.base_url, str(tmp_path), str(r1.path)], env=env) as proc:
+            wait_for(lambda: sim.ledger()["submitted"] >= 2, proc=proc, what="the child's submit to reach the server")
+            proc.kill()
+        assert sim.ledger()["submitted"] == 2
 
         with connected(sim, tmp_path) as sess:
             if link_at_resume == "inside_margin":
@@ -270,6 +270,7 @@ def test_a_result_with_several_images_names_the_one_to_pass(tmp_path, no_env):
         assert sent_urls(sess, both) == [("link", img.source_url) for img in pair.images]
         assert list(sess.log.lineage(both)["made_from"]) == [[], [pair.run_id]]
 
+@pytest.mark.slow
 def test_a_result_file_changed_or_gone(tmp_path, no_env):
     """A result whose file was changed is those new bytes, not its link (the link shows the
     old image); one whose file is gone still goes by its live link, and says so once dead."""

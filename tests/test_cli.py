@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from children import child, describe, finish
 
 from wan_nb import Log
+
+pytestmark = pytest.mark.subprocess  # each test runs `python -m wan_nb ...` as a user does
 
 TIMEOUT = 120
 PROMPT = "a <b>bold</b> {animal} & friends"
@@ -151,20 +154,14 @@ def test_sweep_above_budget_needs_yes(cli) -> None:
 
 
 def test_sweep_with_failed_cells_reports_them_and_exits_1(cli, tmp_path: Path) -> None:
-    sim = subprocess.Popen(  # a simulator whose every task fails; the CLI finds it by WAN_NB_BASE_URL
-        [sys.executable, "-m", "wan_nb.sim", "--port", "0", "--latency", "0.1", "--task-fail-rate", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    try:
-        url = sim.stdout.readline().strip()
+    # a simulator whose every task fails; the CLI finds it by WAN_NB_BASE_URL
+    with child([sys.executable, "-m", "wan_nb.sim", "--port", "0", "--latency", "0.1", "--task-fail-rate", "1"]) as sim:
+        url = sim.stdout.readline().strip()  # printed once it listens
+        assert url.startswith("http://127.0.0.1:"), f"the simulator did not start{describe(*finish(sim))}"
         env = _env(cli.home)
         env["WAN_NB_BASE_URL"] = url
         path = write_sweep(cli.dir, fields={"animal": ["fox", "owl"], "seed": 3, "resolution": "1K"})
         proc = cli("sweep", str(path), env=env)
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
-        sim.stdout.close()
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert "0/2 completed, 2 failed" in proc.stdout and "spent $0.00000" in proc.stdout
@@ -252,26 +249,14 @@ def test_export_mistakes_are_one_line(cli) -> None:
 
 
 def test_sim_passes_its_options_through(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wan_nb", "sim", "--port", "0", "--latency", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path / "runs"),
-    )
-    try:
-        url = proc.stdout.readline().strip()
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", url), url
+    with child([sys.executable, "-m", "wan_nb", "sim", "--port", "0", "--latency", "0.1"],
+               env=_env(tmp_path / "runs")) as proc:
+        url = proc.stdout.readline().strip()  # printed once it listens
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", url), f"the simulator did not start{describe(*finish(proc))}"
         origin = url.rsplit("/v1", 1)[0]
-        with urllib.request.urlopen(origin + "/sim/ledger", timeout=10) as resp:
+        with urllib.request.urlopen(origin + "/sim/ledger", timeout=30) as resp:
             ledger = json.load(resp)
         assert ledger["submitted"] == 0
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_sim_help(cli) -> None:

@@ -41,6 +41,7 @@ def test_prefer_wait_answers_with_the_finished_task(sim, tmp_path):
     assert sim.ledger()["requests"].get("get", 0) == 0, "Prefer: wait should make polling unnecessary"
 
 
+@pytest.mark.slow
 def test_polling_reports_progress(tmp_path):
     seen = []
     with Simulator(latency=2.0) as sim, make_client(sim, tmp_path, prefer_wait=0) as client:
@@ -79,7 +80,8 @@ def test_idempotent_resubmit_same_task_billed_once(sim, tmp_path):
     assert ledger["submitted"] == 1 and ledger["billed_quota"] == UNIT and ledger["idempotent_replays"] == 1
 
 
-@pytest.mark.parametrize("fault", ["503", "500", "drop", "429"])
+# the 429 case waits out the simulator's 1 s window (test_client_exchange.py has the instant one)
+@pytest.mark.parametrize("fault", ["503", "500", "drop", pytest.param("429", marks=pytest.mark.slow)])
 def test_injected_faults_still_one_submit(sim, tmp_path, fault):
     sim.set_faults(next=[{"endpoint": "submit", "fault": fault}, {"endpoint": "submit", "fault": fault}])
     with make_client(sim, tmp_path) as client:
@@ -89,6 +91,7 @@ def test_injected_faults_still_one_submit(sim, tmp_path, fault):
     assert ledger["requests"]["submit"] >= 3  # the faults really happened
 
 
+@pytest.mark.slow
 def test_rate_limit_window_is_waited_out(tmp_path):
     with Simulator(latency=0.05, faults={"rate_cap": 2, "rate_window": 1.0}) as sim:
         with make_client(sim, tmp_path) as client:
@@ -129,6 +132,7 @@ def test_non_retryable_task_failure_raises_with_the_task(sim, tmp_path):
     assert sim.ledger()["submitted"] == 1 and sim.ledger()["billed_quota"] == 0
 
 
+@pytest.mark.slow
 def test_expired_link_is_a_clear_error(tmp_path):
     with Simulator(latency=0.05, link_ttl=0.5) as sim, make_client(sim, tmp_path) as client:
         task = client.wait(client.submit({"prompt": "late download", "seed": 1, "resolution": "1K"}))
@@ -137,6 +141,7 @@ def test_expired_link_is_a_clear_error(tmp_path):
             client.download(task)
 
 
+@pytest.mark.slow
 def test_overall_deadline_cancels_queued_task_on_server(tmp_path):
     with Simulator(latency=3.0, concurrency=1) as sim, make_client(sim, tmp_path, prefer_wait=0) as client:
         client.submit({"prompt": "occupies the only slot", "seed": 1}, wait=0)
@@ -244,6 +249,7 @@ def test_sessions_never_store_the_key(tmp_path, monkeypatch, capsys):
             assert secret.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_one_429_pauses_every_call_of_the_client(tmp_path):
     """The 429-aware limiter is shared: a call started while another waits out a rate
     window does not reach the server before the window resets."""
@@ -286,6 +292,7 @@ def test_resuming_a_task_the_server_forgot_resubmits_with_the_same_key(sim, tmp_
     assert out.images and ledger["submitted"] == 1 and ledger["requests"]["get"] >= 1
 
 
+@pytest.mark.slow
 def test_a_timed_out_request_is_retried(sim, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="wan_nb")
     sim.set_faults(next=[{"endpoint": "get", "fault": "slow:2"}])

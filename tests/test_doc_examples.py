@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
+import loopback
 import numpy as np
 import pytest
 from PIL import Image
@@ -61,7 +61,7 @@ def _parse_curl(text: str) -> tuple[str, str, dict, str]:
 def _wait(sim, task_id: str) -> dict:
     deadline = time.time() + 30
     while time.time() < deadline:
-        body = httpx.get(f"{sim.base_url}/tasks/{task_id}", headers={"Authorization": "Bearer k"}).json()
+        body = loopback.get(f"{sim.base_url}/tasks/{task_id}", headers={"Authorization": "Bearer k"}).json()
         if body["status"] in ("completed", "failed", "cancelled"):
             return body
         time.sleep(0.1)
@@ -69,7 +69,7 @@ def _wait(sim, task_id: str) -> dict:
 
 
 def _image(body: dict, i: int = 0) -> Image.Image:
-    data = httpx.get(body["result"]["images"][i]["url"][0]).content
+    data = loopback.get(body["result"]["images"][i]["url"][0]).content
     return Image.open(io.BytesIO(data))
 
 
@@ -82,7 +82,7 @@ def test_vendored_example_matches_the_document():
 def test_curl_example_as_written(sim, monkeypatch):
     monkeypatch.setenv("WAVE_API_KEY", "any-key-works-on-the-simulator")
     method, url, headers, data = _parse_curl(_curl_text(sim.base_url))
-    answer = httpx.request(method, url, headers=headers, content=data.encode())
+    answer = loopback.request(method, url, headers=headers, content=data.encode())
     assert answer.status_code == 200, answer.text
     submitted = answer.json()
     assert submitted["status"] == "queued" and submitted["model"] == "wan2.7-image"
@@ -104,7 +104,7 @@ def test_curl_example_through_real_curl(sim):
 
 
 def _submit(sim, body: dict) -> dict:
-    r = httpx.post(f"{sim.base_url}/tasks", json=body, headers={"Authorization": "Bearer k"})
+    r = loopback.post(f"{sim.base_url}/tasks", json=body, headers={"Authorization": "Bearer k"})
     assert r.status_code == 200, r.text
     return _wait(sim, r.json()["task_id"])
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
 
-import httpx
+import loopback
+import pytest
+from children import child, communicate, describe, wait_for
 
 from wan_nb import _spec
 from wan_nb.sim import Simulator
+
+pytestmark = pytest.mark.subprocess
 
 GENERATE = textwrap.dedent("""
     import sys, wan_nb as wan
@@ -36,24 +39,29 @@ SWEEP = textwrap.dedent("""
 
 
 def _run_and_interrupt(script: str, sim: Simulator, tmp_path, until_submitted: int) -> str:
+    """Start ``script``, wait until the simulator has ``until_submitted`` tasks (the child is
+    blocked in wan_nb, its tasks on the server), then Ctrl-C it; its stdout."""
     env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
-    proc = subprocess.Popen([sys.executable, "-c", script, sim.base_url, str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while sim.ledger()["submitted"] < until_submitted and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert "INTERRUPTED" in out, err[-2000:]
+    with child([sys.executable, "-c", script, sim.base_url, str(tmp_path)], env=env) as proc:
+        wait_for(lambda: sim.ledger()["submitted"] >= until_submitted, proc=proc,
+                 what=f"the child to submit (the simulator to count {until_submitted} tasks) before Ctrl-C")
+        proc.send_signal(signal.SIGINT)
+        out, err = communicate(proc, what="the child to exit after Ctrl-C")
+    assert "INTERRUPTED" in out, f"the child did not catch the KeyboardInterrupt{describe(out, err)}"
     return out
 
 
+# The simulator's one slot is held far longer than a loaded machine takes to start the child
+# and interrupt it, so the tasks that should be queued at Ctrl-C still are (the held task is
+# abandoned when the simulator stops).
+HELD = 120.0
+
+
 def test_interrupting_generate_cancels_its_queued_task(tmp_path):
-    with Simulator(latency=5.0, concurrency=1) as sim:
+    with Simulator(latency=HELD, concurrency=1) as sim:
         # occupy the only slot so the script's task stays queued
-        httpx.post(sim.base_url + "/tasks", json={"model": "wan2.7-image", "prompt": "busy"},
-                   headers={"Authorization": "Bearer k"})
+        loopback.post(sim.base_url + "/tasks", json={"model": "wan2.7-image", "prompt": "busy"},
+                   headers={"Authorization": "Bearer k"}, timeout=60)
         _run_and_interrupt(GENERATE, sim, tmp_path, until_submitted=2)
         ledger = sim.ledger()
     assert ledger["submitted"] == 2
@@ -61,9 +69,9 @@ def test_interrupting_generate_cancels_its_queued_task(tmp_path):
 
 
 def test_interrupting_sweep_wait_cancels_the_sweep(tmp_path):
-    with Simulator(latency=5.0, concurrency=1) as sim:
+    with Simulator(latency=HELD, concurrency=1) as sim:
         _run_and_interrupt(SWEEP, sim, tmp_path, until_submitted=3)
-        time.sleep(0.5)
+        time.sleep(0.5)  # a submit the child sent just before it exited would be counted by now
         ledger = sim.ledger()
     assert ledger["submitted"] == 3, "no cell may be sent after the interrupt"
     assert ledger["by_status"]["cancelled"] == 2  # the two queued behind the one processing

@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 
 import nbformat
-from nbclient import NotebookClient
+import pytest
+from children import run_notebook
 
+pytestmark = pytest.mark.notebooks
 
 def _run(tmp_path, cells):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     env = {k: v for k, v in os.environ.items() if k not in ("WAVE_API_KEY", "WAN_NB_BASE_URL")}
     env["WAN_NB_HOME"] = str(tmp_path / "runs")
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    run_notebook(nb, cwd=tmp_path, env=env, timeout=120)
     return nb
 
 

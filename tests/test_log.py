@@ -9,6 +9,7 @@ on one file) take ``sqlite_log``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 import pytest
+from children import child, communicate, describe, wait_for
 from PIL import Image
 
 from wan_nb import _log_postgres, _spec
@@ -255,6 +257,7 @@ WRITER = textwrap.dedent(
     import os, sys, time
     from wan_nb._log import Log, records, writer
     path, tag, go = sys.argv[1:4]
+    open(go + "." + tag, "w").close()  # up and waiting
     while not os.path.exists(go):
         time.sleep(0.002)
     log = Log(path)  # both processes may create the fresh log at the same moment
@@ -270,24 +273,19 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     path, go = tmp_path / "runs" / "log.sqlite", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), tag, str(go)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for tag in ("A", "B")
-    ]
-    time.sleep(0.3)  # both interpreters up and waiting
-    go.touch()
-    for p in procs:
-        _out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
+    with contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(child([sys.executable, "-c", WRITER, str(path), tag, str(go)], env=env))
+                 for tag in ("A", "B")]
+        for tag, p in zip(("A", "B"), procs, strict=True):
+            wait_for((tmp_path / f"go.{tag}").exists, proc=p, what=f"writer {tag} to start")
+        go.touch()  # both interpreters are up and waiting: they append at the same moment
+        for p in procs:
+            out, err = communicate(p, what="a writer to finish")
+            assert p.returncode == 0, describe(out, err)
     log = Log(path)
     df = log.runs()
     assert len(df) == 400
@@ -488,6 +486,7 @@ def test_csv_and_parquet_round_trip(log: Log, store: Store, tmp_path: Path) -> N
     assert len(pd.read_csv(log.to_csv(tmp_path / "f.csv", where="style == 'ink'"))) == 2
 
 
+@pytest.mark.subprocess
 def test_the_log_works_without_pyarrow_and_to_parquet_names_the_extra(tmp_path: Path) -> None:
     """pyarrow is the ``parquet`` extra: without it the log reads, filters and exports CSV,
     and to_parquet says which extra to install, writing nothing."""
@@ -666,6 +665,7 @@ def test_export_html_of_a_slice(log: Log, store: Store, tmp_path: Path) -> None:
     assert "unrelated prompt" not in html and "a fox in snow, ink" in html
 
 
+@pytest.mark.subprocess
 def test_reading_the_log_starts_nothing(tmp_path, monkeypatch):
     import subprocess
     import sys

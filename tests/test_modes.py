@@ -14,6 +14,8 @@ from PIL import Image
 
 from wan_nb import _spec
 
+pytestmark = pytest.mark.subprocess  # one script, run as a user runs it, read by every test
+
 SCRIPT = textwrap.dedent("""
     import json, sys
     import wan_nb as wan

@@ -6,6 +6,7 @@ Each test is one case of issue 8, over real loopback HTTP, with the ledger as th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ import threading
 import time
 
 import pytest
+from children import EXIT_TIMEOUT, READY_TIMEOUT, child, communicate, describe, wait_for
 
 import wan_nb as wan
 from wan_nb import _spec
@@ -35,12 +37,8 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
 
 
-def _wait_for(check, seconds: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def _wait_for(check, seconds: float = READY_TIMEOUT, what: str = "condition") -> None:
+    wait_for(check, what=what, timeout=seconds)
 
 
 # -- (1) expired or evicted result links -----------------------------------------------------
@@ -201,16 +199,14 @@ SLOW_DOWNLOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_sigkill_inside_a_slow_download_leaves_the_run_billed_then_one_row_completes(tmp_path):
     home = tmp_path / "runs"
     with Simulator(latency=0.1) as sim:
         sim.set_faults(next=[{"endpoint": "file", "fault": "slow:30"}])
-        proc = subprocess.Popen([sys.executable, "-c", SLOW_DOWNLOAD, sim.base_url, str(home)], env=_env())
-        try:
-            _wait_for(lambda: sim.ledger()["requests"].get("file", 0) >= 1, what="the download to start")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        with child([sys.executable, "-c", SLOW_DOWNLOAD, sim.base_url, str(home)], env=_env()) as proc:
+            wait_for(lambda: sim.ledger()["requests"].get("file", 0) >= 1, proc=proc, what="the download to start")
+            proc.kill()
         log = wan.Log(home)
         row = log.runs().iloc[0]
         assert row["status"] == "downloading", "no run may say completed before its images are on disk"
@@ -222,7 +218,7 @@ def test_sigkill_inside_a_slow_download_leaves_the_run_billed_then_one_row_compl
             env=_env(),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=EXIT_TIMEOUT,
         )
         assert "DONE" in again.stdout, again.stderr[-2000:]
         ledger = sim.ledger()
@@ -244,20 +240,13 @@ SHARED_SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_the_same_sweep_in_three_processes_counts_each_task_once(tmp_path):
     home = tmp_path / "runs"
-    with Simulator(latency=0.4, concurrency=8) as sim:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", SHARED_SWEEP, sim.base_url, str(home)],
-                env=_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(3)
-        ]
-        outs = [p.communicate(timeout=120) for p in procs]
+    with Simulator(latency=0.4, concurrency=8) as sim, contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(child([sys.executable, "-c", SHARED_SWEEP, sim.base_url, str(home)], env=_env()))
+                 for _ in range(3)]
+        outs = [communicate(p, what=f"sweep process {i + 1} of 3 to finish") for i, p in enumerate(procs)]
         ledger = sim.ledger()
     for out, err in outs:
         assert "DONE 16" in out, err[-2000:]
@@ -302,22 +291,19 @@ LOCKED_SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_cancels_queued_tasks_within_a_second_while_another_process_locks_the_log(tmp_path):
     home = tmp_path / "runs"
     wan.Log(home / "log.sqlite")  # the log exists, so the test can lock it
-    with Simulator(latency=1.0, concurrency=1) as sim:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", LOCKED_SWEEP, sim.base_url, str(home)],
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    # a task holds the only slot for 3 s: the test reads "2 queued" well inside that window
+    with Simulator(latency=3.0, concurrency=1) as sim, child([sys.executable, "-c", LOCKED_SWEEP, sim.base_url,
+                                                              str(home)], env=_env()) as proc:
         lock = sqlite3.connect(home / "log.sqlite", isolation_level=None, timeout=30)
         try:
-            _wait_for(lambda: sim.ledger()["submitted"] == 4, what="4 submits")
+            wait_for(lambda: sim.ledger()["submitted"] == 4, proc=proc, what="the sweep to submit its 4 cells")
             lock.execute("BEGIN IMMEDIATE")  # another process holds the log: every write waits
-            _wait_for(lambda: sim.ledger()["by_status"]["completed"] >= 1, what="the first task to complete")
+            wait_for(lambda: sim.ledger()["by_status"]["completed"] >= 1, proc=proc,
+                     what="the first task to complete")
             time.sleep(0.3)  # the sweep is now waiting to write that completion
             queued = sim.ledger()["by_status"]["queued"]
             assert queued == 2
@@ -329,11 +315,12 @@ def test_ctrl_c_cancels_queued_tasks_within_a_second_while_another_process_locks
         finally:
             lock.execute("ROLLBACK") if lock.in_transaction else None
             lock.close()
-        out, err = proc.communicate(timeout=60)
-    assert "INTERRUPTED" in out, err[-2000:]
+        out, err = communicate(proc, what="the sweep to exit after Ctrl-C")
+    assert "INTERRUPTED" in out, describe(out, err)
     assert sim.ledger()["refunded_quota"] == 2 * UNIT
 
 
+@pytest.mark.slow
 def test_the_live_view_is_drawn_off_the_event_loop(tmp_path, monkeypatch):
     """A cell that takes a second to render must not stall the loop that polls tasks."""
     from wan_nb import _live_grid

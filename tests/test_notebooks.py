@@ -24,8 +24,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbconvert import HTMLExporter
+from children import run_notebook
 
 import wan_nb
 from wan_nb import Log
@@ -91,14 +90,7 @@ def execute(path: Path, tmp_factory: pytest.TempPathFactory) -> Executed:
         folder = tmp_factory.mktemp(path.stem)
         home = folder / "wan_runs"
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(
-            nb,
-            timeout=CELL_TIMEOUT,
-            kernel_name="python3",
-            allow_errors=False,
-            resources={"metadata": {"path": str(folder)}},
-        )
-        client.execute(env=_kernel_env(home))  # raises CellExecutionError naming the failing cell
+        run_notebook(nb, cwd=folder, env=_kernel_env(home), timeout=CELL_TIMEOUT)  # CellExecutionError names the cell
         _executed[path] = Executed(nb, folder, home)
     return _executed[path]
 
@@ -134,6 +126,7 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
         assert not re.search(r"WAVE_API_KEY['\"]?\s*\]?\s*=\s*['\"]\w", cell.source), f"{path.name} cell {i} sets a key"
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     ran = execute(path, tmp_path_factory)
@@ -157,6 +150,7 @@ def test_notebook_says_what_it_teaches_and_costs(path: Path) -> None:
     )
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_costs_what_it_says(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     claim = COST_CLAIM.search(nbformat.read(path, as_version=4).cells[0].source)
@@ -169,6 +163,7 @@ def test_notebook_costs_what_it_says(path: Path, tmp_path_factory: pytest.TempPa
     assert round(billed, 2) == usd, f"{path.name} cost ${billed:.5f}, says about ${usd:.2f}"
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", IMAGE_NOTEBOOKS, ids=[p.name for p in IMAGE_NOTEBOOKS])
 def test_notebook_runs_as_written_where_inputs_must_be_urls(path: Path, tmp_path: Path) -> None:
     """What a user with a real key runs: the hosted API takes input images as URLs only.
@@ -180,8 +175,7 @@ def test_notebook_runs_as_written_where_inputs_must_be_urls(path: Path, tmp_path
         env = _kernel_env(tmp_path / "wan_runs")
         env["WAN_NB_BASE_URL"] = sim.base_url  # no key + a loopback URL: this simulator
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+        run_notebook(nb, cwd=tmp_path, env=env, timeout=CELL_TIMEOUT)
     log = Log(tmp_path / "wan_runs" / "log.sqlite")
     runs = log.runs()
     with_inputs = [r for r in runs["run_id"] if log.inputs(r)]
@@ -199,6 +193,7 @@ def _embedded_images(html_text: str) -> int:
     return len(re.findall(r"<img[^>]*src=\"data:image/", html_text))
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_saved_notebook_shows_without_a_kernel(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Saved after a run and opened where no kernel runs (nbviewer, GitHub), nothing is an empty box."""
@@ -283,6 +278,8 @@ def _exported(nb: nbformat.NotebookNode, *, widget_state: bool = True) -> str:
     if not widget_state:
         nb = copy.deepcopy(nb)
         nb.metadata.pop("widgets", None)
+    from nbconvert import HTMLExporter  # here: importing it takes a second the fast tier does not need
+
     body, _ = HTMLExporter().from_notebook_node(nb)
     return str(body)
 
@@ -315,6 +312,7 @@ def _shows(state: dict[str, Any], model_id: str) -> list[str]:
     return shown
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_exported_html_shows_every_output(path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The saved notebook through nbconvert's HTML exporter, as nbviewer renders it.
@@ -359,6 +357,7 @@ def test_exported_html_covers_every_widget() -> None:
         assert call in sources, f"no notebook shows {call}"
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("marker", FALLBACKS, ids=list(FALLBACKS.values()))
 def test_exported_html_holds_each_widget_fallback(marker: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each kind of widget is shown by some notebook, and its fallback is in that page."""
@@ -377,12 +376,14 @@ def test_exported_html_holds_each_widget_fallback(marker: str, tmp_path_factory:
 # ----------------------------------------------------------------- the quickstart's promises
 
 
+@pytest.mark.notebooks
 def test_quickstart_uses_the_simulator(quickstart: Executed) -> None:
     out = quickstart.stdout(quickstart.cell("wan.connect("))
     assert "no WAVE_API_KEY set" in out and "simulator" in out and "nothing is billed" in out
     assert str(quickstart.home) in out
 
 
+@pytest.mark.notebooks
 def test_quickstart_shows_a_result_inline(quickstart: Executed) -> None:
     cell = quickstart.cell("r = wan.generate(")
     # the result; a call slower than 1 s also leaves its status line (display_data) before it
@@ -394,11 +395,13 @@ def test_quickstart_shows_a_result_inline(quickstart: Executed) -> None:
     assert "Request('generate'" in quickstart.rich(facts, "text/plain")[0]
 
 
+@pytest.mark.notebooks
 def test_quickstart_catches_a_field_rule(quickstart: Executed) -> None:
     out = quickstart.stdout(quickstart.cell("except wan.RequestError"))
     assert "resolution" in out and "2K" in out and "fields: ['resolution']" in out
 
 
+@pytest.mark.notebooks
 def test_quickstart_covers_every_mode(quickstart: Executed) -> None:
     modes_cell = quickstart.cell("wan.image2image(")
     shown = quickstart.rich(modes_cell, "text/plain", of="<Result")
@@ -418,6 +421,7 @@ def test_quickstart_covers_every_mode(quickstart: Executed) -> None:
     assert 0 <= x1 < x2 <= ie["width"] and 0 <= y1 < y2 <= ie["height"]
 
 
+@pytest.mark.notebooks
 def test_quickstart_sweep_shows_its_cost_first_and_a_grid(quickstart: Executed) -> None:
     cell = quickstart.cell("sw = wan.sweep(")
     line = quickstart.stdout(cell)
@@ -432,6 +436,7 @@ def test_quickstart_sweep_shows_its_cost_first_and_a_grid(quickstart: Executed) 
     assert df_html.count("completed") == 8
 
 
+@pytest.mark.notebooks
 def test_quickstart_rerun_of_the_sweep_costs_nothing(quickstart: Executed) -> None:
     out = quickstart.stdout(quickstart.cell("again = wan.sweep("))
     assert "$0.00000 to pay ($0.18360 already in the log)" in out
@@ -441,6 +446,7 @@ def test_quickstart_rerun_of_the_sweep_costs_nothing(quickstart: Executed) -> No
     assert len(swept) == 8 and swept["sweep_id"].nunique() == 1  # nothing sent twice
 
 
+@pytest.mark.notebooks
 def test_quickstart_log_grid_and_compare(quickstart: Executed) -> None:
     out = quickstart.stdout(quickstart.cell("log.runs()"))
     assert out.startswith("14 runs, $0.39015 in all"), out
@@ -450,6 +456,7 @@ def test_quickstart_log_grid_and_compare(quickstart: Executed) -> None:
     assert "differ:" in comparison and "seed" in comparison and "style" in comparison
 
 
+@pytest.mark.notebooks
 def test_quickstart_writes_images_in_its_run_folder(quickstart: Executed) -> None:
     images = list((quickstart.home / "images").rglob("*.jpg"))
     thumbs = list((quickstart.home / "thumbs").rglob("*.jpg"))
@@ -458,6 +465,7 @@ def test_quickstart_writes_images_in_its_run_folder(quickstart: Executed) -> Non
         assert Path(p).is_file() and Path(p).is_relative_to(quickstart.home)
 
 
+@pytest.mark.notebooks
 def test_quickstart_report_is_self_contained_and_escaped(quickstart: Executed) -> None:
     report = quickstart.folder / "report.html"
     assert str(report) in quickstart.stdout(quickstart.cell("export_html("))
@@ -469,6 +477,7 @@ def test_quickstart_report_is_self_contained_and_escaped(quickstart: Executed) -
     assert "<script" not in text
 
 
+@pytest.mark.notebooks
 def test_quickstart_kernel_had_no_key(quickstart: Executed) -> None:
     runs = Log(quickstart.home / "log.sqlite").runs()
     assert set(runs["backend"].astype(str)) == {"simulator"}
@@ -492,6 +501,7 @@ def test_interactive_notebook_says_what_it_teaches() -> None:
     assert first.cell_type == "markdown" and "draw boxes" in first.source.splitlines()[0].lower()
 
 
+@pytest.mark.notebooks
 def test_interactive_notebook_shows_the_drawer_with_a_static_fallback(interactive: Executed) -> None:
     shown = interactive.cell("d = wan.BBoxDrawer(")
     assert interactive.rich(shown, WIDGET_VIEW), "the drawer is a live widget"
@@ -503,6 +513,7 @@ def test_interactive_notebook_shows_the_drawer_with_a_static_fallback(interactiv
     assert "bbox_list[0][0]" in refused and "outside the image" in refused
 
 
+@pytest.mark.notebooks
 def test_interactive_notebook_edits_inside_the_drawn_box_and_uses_the_palette(interactive: Executed) -> None:
     runs = Log(interactive.home / "log.sqlite").runs()
     assert list(runs["action"].astype(str)) == ["generate", "interactive_edit", "interactive_edit",
@@ -517,6 +528,7 @@ def test_interactive_notebook_edits_inside_the_drawn_box_and_uses_the_palette(in
     assert interactive.rich(editor, WIDGET_VIEW) and "wan-palette-static" in interactive.rich(editor, "text/html")[0]
 
 
+@pytest.mark.notebooks
 def test_interactive_notebook_shows_the_edit_only_inside_the_boxes(interactive: Executed) -> None:
     """The reader sees it: a picture of before | after | changed pixels, and the changed area printed."""
     for needle, box in (("where_it_changed(photo, edited", [420, 300, 900, 620]),
@@ -526,6 +538,7 @@ def test_interactive_notebook_shows_the_edit_only_inside_the_boxes(interactive: 
         assert interactive.rich(shown, "image/png"), "the side-by-side picture is not in the saved notebook"
 
 
+@pytest.mark.notebooks
 def test_interactive_notebook_generates_from_the_form(interactive: Executed) -> None:
     runs = Log(interactive.home / "log.sqlite").runs()
     formed, code = runs.iloc[2], runs.iloc[3]

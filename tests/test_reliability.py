@@ -16,27 +16,28 @@ Its figures are printed at the end of the run (``conftest.pytest_terminal_summar
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from children import child, communicate, describe, wait_for
 
 import wan_nb as wan
 from wan_nb import _spec
 from wan_nb import _states as S
 from wan_nb.sim import Simulator
+
+pytestmark = pytest.mark.reliability
 
 UNIT = _spec.UNIT_QUOTA
 SECRET = "sk-reliability-SECRET-7f3e9a"
@@ -108,12 +109,8 @@ def offline():
         wan._session_module._current = None
 
 
-def _wait_for(check: Callable[[], bool], seconds: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+def _wait_for(check: Callable[[], bool], what: str) -> None:
+    wait_for(check, what=what)  # bounded and generous; its failure names what did not happen
 
 
 def _connect(sim: Simulator, home: Path, *, http_timeout: float = 5.0, prefer_wait: int | None = None) -> wan.Session:
@@ -299,13 +296,10 @@ def test_sigkill_then_rerun_is_clean(kill, tmp_path):
     with Simulator(latency=0.3, concurrency=3, seed=5, api_key=SECRET) as sim:
         if scripted:
             sim.set_faults(next=scripted)
-        proc = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP, sim.base_url, str(home), SECRET], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            _wait_for(lambda: trigger(sim, home) or proc.poll() is not None, what=name)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
+        with child([sys.executable, "-c", KILLED_SWEEP, sim.base_url, str(home), SECRET], env=env) as proc:
+            wait_for(lambda: trigger(sim, home), proc=proc, what=f"the kill point: {name}")
+            proc.kill()
+            out, err = communicate(proc)
         TEXTS.extend([out, err])
         assert "DONE" not in out, f"{name}: the kill came too late"
         sim.set_faults(reset=True)
@@ -360,13 +354,14 @@ def test_processes_sharing_a_run_folder_count_each_task_once(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
     plans = ["fox,owl,cat,yak", "fox,owl,cat,yak", "owl,emu"]
     with Simulator(latency=0.3, concurrency=8, seed=9, api_key=SECRET) as sim:
-        procs = [subprocess.Popen([sys.executable, "-c", SHARED, sim.base_url, str(home), SECRET, animals], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for animals in plans]
-        outs = [p.communicate(timeout=180) for p in procs]
+        with contextlib.ExitStack() as stack:
+            procs = [stack.enter_context(child([sys.executable, "-c", SHARED, sim.base_url, str(home), SECRET, animals],
+                                               env=env)) for animals in plans]
+            outs = [communicate(p, what=f"sweep process {i + 1} to finish") for i, p in enumerate(procs)]
         ledger = _settled(sim)
     for out, err in outs:
         TEXTS.extend([out, err])
-        assert "DONE" in out, err[-2000:]
+        assert "DONE" in out, describe(out, err)
     requests = {(a, s) for animals in plans for a in animals.split(",") for s in (1, 2, 3)}
     log = wan.Log(home / "log.sqlite")
     runs = log.runs()

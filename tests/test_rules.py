@@ -12,7 +12,7 @@ import json
 import struct
 import zlib
 
-import httpx
+import loopback
 import pytest
 from PIL import Image
 
@@ -190,7 +190,7 @@ def test_client_rejects_before_sending(case, sim, client):
 def test_simulator_answers_400_naming_the_field(case, sim):
     _, fields, field, _rule = case
     # ASCII-escaped JSON, as most clients send it: a lone surrogate arrives as "\\ud800"
-    r = httpx.post(
+    r = loopback.post(
         sim.base_url + "/tasks",
         content=json.dumps(_body(fields)).encode(),
         headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
@@ -229,9 +229,9 @@ def test_box_inside_known_image_size_local_and_raw(sim, tmp_path):
     with pytest.raises(wan.RequestError) as info:
         build_request(prompt="x", action="interactive_edit", image_urls=[data], bbox_list=[[[10, 10, 330, 100]]])
     assert [(p.field, p.rule) for p in info.value.problems] == [("bbox_list[0][0]", "inside_image")]
-    up = httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()
+    up = loopback.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()
     body = _body({"action": "interactive_edit", "image_urls": [up["url"]], "bbox_list": [[[10, 10, 330, 100]]]})
-    r = httpx.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
+    r = loopback.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
     assert r.status_code == 400 and "bbox_list[0][0]" in r.json()["error"]["message"]
 
 
@@ -246,7 +246,7 @@ def test_local_image_rules(tmp_path, sim):
     assert {("image_urls[0]", "max_size"), ("image_urls[1]", "format"), ("image_urls[2]", "file")} <= got
     # the same images sent raw to the simulator's upload endpoint are refused, naming image_urls
     for data in (big.read_bytes(), gif.getvalue()):
-        r = httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"})
+        r = loopback.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"})
         assert r.status_code == 400 and "image_urls" in r.json()["error"]["message"]
 
 
@@ -272,7 +272,7 @@ def test_an_image_over_the_decode_limit_is_refused_with_its_size_and_the_limit(t
     assert f"is 20000×20000 (400 megapixels), over the decode limit of {limit}" in problem.message
     assert "not a readable" not in problem.message
     # the simulator's upload endpoint says the same
-    r = httpx.post(sim.url + "/sim/uploads", content=huge.read_bytes(), headers={"Authorization": "Bearer k"})
+    r = loopback.post(sim.url + "/sim/uploads", content=huge.read_bytes(), headers={"Authorization": "Bearer k"})
     assert r.status_code == 400 and "20000×20000 (400 megapixels)" in r.json()["error"]["message"]
     # under the limit, the size is known from the header as before
     assert wan.build_request(prompt="x", action="edit", image_urls=[_png_header(12000, 12000)]).images[0].size == (
@@ -360,7 +360,7 @@ def test_defaults_of_the_document():
 
 def test_wire_images_must_be_urls_never_server_paths(sim):
     body = _body({"action": "image2image", "image_urls": ["/etc/passwd"]})
-    r = httpx.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
+    r = loopback.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
     assert r.status_code == 400
     problems = r.json()["error"]["problems"]
     assert [(p["field"], p["rule"]) for p in problems] == [("image_urls[0]", "url")]
@@ -372,5 +372,5 @@ def test_unknown_field_does_not_hide_other_problems(sim, client):
     with pytest.raises(wan.RequestError) as info:
         client.submit(body)
     assert {p.field for p in info.value.problems} == {"aspect", "n", "resolution"}
-    r = httpx.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
+    r = loopback.post(sim.base_url + "/tasks", json=body, headers={"Authorization": "Bearer k"})
     assert {p["field"] for p in r.json()["error"]["problems"]} == {"aspect", "n", "resolution"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 
+import loopback
 import pytest
+from children import wait_for
 from PIL import Image
 
 import wan_nb as wan
@@ -17,6 +19,22 @@ def no_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def test_a_task_sent_outside_the_log_is_fetched_stored_and_logged(tmp_path, no_env):
+    """wan.fetch(task_id) in the fast tier (the deadline case below waits out real seconds)."""
+    with Simulator(latency=0.05) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
+        try:
+            task = sess.client.submit({"prompt": "sent by hand", "seed": 2, "resolution": "1K"}, wait=0)
+            assert sess.log.runs(task_id=task.task_id).empty
+            fetched = wan.fetch(task.task_id)
+            assert fetched.paths[0].is_file()
+            rows = sess.log.runs(task_id=task.task_id)
+            assert len(rows) == 1 and rows.iloc[0]["status"] == "completed" and rows.iloc[0]["n_images"] == 1
+        finally:
+            sess.close()
+
+
+@pytest.mark.slow
 def test_task_past_its_deadline_can_be_fetched_later(tmp_path, no_env):
     with Simulator(latency=2.5) as sim:
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
@@ -52,9 +70,8 @@ def test_uploader_function_is_used_for_local_images(tmp_path):
     with Simulator(latency=0.05) as sim:
         def uploader(data: bytes, content_type: str) -> str:
             seen.append(content_type)
-            import httpx
 
-            return httpx.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()[
+            return loopback.post(sim.url + "/sim/uploads", content=data, headers={"Authorization": "Bearer k"}).json()[
                 "url"
             ]
 
@@ -98,23 +115,20 @@ def test_the_run_is_in_the_log_before_the_request_is_answered(tmp_path, no_env):
     """What resume stands on: while the submit is still held by the server, the log
     already has the run with its Idempotency-Key."""
     import threading
-    import time
 
-    with Simulator(latency=2.0) as sim:
+    with Simulator(latency=3.0) as sim:  # the server holds the submit 3 s: the log is read inside that
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         try:
             worker = threading.Thread(
                 target=wan.generate, args=("logged first",), kwargs={"seed": 4, "resolution": "1K"}
             )
             worker.start()
-            deadline = time.time() + 5
-            while sim.ledger()["submitted"] == 0 and time.time() < deadline:
-                time.sleep(0.01)
+            wait_for(lambda: sim.ledger()["submitted"] >= 1, what="the submit to reach the server")
             rows = sess.log.runs()
             assert sim.ledger()["by_status"]["completed"] == 0  # the task is still running
             assert len(rows) == 1 and rows.iloc[0]["status"] == "planned"
             assert rows.iloc[0]["idempotency_key"].startswith("wan-nb-")
-            worker.join(15)
+            worker.join(120)
             assert sess.log.runs().iloc[0]["status"] == "completed"
         finally:
             sess.close()

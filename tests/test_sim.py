@@ -7,7 +7,6 @@ import io
 import json
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -15,7 +14,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
+import loopback
 import pytest
+from children import child, describe, finish
+from children import wait_for as ready
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from wan_nb import _spec
@@ -46,7 +48,7 @@ def make_sim():
 
 
 def client(sim, headers=AUTH) -> httpx.Client:
-    return httpx.Client(base_url=sim.base_url, headers=headers, timeout=15)
+    return loopback.client(base_url=sim.base_url, headers=headers, timeout=15)
 
 
 def body(**fields):
@@ -74,7 +76,7 @@ def run(c: httpx.Client, **fields) -> dict:
 
 
 def fetch_image(url: str) -> Image.Image:
-    r = httpx.get(url, timeout=15)
+    r = loopback.get(url, timeout=15)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     img = Image.open(io.BytesIO(r.content))
     assert img.format == "JPEG"
@@ -109,7 +111,7 @@ def upload(c: httpx.Client, data: bytes) -> dict:
 
 
 def sim_post(sim, path: str, data: bytes, headers=AUTH) -> httpx.Response:
-    return httpx.post(sim.url + path, content=data, headers=headers, timeout=30)
+    return loopback.post(sim.url + path, content=data, headers=headers, timeout=30)
 
 
 def pixels(img: Image.Image):
@@ -203,12 +205,13 @@ def test_prefer_wait_returns_terminal_body(sim):
         assert r.headers["preference-applied"] == "wait=10"
 
 
+@pytest.mark.slow
 def test_prefer_wait_window_ends_before_the_task(make_sim):
-    sim = make_sim(latency=3.0)
+    sim = make_sim(latency=10.0)
     with client(sim) as c:
         t0 = time.monotonic()
         data = c.post("/tasks", json=body(), headers={"Prefer": "wait=1"}).json()
-        assert 0.9 < time.monotonic() - t0 < 2.5
+        assert 0.9 < time.monotonic() - t0 < 8.0  # the 1 s window, not the 10 s task (with room for a loaded machine)
         assert data["status"] == "processing" and data["progress"].endswith("%")
         assert "result" not in data
 
@@ -422,11 +425,11 @@ def test_slow_fault_delays_the_answer(sim):
 
 
 def test_fault_settings_are_checked(sim):
-    r = httpx.post(sim.url + "/sim/faults", json={"error_rate": 2})
+    r = loopback.post(sim.url + "/sim/faults", json={"error_rate": 2})
     assert r.status_code == 400 and "error_rate" in r.json()["error"]["message"]
-    r = httpx.post(sim.url + "/sim/faults", json={"next": [{"endpoint": "get", "fault": "fail_task:x"}]})
+    r = loopback.post(sim.url + "/sim/faults", json={"next": [{"endpoint": "get", "fault": "fail_task:x"}]})
     assert r.status_code == 400
-    r = httpx.post(sim.url + "/sim/faults", json={"drop_rate": 0.5, "slow": 0.1})
+    r = loopback.post(sim.url + "/sim/faults", json={"drop_rate": 0.5, "slow": 0.1})
     assert r.status_code == 200 and r.json()["drop_rate"] == 0.5
     with pytest.raises(ValueError, match="bogus"):
         sim.set_faults(bogus=1)
@@ -443,16 +446,17 @@ def test_random_faults_repeat_with_the_seed(make_sim):
     assert a == b and set(a) == {404, 503}
 
 
+@pytest.mark.slow
 # -- files ---------------------------------------------------------------------------------------
 def test_result_link_expires_with_410(make_sim):
     sim = make_sim(link_ttl=1.5)  # long enough for the first GET on a loaded machine
     with client(sim) as c:
         data = run(c)
         url = data["result"]["images"][0]["url"][0]
-        assert httpx.get(url).status_code == 200
+        assert loopback.get(url).status_code == 200
         expires_at = data["result"]["images"][0]["expires_at"]  # whole seconds, rounded down
         time.sleep(max(0.0, expires_at + 1.05 - time.time()))
-        r = httpx.get(url)
+        r = loopback.get(url)
         assert r.status_code == 410 and r.json()["error"]["code"] == "link_expired"
 
 
@@ -463,7 +467,7 @@ def test_uploads_are_checked_served_and_usable(sim):
         up = upload(c, data)
         assert up["width"] == 320 and up["height"] == 200 and up["format"] == "PNG"
         assert re.fullmatch(re.escape(sim.url) + r"/sim/files/uploads/[0-9a-f]{64}\.png", up["url"])
-        assert httpx.get(up["url"]).content == data  # served without auth
+        assert loopback.get(up["url"]).content == data  # served without auth
 
         bad = c.post(sim.url + "/sim/uploads", content=b"GIF89a not allowed")
         assert bad.status_code == 400 and "image_urls" in bad.json()["error"]["message"]
@@ -538,11 +542,12 @@ def test_loopback_url_is_fetched(sim):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_urls_only_takes_its_own_live_links_and_loopback_urls_like_the_hosted_api(make_sim, looked_up):
     """Hosted-like: no /sim/uploads; its own result links while they live, loopback URLs;
     anything else is refused (no placeholder), and no network is touched."""
     sim = make_sim(urls_only=True, link_ttl=1.0)
-    info = httpx.get(sim.url + "/sim").json()
+    info = loopback.get(sim.url + "/sim").json()
     assert info["urls_only"] is True and "POST /sim/uploads" not in info["endpoints"]
     with client(sim) as c:
         refused = c.post(sim.url + "/sim/uploads", content=png_bytes(pattern_image((64, 64))))
@@ -569,9 +574,7 @@ def test_callbacks_on_listed_states_and_terminal(sim):
     with hook_server() as (url, got), client(sim) as c:
         tid = c.post("/tasks", json=body(callback_url=url, callback_events=["processing"])).json()["task_id"]
         wait_for(c, tid)
-        deadline = time.monotonic() + 5
-        while len(got) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        ready(lambda: len(got) >= 2, what="both callbacks to arrive")
         assert [(e, b["status"]) for e, b in got] == [("processing", "processing"), ("completed", "completed")]
         final = got[-1][1]
         assert final["task_id"] == tid and final["cost"] == UNIT and final["result"]["images"]
@@ -587,13 +590,17 @@ def test_callbacks_to_other_hosts_are_skipped(sim):
 
 
 # -- images ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("resolution", _spec.RESOLUTIONS)
+# drawing every 4K size takes seconds: that case is in the slow tier
+SLOW_4K = [pytest.param(r, marks=[pytest.mark.slow] if r == "4K" else []) for r in _spec.RESOLUTIONS]
+
+
+@pytest.mark.parametrize("resolution", SLOW_4K)
 def test_renderer_sizes_for_every_aspect_ratio(resolution):
     for aspect in _spec.ASPECT_RATIOS:
         req = build_request(prompt=PROMPT, aspect_ratio=aspect, resolution=resolution, seed=3)
-        t0 = time.monotonic()
+        t0 = time.thread_time()  # CPU time: what the renderer costs, however busy the machine is
         [jpeg] = _render.render(req)
-        assert time.monotonic() - t0 < 2.0
+        assert time.thread_time() - t0 < 2.0
         img = Image.open(io.BytesIO(jpeg))
         assert img.format == "JPEG" and img.size == _spec.output_size(aspect, resolution)
 
@@ -608,7 +615,7 @@ def test_sizes_through_http(sim, aspect, resolution):
 def test_same_seed_same_bytes_other_seed_other_image(sim):
     with client(sim) as c:
         urls = [run(c, seed=s)["result"]["images"][0]["url"][0] for s in (11, 11, 12)]
-        a, b, other = (httpx.get(u).content for u in urls)
+        a, b, other = (loopback.get(u).content for u in urls)
     assert a == b
     assert a != other
     assert mean_diff(Image.open(io.BytesIO(a)), Image.open(io.BytesIO(other))) > 20
@@ -620,6 +627,7 @@ def test_random_seed_is_resolved_and_reported(sim):
     assert 0 <= done["sim"]["seed"] <= _spec.SEED_MAX
 
 
+@pytest.mark.slow
 def test_palette_colours_cover_areas_in_proportion():
     palette = [("#0A2540", 50), ("#F5F5F0", 30), ("#E04B3A", 20)]
     colours = [_render.hex_rgb(h) for h, _ in palette]
@@ -736,7 +744,7 @@ def test_ledger_over_http_counts_requests(sim):
     with client(sim) as c:
         run(c)
         c.get("/tasks/none")
-    led = httpx.get(sim.url + "/sim/ledger").json()
+    led = loopback.get(sim.url + "/sim/ledger").json()
     direct = sim.ledger()
     assert {k: v for k, v in led.items() if k not in ("requests", "responses")} == {
         k: v for k, v in direct.items() if k not in ("requests", "responses")
@@ -757,6 +765,7 @@ def test_ledger_over_http_counts_requests(sim):
         assert key in led
 
 
+@pytest.mark.subprocess
 def test_cli_prints_the_base_url_and_serves():
     cmd = [
         sys.executable,
@@ -772,18 +781,15 @@ def test_cli_prints_the_base_url_and_serves():
         "5",
         "--urls-only",
     ]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            line = proc.stdout.readline().strip()
-            assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
-            faults = httpx.get(line[: -len("/v1")] + "/sim/faults", timeout=5).json()
-            assert faults["rate_cap"] == 5
-            assert httpx.get(line[: -len("/v1")] + "/sim", timeout=5).json()["urls_only"] is True
-            r = httpx.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=10)
-            assert r.json()["status"] == "completed"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=5)
+    with child(cmd) as proc:
+        line = proc.stdout.readline().strip()  # the simulator prints its URL once it listens
+        started = re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", line)
+        assert started, f"the simulator did not start{describe(*finish(proc))}"
+        faults = loopback.get(line[: -len("/v1")] + "/sim/faults", timeout=30).json()
+        assert faults["rate_cap"] == 5
+        assert loopback.get(line[: -len("/v1")] + "/sim", timeout=30).json()["urls_only"] is True
+        r = loopback.post(line + "/tasks", json=body(), headers={**AUTH, "Prefer": "wait=5"}, timeout=30)
+        assert r.json()["status"] == "completed"
 
 
 def test_result_memory_is_bounded_oldest_links_expire_first():
@@ -845,7 +851,7 @@ def test_json_nested_100k_deep_is_a_400(sim):
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
         assert "nested" in r.json()["error"]["message"]
         assert c.post("/tasks", json=body()).status_code == 200  # the server is fine afterwards
-        f = httpx.post(sim.url + "/sim/faults", content=b'{"next": ' + deep + b"}")
+        f = loopback.post(sim.url + "/sim/faults", content=b'{"next": ' + deep + b"}")
         assert f.status_code == 400
 
 
@@ -866,16 +872,16 @@ def test_corrupt_fault_truncates_a_download_scripted_and_by_rate(make_sim):
     with client(sim) as c:
         task = wait_for(c, c.post("/tasks", json=body()).json()["task_id"])
         url = task["result"]["images"][0]["url"][0]
-        whole = httpx.get(url).content
+        whole = loopback.get(url).content
         sim.set_faults(next=[{"endpoint": "file", "fault": "corrupt"}])
-        cut = httpx.get(url)
+        cut = loopback.get(url)
         assert cut.status_code == 200 and int(cut.headers["Content-Length"]) == len(cut.content) < len(whole)
         assert whole.startswith(cut.content)
         with pytest.raises((OSError, SyntaxError)):  # Pillow: "truncated" or "not an image"
             Image.open(io.BytesIO(cut.content)).load()
-        assert httpx.get(url).content == whole  # one-shot
+        assert loopback.get(url).content == whole  # one-shot
         sim.set_faults(corrupt_rate=1.0)
-        assert len(httpx.get(url).content) < len(whole)
+        assert len(loopback.get(url).content) < len(whole)
         assert sim.ledger()["faults"]["corrupt"] == 2
     with pytest.raises(Exception, match="endpoint must be file"):
         sim.set_faults(next=[{"endpoint": "submit", "fault": "corrupt"}])

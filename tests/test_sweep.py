@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+from children import EXIT_TIMEOUT, child, wait_for
 
 import wan_nb as wan
 from wan_nb import _spec
@@ -149,15 +149,13 @@ def test_failed_cells_show_their_reason_and_retry_in_one_call(sim, sess):
 
 def test_cancel_stops_new_submissions_and_cancels_queued(tmp_path, monkeypatch):
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
-    with Simulator(latency=2.0, concurrency=1) as sim:
+    # the first task holds the only slot far longer than the test takes: the other two stay queued
+    with Simulator(latency=60.0, concurrency=1) as sim:
         sess = wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         try:
             sw = wan.sweep("slow {i}", i=list(range(6)), resolution="1K", concurrency=3)
-            deadline = time.time() + 10
-            while sim.ledger()["submitted"] < 3 and time.time() < deadline:
-                time.sleep(0.05)
-            sw.cancel()
-            time.sleep(0.3)
+            wait_for(lambda: sim.ledger()["submitted"] >= 3, what="the sweep to submit its first 3 cells")
+            sw.cancel()  # returns once the sweep has stopped (its cancels answered)
             ledger = sim.ledger()
         finally:
             sess.close()
@@ -176,22 +174,20 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_sigkill_mid_sweep_then_rerun_pays_each_cell_once(tmp_path):
     script = tmp_path / "sweep_script.py"
     script.write_text(KILL_SCRIPT)
     home = tmp_path / "runs"
     env = {k: v for k, v in os.environ.items() if k != "WAVE_API_KEY"}
     with Simulator(latency=1.0, concurrency=2) as sim:
-        first = subprocess.Popen([sys.executable, str(script), sim.base_url, str(home)], env=env)
-        deadline = time.time() + 30
-        while sim.ledger()["submitted"] < 3 and time.time() < deadline:
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        with child([sys.executable, str(script), sim.base_url, str(home)], env=env) as first:
+            wait_for(lambda: sim.ledger()["submitted"] >= 3, proc=first, what="the first run to submit 3 cells")
+            first.kill()
         killed_at = sim.ledger()["submitted"]
         assert 3 <= killed_at < 8, "the kill must land mid-sweep"
         done = subprocess.run([sys.executable, str(script), sim.base_url, str(home)], env=env,
-                              capture_output=True, text=True, timeout=90)
+                              capture_output=True, text=True, timeout=EXIT_TIMEOUT)
         assert "DONE 8" in done.stdout, done.stderr
         ledger = sim.ledger()
     assert ledger["submitted"] == 8, "every cell submitted exactly once across the kill"
@@ -230,6 +226,7 @@ def test_plain_text_view_of_a_sweep_is_not_html(sim, sess):
     assert "application/vnd.jupyter.widget-view+json" not in done and done["text/html"].count("<img") == 2
 
 
+@pytest.mark.slow
 def test_log_timings_span_the_held_submit(tmp_path, monkeypatch):
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
     with Simulator(latency=0.8) as sim:
@@ -300,12 +297,10 @@ def test_reconnecting_cancels_a_running_sweep_cleanly(tmp_path, monkeypatch):
     """Re-running the connect() cell while a sweep runs: its queued tasks are cancelled
     on the server and every cell ends with a clear status, not a raw transport error."""
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
-    with Simulator(latency=2.0, concurrency=1) as sim:
+    with Simulator(latency=60.0, concurrency=1) as sim:  # the first task holds the slot throughout
         wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True)
         sw = wan.sweep("old {i}", i=list(range(4)), resolution="1K", concurrency=2)
-        deadline = time.time() + 10
-        while sim.ledger()["submitted"] < 2 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: sim.ledger()["submitted"] >= 2, what="the sweep to submit its first 2 cells")
         wan.connect(base_url=sim.base_url, home=tmp_path, quiet=True).close()
         ledger = sim.ledger()
     assert sw.done and not sw.running
@@ -416,6 +411,7 @@ def _watch_server(sim, sw):
     return most_in_flight, most_processing
 
 
+@pytest.mark.slow
 def test_default_sweep_fills_the_servers_width_and_a_cap_holds(tmp_path, monkeypatch):
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
     with Simulator(latency=0.4, concurrency=6, seed=2) as sim:

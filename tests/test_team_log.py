@@ -14,16 +14,16 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import pytest
+from children import child, communicate, describe, wait_for
 from PIL import Image
 
 import wan_nb as wan
@@ -83,6 +83,7 @@ def test_an_unreachable_server_is_named_by_host_without_the_password(tmp_path, m
     assert sqlalchemy.url == "postgresql://ann:s3cret-pw-x@db:5432/wan" and sqlalchemy.label == "postgresql://ann@db:5432/wan"
 
 
+@pytest.mark.subprocess
 def test_without_the_postgres_extra_the_error_names_it(tmp_path):
     code = textwrap.dedent(f"""
         import sys
@@ -94,9 +95,10 @@ def test_without_the_postgres_extra_the_error_names_it(tmp_path):
             print(exc)
         print(len(wan.Log({str(tmp_path / "log.sqlite")!r}).runs()))  # SQLite needs nothing more
         """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
-    assert out.returncode == 0, out.stderr
-    assert "pip install 'wan_nb[postgres]'" in out.stdout and out.stdout.split()[-1] == "0"
+    with child([sys.executable, "-c", code], env=_env()) as proc:
+        out, err = communicate(proc, what="a Python without psycopg")
+    assert proc.returncode == 0, describe(out, err)
+    assert "pip install 'wan_nb[postgres]'" in out and out.split()[-1] == "0"
 
 
 # -- a team's log ----------------------------------------------------------------------------------
@@ -228,6 +230,7 @@ def test_a_connection_the_server_dropped_is_made_again(pg, pg_url, tmp_path):
 SWEEP_ON_A_MACHINE = textwrap.dedent("""
     import os, sys, time, wan_nb as wan
     base_url, home, go = sys.argv[1:4]
+    open(go + "." + os.environ["WAN_NB_USER"], "w").close()  # up and waiting
     while not os.path.exists(go):
         time.sleep(0.005)
     wan.connect(base_url=base_url, home=home, quiet=True)          # the log: WAN_NB_LOG
@@ -239,28 +242,28 @@ SWEEP_ON_A_MACHINE = textwrap.dedent("""
 
 
 @pytest.mark.postgres
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_machines_run_the_same_sweep_at_once_and_each_cell_is_billed_once(pg_url, tmp_path):
     home, go = tmp_path / "shared", tmp_path / "go"
     cells = 12
-    with Simulator(latency=0.4, concurrency=16) as sim:
-        procs = [subprocess.Popen([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
-                                  env=_env(WAN_NB_USER=user, WAN_NB_LOG=pg_url), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-                 for user in ("ann", "bob")]
-        time.sleep(1.0)  # both interpreters up and waiting
-        go.touch()
-        outs = [p.communicate(timeout=180) for p in procs]
+    with Simulator(latency=0.4, concurrency=16) as sim, ExitStack() as stack:
+        procs = {user: stack.enter_context(child([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home),
+                                                  str(go)], env=_env(WAN_NB_USER=user, WAN_NB_LOG=pg_url)))
+                 for user in ("ann", "bob")}
+        for user, proc in procs.items():
+            wait_for(Path(f"{go}.{user}").exists, proc=proc, what=f"{user}'s machine up and waiting")
+        go.touch()  # both start the sweep at once
+        outs = [communicate(proc, what=f"{user}'s sweep") for user, proc in procs.items()]
         ledger = sim.ledger()
     for out, err in outs:
-        assert f"DONE {cells}" in out, err[-3000:]
+        assert f"DONE {cells}" in out, describe(out, err)
     assert ledger["submitted"] == cells and ledger["billed_quota"] == cells * _spec.UNIT_QUOTA, ledger
-    third = subprocess.run(
-        [sys.executable, "-c", "import wan_nb as wan; df = wan.log().runs(); "
-         "print(df[['run_id', 'user', 'status', 'animal', 'seed', 'cost_quota']].to_json(orient='records'))"],
-        env=_env(WAN_NB_LOG=pg_url, WAN_NB_HOME=str(home)), capture_output=True, text=True, timeout=120)
-    assert third.returncode == 0, third.stderr
-    rows = json.loads(third.stdout)
+    with child([sys.executable, "-c", "import wan_nb as wan; df = wan.log().runs(); "
+                "print(df[['run_id', 'user', 'status', 'animal', 'seed', 'cost_quota']].to_json(orient='records'))"],
+               env=_env(WAN_NB_LOG=pg_url, WAN_NB_HOME=str(home))) as third:
+        out, err = communicate(third, what="a third machine's read of the team's log")
+    assert third.returncode == 0, describe(out, err)
+    rows = json.loads(out)
     assert len(rows) == cells and {(r["animal"], r["seed"]) for r in rows} == {
         (a, s) for a in ("fox", "owl", "cat", "yak") for s in range(3)}
     assert all(r["status"] == "completed" and r["user"] in ("ann", "bob") for r in rows)
@@ -271,26 +274,22 @@ def test_two_machines_run_the_same_sweep_at_once_and_each_cell_is_billed_once(pg
 
 
 @pytest.mark.postgres
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_machine_killed_mid_sweep_is_taken_over_by_another_and_each_cell_is_billed_once(pg_url, tmp_path):
     home, go = tmp_path / "shared", tmp_path / "go"
     go.touch()
     with Simulator(latency=1.0, concurrency=4) as sim:
-        ann = subprocess.Popen([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
-                               env=_env(WAN_NB_USER="ann", WAN_NB_LOG=pg_url), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while sim.ledger()["submitted"] < 4:
-            assert time.monotonic() < deadline and ann.poll() is None, "ann's machine submits"
-            time.sleep(0.02)
-        ann.send_signal(signal.SIGKILL)  # the machine dies with tasks in flight, rows claimed
-        ann.wait()
+        with child([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
+                   env=_env(WAN_NB_USER="ann", WAN_NB_LOG=pg_url)) as ann:
+            wait_for(lambda: sim.ledger()["submitted"] >= 4, proc=ann, what="ann's machine submits 4 cells")
+            ann.send_signal(signal.SIGKILL)  # the machine dies with tasks in flight, rows claimed
+            ann.wait()
         killed_at = sim.ledger()["submitted"]
         assert 4 <= killed_at < 12, "the kill must land mid-sweep"
-        bob = subprocess.run([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
-                             env=_env(WAN_NB_USER="bob", WAN_NB_LOG=pg_url), capture_output=True, text=True,
-                             timeout=180)
-        assert "DONE 12" in bob.stdout, bob.stderr[-3000:]
+        with child([sys.executable, "-c", SWEEP_ON_A_MACHINE, sim.base_url, str(home), str(go)],
+                   env=_env(WAN_NB_USER="bob", WAN_NB_LOG=pg_url)) as bob:
+            out, err = communicate(bob, what="bob's run of the same sweep")
+        assert "DONE 12" in out, describe(out, err)
         ledger = sim.ledger()
     assert ledger["submitted"] == 12 and ledger["billed_quota"] == 12 * _spec.UNIT_QUOTA, ledger
     log = Log(pg_url, home=home)
@@ -451,12 +450,10 @@ def test_a_database_restart_mid_sweep_loses_no_money(pg, pg_url, tmp_path):
         try:
             sw = wan.sweep("a {animal} in the rain", animal=["fox", "owl", "cat", "yak"], seed=[1, 2],
                            resolution="1K", quiet=True)
-            deadline = time.monotonic() + 30
-            while sim.ledger()["submitted"] < 8:
-                assert time.monotonic() < deadline, "every cell submitted"
-                time.sleep(0.02)
+            wait_for(lambda: sim.ledger()["submitted"] == 8, what="every cell submitted")
             pg.stop()
-            time.sleep(2.5)  # the tasks complete (1.5 s) while the database is down
+            wait_for(lambda: sim.ledger()["billed_quota"] == 8 * _spec.UNIT_QUOTA,
+                     what="every task completed and billed while the database is down")
             pg.start()
             sw.wait(timeout=120)
             ledger = sim.ledger()

@@ -216,6 +216,7 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
     "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
     "CREATE INDEX IF NOT EXISTS runs_stars ON runs (stars)",
+    "CREATE INDEX IF NOT EXISTS runs_seed ON runs (seed)",  # count(seed=3) / distinct('seed') on a big log
     # Full-text search over prompt, note and tags (the tags' JSON text tokenises to the tags):
     # an index over the runs table's own text (external content), kept by triggers; an
     # update that changes none of the three columns (a state move) does not touch it.

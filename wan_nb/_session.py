@@ -153,6 +153,25 @@ class Session:
                     out.setdefault(row["request_hash"], set()).add(row.get("sweep_id"))
         return out
 
+    def resumed(self, requests: Iterable[Request], sweep_id: str) -> dict[str, Result]:
+        """request_hash -> the result an earlier run of this sweep already has, for each
+        request it has one of: read in a few indexed queries, not one per cell (resuming a
+        1,000-cell sweep). The rule is ``_take_up``'s own: the sweep's latest run of the
+        request, completed (or a cache hit), its files on disk. Reads the log: call it off
+        the event loop."""
+        by_hash = {r.request_hash: r for r in requests}
+        hashes = list(by_hash)
+        latest: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(hashes), 500):
+            for row in self.records.find_runs(request_hash=hashes[i:i + 500], sweep_id=sweep_id):
+                latest[row["request_hash"]] = row  # oldest first: the last one wins
+        out = {}
+        for request_hash, row in latest.items():
+            taken = row.get("cache_hit") or row.get("idempotency_key") is None or row["status"] == S.COMPLETED
+            if taken and self._files_ok(row):
+                out[request_hash] = self._result_from_row(row, by_hash[request_hash])
+        return out
+
     def close(self) -> None:
         """Cancel running sweeps (queued tasks refunded), then close the client and simulator."""
         for sw in list(self.sweeps):

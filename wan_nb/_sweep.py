@@ -206,6 +206,15 @@ class Sweep:
     async def _run(self, todo: list[SweepCell]) -> None:
         if self.concurrency is not None:
             self.session.width.trust(self.concurrency)
+        if not self.fresh:  # cells an earlier run of this sweep completed: read at once, not cell by cell
+            done = await asyncio.to_thread(self.session.resumed, [c.request for c in todo], self.id)
+            for cell in todo:
+                result = done.get(cell.request.request_hash)
+                if result is not None:
+                    cell.result, cell.run_id, cell.task_id = result, result.run_id, result.task_id
+                    cell.status, cell.started, cell.ended = S.COMPLETED, time.time(), time.time()
+                    self._changed(cell)
+            todo = [c for c in todo if c.result is None]
 
         async def one(cell: SweepCell) -> None:
             async with _Slot(self.session, self.concurrency) as slot:
