@@ -11,7 +11,7 @@ import argparse
 import importlib
 import time
 
-SECTIONS = ("sweeps", "log_scale", "log_million", "client_cost", "live_view")
+SECTIONS = ("sweeps", "log_scale", "log_million", "log_postgres", "client_cost", "live_view")
 
 
 def _fmt(value: float) -> str:

@@ -11,12 +11,15 @@ also carries the umbrella marker ``slow``.
 
 import sys
 
+import pg_server as _pg
 import pytest
 from browser_lab import browser, lab, page  # noqa: F401  (JupyterLab + Chromium fixtures for browser tests)
 
 from wan_nb.sim import Simulator
 
-SLOW_FAMILIES = ("browser", "notebooks", "binder", "reliability", "benchmarks", "subprocess", "wheel")
+# postgres: ~100 cases of the log's tests on PostgreSQL and the team's (about a minute with
+# the server's start): run by --full (CI), -m postgres, or a named file, not by the fast tier
+SLOW_FAMILIES = ("browser", "notebooks", "binder", "reliability", "benchmarks", "subprocess", "wheel", "postgres")
 
 
 @pytest.fixture
@@ -24,6 +27,38 @@ def sim():
     """A simulator on a free loopback port with short task latency; stopped afterwards."""
     with Simulator(latency=0.1, seed=1234) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL server for the session (tests/pg_server.py); skipped where
+    PostgreSQL is missing, failed under CI."""
+    reason = _pg.missing_reason()
+    if reason:
+        _pg.unavailable(reason)
+    server = _pg.PgServer().init()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(pg) -> str:
+    """The URL (password included) of a log in a fresh schema: nobody else's runs in it."""
+    return pg.new_schema()
+
+
+# The log's tests run on both engines: a test that takes ``log_url`` runs once per engine.
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=ENGINES)
+def log_url(request, tmp_path) -> str:
+    """Where the test's log is: ``wan_runs/log.sqlite`` in its tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "wan_runs" / "log.sqlite")
+    return request.getfixturevalue("pg_url")
 
 
 def pytest_addoption(parser):

@@ -117,10 +117,12 @@ def test_a_refused_rating_says_why_and_the_control_keeps_working(session: Any, m
     r = wan.generate("a heron at dusk", seed=2, resolution="1K")
     r.rate(2)
     monkeypatch.setattr(_log_engine, "BUSY_TIMEOUT_S", 0.3)  # the log's wait for a lock, here short
-    log = Log(wan.log().path)  # a Log opened now waits 0.3 s
+    path = wan.log().path
+    assert path is not None  # a SQLite log (a team's PostgreSQL log has no file)
+    log = Log(path)  # a Log opened now waits 0.3 s
     note = widgets.HTML()
     stars = StarRating(log, r.run_id, 2, message=note)
-    holder = sqlite3.connect(log.path, isolation_level=None)  # another process holds the write lock
+    holder = sqlite3.connect(path, isolation_level=None)  # another process holds the write lock
     holder.execute("BEGIN IMMEDIATE")
     try:
         assert stars.click(5) == 2, "the control shows a rating the log refused"

@@ -33,9 +33,11 @@ def no_env(monkeypatch):
 
 
 @pytest.fixture
-def session(tmp_path):
+def session(tmp_path, log_url):
+    """A session on the simulator whose log is on each engine in turn (SQLite, PostgreSQL)."""
     with Simulator(latency=0.05) as sim:
-        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", quiet=True)
+        log = None if log_url.endswith("log.sqlite") else log_url
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "runs", log=log, quiet=True)
         try:
             yield sess
         finally:

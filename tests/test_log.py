@@ -1,4 +1,10 @@
-"""Log: durable SQLite experiment log, its DataFrame views, grids, comparisons and exports."""
+"""Log: the durable experiment log, its DataFrame views, grids, comparisons and exports.
+
+Every test that takes the ``log`` fixture runs twice: on SQLite (the run folder's
+log.sqlite) and on PostgreSQL (a fresh schema of the throwaway server, ``conftest.pg``),
+with the same assertions. Tests of what only SQLite has (its file, WAL, two processes
+on one file) take ``sqlite_log``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +32,7 @@ import pytest
 from children import child, communicate, describe, wait_for
 from PIL import Image
 
-from wan_nb import _spec
+from wan_nb import _log_postgres, _spec
 from wan_nb._exceptions import ConfigError
 from wan_nb._grid import Cell, Grid, render_grid_html
 from wan_nb._log import Log, records, writer
@@ -57,8 +64,27 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def log(root: Path) -> Log:
+def log(log_url: str, root: Path) -> Iterator[Log]:
+    lg = Log(log_url, home=root)
+    yield lg
+    lg.close()
+
+
+@pytest.fixture
+def sqlite_log(root: Path) -> Log:
     return Log(root / "log.sqlite")
+
+
+def raw(log: Log, sql: str, params: Any = (), write: bool = False) -> list[tuple[Any, ...]]:
+    """SQL on the log's own engine (either one: ``?`` placeholders), as the package sends it."""
+    with log._engine.transaction(write=write) as conn:
+        cur = conn.execute(sql, params)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
+def reopen(log: Log, log_url: str, home: Path) -> Log:
+    """The same log opened again with its files in ``home`` (a SQLite log moves with its folder)."""
+    return Log(home / "log.sqlite") if log.kind == "sqlite" else Log(log_url, home=home)
 
 
 @pytest.fixture
@@ -155,7 +181,8 @@ def decode_uri(uri: str) -> Image.Image:
 # ----------------------------------------------------------------- schema & durability
 
 
-def test_log_creates_wal_database_with_versioned_schema(log: Log, root: Path) -> None:
+def test_log_creates_wal_database_with_versioned_schema(sqlite_log: Log, root: Path) -> None:
+    log = sqlite_log
     assert log.root == root and (root / "log.sqlite").exists()
     conn = sqlite3.connect(root / "log.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -181,7 +208,8 @@ def test_log_creates_wal_database_with_versioned_schema(log: Log, root: Path) ->
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
 
 
-def test_reopening_keeps_rows_and_newer_schema_is_refused(log: Log, root: Path) -> None:
+def test_reopening_keeps_rows_and_newer_schema_is_refused(sqlite_log: Log, root: Path) -> None:
+    log = sqlite_log
     log.add_run({"run_id": "r1", "prompt": "x"})
     assert Log(root / "log.sqlite").get_run("r1")["prompt"] == "x"
     assert Log(root).get_run("r1") is not None  # a folder means its log.sqlite
@@ -191,6 +219,37 @@ def test_reopening_keeps_rows_and_newer_schema_is_refused(log: Log, root: Path) 
     conn.close()
     with pytest.raises(ConfigError, match="newer"):
         Log(root / "log.sqlite")
+
+
+@pytest.mark.postgres
+def test_a_postgresql_log_has_the_same_tables_and_opening_it_again_writes_nothing(
+        pg_url: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = Log(pg_url, home=root)
+    assert log.kind == "postgresql" and log.schema_version == SCHEMA_VERSION and log.path is None
+    names = raw(log, "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                     "AND table_name = 'runs' ORDER BY ordinal_position")
+    assert [n for (n,) in names] == [*DOCUMENTED_RUN_COLUMNS, "seq", "search"]  # the tie-break, the search index
+    log.add_run({"run_id": "r1", "prompt": "x", "user": "ann"})
+    opened: list[bool] = []
+    real = _log_postgres.PostgresEngine.transaction
+
+    def recorded(self: Any, write: bool) -> Any:
+        opened.append(write)
+        return real(self, write)
+
+    monkeypatch.setattr(_log_postgres.PostgresEngine, "transaction", recorded)
+    again = Log(pg_url, home=root)
+    assert opened == [False]  # opening a current log only reads (no write lock, no DDL)
+    monkeypatch.undo()
+    assert again.get_run("r1")["user"] == "ann" and again.runs()["user"].tolist() == ["ann"]  # "user": quoted
+    assert raw(log, "SELECT count(*) FROM meta") == [(1,)]
+    with pytest.raises(ValueError, match="already"):
+        again.add_run({"run_id": "r1"})
+    raw(log, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", write=True)
+    with pytest.raises(ConfigError, match="newer"):
+        Log(pg_url, home=root)
+    for lg in (log, again):
+        lg.close()
 
 
 WRITER = textwrap.dedent(
@@ -303,25 +362,26 @@ def test_get_run_decodes_json_and_flags(log: Log) -> None:
     assert log.get_run("missing") is None
 
 
-def test_add_images_replaces_and_stores_relative_paths(log: Log, store: Store, root: Path, tmp_path: Path) -> None:
+def test_add_images_replaces_and_stores_relative_paths(log: Log, log_url: str, store: Store, root: Path,
+                                                       tmp_path: Path) -> None:
     record(log, store, "r1", n=2)
     assert [im["idx"] for im in log.get_run("r1")["images"]] == [0, 1]
     one = store.put(png_for("16:9"))
     writer(log).add_images("r1", [one])
     images = log.get_run("r1")["images"]
     assert len(images) == 1 and images[0]["path"] == one.path and images[0]["sha256"] == one.sha256
-    raw = sqlite3.connect(root / "log.sqlite").execute("SELECT path, thumb_path FROM images").fetchall()
-    assert raw == [(one.path.relative_to(root).as_posix(), one.thumb_path.relative_to(root).as_posix())]
+    stored = raw(log, "SELECT path, thumb_path FROM images")
+    assert stored == [(one.path.relative_to(root).as_posix(), one.thumb_path.relative_to(root).as_posix())]
     with pytest.raises(KeyError, match="r404"):
         writer(log).add_images("r404", [one])
     with pytest.raises(ValueError, match="pth"):
         writer(log).add_images("r1", [{"pth": "x.png"}])
     assert len(log.get_run("r1")["images"]) == 1  # the refused call changed nothing
     # the run folder can be moved (or published) and still finds its files
-    moved = shutil.move(str(root), str(tmp_path / "published"))
-    paths = Log(Path(moved) / "log.sqlite").images()["path"]
+    moved = Path(shutil.move(str(root), str(tmp_path / "published")))
+    paths = reopen(log, log_url, moved).images()["path"]
     assert all(Path(p).exists() and p.startswith(str(moved)) for p in paths)
-    assert records(Log(Path(moved))).run_images("r1")[0].open().size == (one.width, one.height)
+    assert records(reopen(log, log_url, moved)).run_images("r1")[0].open().size == (one.width, one.height)
 
 
 def test_find_runs(log: Log, store: Store) -> None:
@@ -663,7 +723,7 @@ def test_inputs_record_how_each_image_went_out(log: Log, store: Store) -> None:
         (2, "url", "https://example.com/z.jpg"),
     ]
     assert rows[0]["expires_at"] == 1e9 and rows[2]["sha256"] is None
-    assert "s3cr3t" not in (log.root / "log.sqlite").read_bytes().decode("latin-1")
+    assert "s3cr3t" not in repr(raw(log, "SELECT * FROM inputs"))
     with pytest.raises(ValueError, match="via"):
         writer(log).add_inputs("r", [ImageRef(url="https://example.com/z.jpg", via="carrier pigeon")])
     assert len(log.inputs("r")) == 3  # the refused write changed nothing
@@ -689,9 +749,8 @@ def test_a_tampered_log_cannot_point_outside_its_folder(log: Log, store: Store, 
     link = root / "images" / "zz" / "link.jpg"
     link.parent.mkdir(parents=True)
     link.symlink_to(secret)
-    with sqlite3.connect(root / "log.sqlite") as conn:
-        for run_id, path in (("dotdot", "../outside.jpg"), ("absolute", str(secret)), ("linked", "images/zz/link.jpg")):
-            conn.execute("UPDATE images SET path = ?, thumb_path = ? WHERE run_id = ?", (path, path, run_id))
+    for run_id, path in (("dotdot", "../outside.jpg"), ("absolute", str(secret)), ("linked", "images/zz/link.jpg")):
+        raw(log, "UPDATE images SET path = ?, thumb_path = ? WHERE run_id = ?", (path, path, run_id), write=True)
     images = log.images().set_index("run_id")
     assert Path(str(images.loc["ok", "path"])).is_file()
     for run_id in ("dotdot", "absolute", "linked"):

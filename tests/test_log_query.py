@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,10 +57,13 @@ def _rows(n: int = 60) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Log:
-    lg = Log(tmp_path / "log.sqlite")
+def log(log_url: str, tmp_path: Path) -> Iterator[Log]:
+    """The same 60 runs on each engine (``log_url``: SQLite, then PostgreSQL): one translator,
+    two dialects, the answers pandas gives."""
+    lg = Log(log_url, home=tmp_path / "wan_runs")
     lg.add_runs(_rows())
-    return lg
+    yield lg
+    lg.close()
 
 
 WHERES = [
@@ -115,7 +119,7 @@ def _ids(df) -> list[str]:
 
 @pytest.mark.parametrize("where", WHERES)
 def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
-    query.where_clause(where)  # translates: this is the SQL path, not the pandas fallback
+    query.where_clause(where, log._engine.dialect)  # translates: this is the SQL path, not the pandas fallback
     every = log.runs()
     assert _ids(log.runs(where=where)) == _ids(apply_filters(every, where))
     assert log.count(where=where) == len(apply_filters(every, where))
@@ -124,7 +128,7 @@ def test_where_string_runs_as_sql_and_selects_what_pandas_selects(log, where):
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
 def test_filters_run_as_sql_and_select_what_pandas_selects(log, filters):
     for name, want in filters.items():
-        query.filter_clause(name, want)
+        query.filter_clause(name, want, log._engine.dialect)
     every = log.runs()
     assert _ids(log.runs(**filters)) == _ids(apply_filters(every, **filters))
 
@@ -179,7 +183,7 @@ def test_a_grid_and_a_comparison_read_only_the_selected_runs(log, monkeypatch):
     read = LogFrames._read_tables
 
     def selected_only(self: LogFrames, clause: query.Clause, *a: Any, **k: Any) -> Any:
-        assert clause.sql != "1", "read the whole log"
+        assert clause.sql != query.EVERY, "read the whole log"
         return read(self, clause, *a, **k)
 
     monkeypatch.setattr(LogFrames, "_read_tables", selected_only)
@@ -251,4 +255,15 @@ def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, m
     shown = {it.run_id for cell in explorer.grid.cells.values() for it in cell.items}
     expected = log.runs(where="prompt.str.contains('p0', case=False, regex=False)", status="completed")
     assert shown and shown <= set(expected["run_id"])
-    assert reads and all(sql != "1" or limit is not None for sql, limit in reads), reads
+    assert reads and all(sql != query.EVERY or limit is not None for sql, limit in reads), reads
+
+
+def test_values_with_sql_characters_are_parameters_on_both_engines(log):
+    log.add_runs([{"run_id": "odd", "prompt": "50% off? it's 'quoted' -- \\ %s", "tags": ["a%b", "c?d"],
+                   "cell": {"style": "it's?%"}, "created_at": 1_800_000_000}])
+    odd = "50% off? it's 'quoted' -- \\ %s"
+    assert list(log.runs(prompt=odd)["run_id"]) == ["odd"]
+    assert list(log.runs(where=f"prompt == {odd!r}")["run_id"]) == ["odd"]
+    assert list(log.runs(where="prompt.str.contains('% OFF?', case=False, regex=False)")["run_id"]) == ["odd"]
+    assert list(log.runs(tags="c?d")["run_id"]) == ["odd"] and list(log.runs(style="it's?%")["run_id"]) == ["odd"]
+    assert list(log.search("off quoted")["run_id"]) == ["odd"]

@@ -141,7 +141,8 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 
 STORAGE = ("wan_nb._store", "wan_nb._result", "wan_nb._atomic", "wan_nb._log_engine", "wan_nb._log_writer",
            "wan_nb._log_rows", "wan_nb._log_values", "wan_nb._log_paths", "wan_nb._log_schema", "wan_nb._log_query",
-           "wan_nb._log_frames", "wan_nb._log_export")
+           "wan_nb._log_frames", "wan_nb._log_export", "wan_nb._log_postgres", "wan_nb._log_dialect",
+           "wan_nb._log_copy")
 VIEWS = {"wan_nb._grid", "wan_nb._report", "wan_nb._live_grid", "wan_nb._explore"}
 
 
@@ -163,6 +164,8 @@ LAZY_LOADS = {
     ("wan_nb._log", "wan_nb._log_export"): "pandas, with the first file written",
     ("wan_nb._log", "wan_nb._report"): "a view (pandas, Pillow), when asked for",
     ("wan_nb._log", "wan_nb._explore"): "a widget (ipywidgets), when asked for",
+    ("wan_nb._log", "wan_nb._log_postgres"): "the PostgreSQL engine and its driver (psycopg, the postgres extra), "
+                                             "when a log URL names PostgreSQL",
     ("wan_nb._explore", "wan_nb._form"): "a widget (the form), when a run is opened in one",
     ("wan_nb._session", "wan_nb.sim"): "the simulator, when connect() starts one",
     ("wan_nb._sweep", "wan_nb._live_grid"): "ipywidgets, when a running sweep is first shown",

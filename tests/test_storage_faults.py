@@ -272,6 +272,8 @@ def test_an_emptied_log_beside_images_is_kept_aside_with_a_warning(tmp_path):
     (home / "images" / "ab").mkdir(parents=True)
     (home / "images" / "ab" / "ab12.jpg").write_bytes(b"\xff\xd8 not really")
     (home / "log.sqlite").write_bytes(b"")
+    old = time.time() - 60  # emptied by a crash a minute ago (a younger empty file is another kernel's new log)
+    os.utime(home / "log.sqlite", (old, old))
     with pytest.warns(wan.WanWarning, match=r"holds 1 image file\(s\) it does not know.*wan-nb log repair"):
         log = wan.log(home)
     assert log.count() == 0

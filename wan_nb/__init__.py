@@ -8,6 +8,7 @@
 The public names are listed in ``__all__``; modules starting with ``_`` are private.
 """
 
+import os
 import typing
 
 from . import _config
@@ -102,15 +103,19 @@ def __getattr__(name: str) -> typing.Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def log(home: str | None = None) -> Log:
-    """The project's experiment log (every run in the run folder).
+def log(home: str | os.PathLike[str] | None = None, *, log: str | os.PathLike[str] | None = None) -> Log:
+    """The project's experiment log: every run in the run folder, or, with ``WAN_NB_LOG``
+    (or ``log=``) a PostgreSQL URL, the team's log with every user's runs.
 
     Reading it needs no connection: without one, no simulator is started.
     """
     sess = _session_module.current()
-    if home is None and sess is not None:
+    if home is None and log is None and sess is not None:
         return sess.log
-    return Log(_config.home(home) / "log.sqlite")
+    target = _config.log_target(log)
+    if target is None:
+        return Log(_config.home(home) / "log.sqlite")
+    return Log(target, home=_config.home(home))
 
 
 _UNCHANGED = object()

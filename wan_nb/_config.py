@@ -1,7 +1,9 @@
 """Settings, resolved as: argument → environment variable → constant.
 
 The API key is read here and handed to the client; it is never stored on disk,
-printed, logged or put in an exception.
+printed, logged or put in an exception. A log's URL (``WAN_NB_LOG``) is read here too,
+and its password is kept out of every message, repr and log line: ``LogTarget.label``
+is the URL without it, and ``scrub`` removes every password a URL brought from any text.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ import getpass
 import ipaddress
 import math
 import os
+import re
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from ._exceptions import ConfigError
 
 ENV_API_KEY = "WAVE_API_KEY"
 ENV_BASE_URL = "WAN_NB_BASE_URL"
 ENV_HOME = "WAN_NB_HOME"
 ENV_USER = "WAN_NB_USER"
+ENV_LOG = "WAN_NB_LOG"
 ENV_BUDGET = "WAN_NB_BUDGET_USD"  # the studio's session budget (wan-nb studio --budget puts it here)
 
 DEFAULT_BASE_URL = "https://www.qingbo.dev/v1"
@@ -94,3 +102,97 @@ def is_loopback_url(url: str) -> bool:
     """An http(s) URL on this machine: the simulator's, never the hosted API's (no DNS)."""
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname)
+
+
+# -- where the log is: a path (SQLite, the default) or a database URL -------------------------
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+SQLITE_SCHEME = "sqlite"
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SECRETS: set[str] = set()  # every password a parsed URL carried (and its %-encoded spelling)
+_SECRETS_LOCK = threading.Lock()
+HIDDEN = "***"
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """Where a log is: ``kind`` "sqlite" (``path``) or "postgresql" (``url``, for the driver
+    only: it holds the password). ``label`` names it in messages, never with the password."""
+
+    kind: str
+    label: str
+    path: Path | None = None
+    url: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"LogTarget({self.kind}, {self.label!r})"
+
+
+def _remember(secret: str | None) -> None:
+    if secret:
+        with _SECRETS_LOCK:
+            _SECRETS.update({secret, quote(secret, safe=""), unquote(secret)})
+
+
+def scrub(text: str) -> str:
+    """``text`` with every password a log URL carried replaced by ``***`` (messages, reprs,
+    log lines: whatever a driver or a traceback might repeat)."""
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, HIDDEN)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL as messages show it: the password (in the user part or ``?password=``) replaced."""
+    parts = urlsplit(url)
+    _remember(parts.password)
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "password":
+            _remember(value)
+    return scrub(url)
+
+
+def is_url(value: str | os.PathLike[str]) -> bool:
+    """Does ``value`` look like a URL (``scheme://...``) rather than a path?"""
+    return isinstance(value, str) and _URL.match(value) is not None
+
+
+def parse_log(value: str | os.PathLike[str]) -> LogTarget:
+    """A log given as a path (a ``log.sqlite`` file or its run folder), ``sqlite:///path``
+    or ``postgresql://user:password@host:port/database``. A URL of any other engine is a
+    ConfigError, never taken as a file name."""
+    if not is_url(value):
+        path = Path(value)
+        if path.is_dir():
+            path = path / "log.sqlite"
+        return LogTarget("sqlite", str(path.absolute()), path=path.absolute())
+    text = str(value)
+    label = redact_url(text)
+    scheme = _URL.match(text).group(1).lower()  # type: ignore[union-attr]  # is_url matched it
+    if scheme.split("+")[0] in POSTGRES_SCHEMES:  # postgresql+psycopg://, as SQLAlchemy writes it, too
+        text = "postgresql" + text[len(scheme):]
+        parts = urlsplit(text)
+        if not parts.hostname and "host=" not in parts.query:
+            raise ConfigError(f"the log URL {label} names no host: postgresql://user:password@host:5432/database")
+        user = f"{parts.username}@" if parts.username else ""
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # IPv6
+        port = f":{parts.port}" if parts.port else ""
+        return LogTarget("postgresql", f"postgresql://{user}{host}{port}{parts.path}", url=text)
+    if scheme == SQLITE_SCHEME:
+        rest = text[len(SQLITE_SCHEME) + 3:]  # sqlite:///relative/log.sqlite, sqlite:////absolute/log.sqlite
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(f"{label}: an SQLite log URL is sqlite:///relative/path or sqlite:////absolute/path")
+        return parse_log(rest[1:])
+    raise ConfigError(
+        f"{label} is a URL of a database wan_nb does not know ({scheme}); a log is a path (a log.sqlite "
+        "file or its run folder), sqlite:///path, or postgresql://user:password@host:5432/database")
+
+
+def log_target(value: str | os.PathLike[str] | None = None) -> LogTarget | None:
+    """The log chosen by argument, else ``WAN_NB_LOG``; None: the run folder's own log.sqlite."""
+    chosen = value if value is not None and str(value) != "" else os.environ.get(ENV_LOG) or None
+    return None if chosen is None else parse_log(chosen)

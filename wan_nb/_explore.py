@@ -46,11 +46,11 @@ PER_CELL = 3  # images shown per cell; the rest are counted
 MAX_IMAGES = 48  # thumbnails sent per page at most
 FULL_IMAGES = 4  # full-size images shown for one run at most
 LABEL_CHARS = 60
-AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit")  # also offered as rows / columns
+AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit", "user")  # also offered as rows / columns (user: who ran it)
 STACK_KEYS = tuple(p for p in schema.PARAMETERS if p != "seed")  # runs equal in these differ only in seed
 SEEDS = "seed (stacked)"  # the axis that stands for seed while seeds are stacked: one value
 ALL_SEEDS = "all seeds"
-OPTIONS = ("rows", "cols", "sweep_id", "action", "status", "prompt", "since", "until", "min_stars", "tag",
+OPTIONS = ("rows", "cols", "sweep_id", "action", "status", "user", "prompt", "since", "until", "min_stars", "tag",
            "stack_seeds")
 # The pick switch shows a glyph; its text ("pick to compare") stays its accessible name.
 PICK_CSS = (".wan-explore-pick.widget-toggle-button{font-size:0;min-width:0;padding:0}"
@@ -143,6 +143,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.sweep = widgets.Dropdown(description="sweep", layout=widgets.Layout(width="230px"))
         self.action = widgets.Dropdown(description="action", layout=widgets.Layout(width="230px"))
         self.status = widgets.Dropdown(description="status", layout=widgets.Layout(width="230px"))
+        self.user = widgets.Dropdown(description="user", layout=widgets.Layout(width="230px"))  # who ran it
         self.prompt = widgets.Text(description="prompt has", continuous_update=False,
                                    layout=widgets.Layout(width="300px"))
         self.since = widgets.DatePicker(description="from", layout=widgets.Layout(width="230px"))
@@ -166,11 +167,11 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.message = widgets.HTML()
         for w, name in ((self.summary, "summary"), (self.grid_box, "grid"), (self.detail, "detail"),
                         (self.message, "message"), (self.rows, "rows"), (self.cols, "cols"),
-                        (self.min_stars, "min-stars"), (self.tag, "tag"), (self.stack, "stack")):
+                        (self.min_stars, "min-stars"), (self.tag, "tag"), (self.stack, "stack"), (self.user, "user")):
             w.add_class(f"wan-explore-{name}")
         controls = widgets.VBox([
             widgets.HBox([self.rows, self.cols, self.refresh_button]),
-            widgets.HBox([self.sweep, self.action, self.status]),
+            widgets.HBox([self.sweep, self.action, self.status, self.user]),
             widgets.HBox([self.prompt, self.since, self.until]),
             widgets.HBox([self.min_stars, self.tag, self.stack], layout=widgets.Layout(align_items="center")),
             widgets.HBox([*self._pager.values(), self.summary], layout=widgets.Layout(align_items="center")),
@@ -179,8 +180,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         super().__init__([sheet, controls, self.message, self.grid_box, self.detail])
         self.add_class("wan-explore")
         self.refresh(rows=rows, cols=cols, **filters)
-        for w in (self.rows, self.cols, self.sweep, self.action, self.status, self.prompt, self.since, self.until,
-                  self.min_stars, self.tag, self.stack):
+        for w in (self.rows, self.cols, self.sweep, self.action, self.status, self.user, self.prompt, self.since,
+                  self.until, self.min_stars, self.tag, self.stack):
             w.observe(lambda change, w=w: self._controls_changed(w), "value")
 
     # -- data ---------------------------------------------------------------------------
@@ -201,6 +202,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._set_options(self.sweep, sweeps, choices.pop("sweep_id", None))
             self._set_options(self.action, self._present("action"), choices.pop("action", None))
             self._set_options(self.status, self._present("status"), choices.pop("status", None))
+            self._set_options(self.user, self._present("user"), choices.pop("user", None))
             if "prompt" in choices:
                 self.prompt.value = choices.pop("prompt")
             for name in ("since", "until"):
@@ -231,7 +233,8 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def filters(self) -> dict[str, Any]:
         """The filters in force, as ``log.runs()`` takes them (prompt, dates and stars as ``where``)."""
         out: dict[str, Any] = {}
-        for name, dropdown in (("sweep_id", self.sweep), ("action", self.action), ("status", self.status)):
+        for name, dropdown in (("sweep_id", self.sweep), ("action", self.action), ("status", self.status),
+                               ("user", self.user)):
             if dropdown.value not in (None, ANY):
                 out[name] = dropdown.value
         if self.tag.value.strip():
@@ -719,14 +722,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
         row = self.run_log.get_run(run_id)
         if row is None:
-            raise KeyError(f"no run {run_id!r} in {self.run_log.path}")
+            raise KeyError(f"no run {run_id!r} in {self.run_log.location}")
         old, self.form = self.form, Form(**form_fields(self.run_log, row))
         self.detail.children = [*(c for c in self.detail.children if c is not old), self.form]  # one form at a time
         return self.form
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        return f"<wan_nb LogExplorer {self.run_log.path}: {self.rows.value} × {self.cols.value}>"
+        return f"<wan_nb LogExplorer {self.run_log.location}: {self.rows.value} × {self.cols.value}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}

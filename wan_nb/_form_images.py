@@ -112,10 +112,16 @@ def recent_results(limit: int = RECENT) -> list[StoredImage]:
     """Images of the latest completed runs in the log, newest first (one per file).
 
     Reads only the last runs (a page at the end of the selection), however big the log."""
-    log_path = run_folder() / "log.sqlite"
-    if not log_path.is_file():
+    sess = current()
+    target = _config.log_target()
+    if sess is not None:
+        log = sess.log
+    elif target is not None:  # a team's log (WAN_NB_LOG)
+        log = Log(target, home=run_folder())
+    elif (run_folder() / "log.sqlite").is_file():
+        log = Log(run_folder() / "log.sqlite")
+    else:
         return []
-    log = Log(log_path)
     total = log.count(status="completed")
     df = log.runs(status="completed", offset=max(0, total - limit * 2), limit=limit * 2)
     out: list[StoredImage] = []

@@ -1,7 +1,8 @@
 """The experiment log of a run folder: every request, task, cost and file, as pandas.
 
 ``Log`` is the user's face of the log. Behind it, one part per job: the storage
-engine (``_log_engine``: SQLite by default), the writer (``_log_writer``: claims,
+engine (``_log_engine``: SQLite by default; ``_log_postgres`` for a team's log in
+PostgreSQL, opened by its URL), the writer (``_log_writer``: claims,
 state moves, the writer thread; the package's, not the user's), row reads for the
 run pipeline (``_log_rows``), DataFrame queries (``_log_frames``) and files written
 out (``_log_export``). ``writer(log)`` and ``records(log)`` hand those parts to the
@@ -15,13 +16,15 @@ stay quick.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._curation import check_note, check_stars, check_tags, run_id_of
-from ._log_engine import SQLiteEngine
+from ._log_copy import CopyReport, copy_log
+from ._log_engine import Engine, SQLiteEngine
 from ._log_paths import RunFolder
 from ._log_rows import LogRows
 from ._log_writer import LogWriter
@@ -36,22 +39,46 @@ if TYPE_CHECKING:
 
 
 class Log:
-    """The experiment log of one run folder (``log.sqlite``), with pandas views."""
+    """The experiment log: a run folder's ``log.sqlite``, or a team's PostgreSQL database,
+    with pandas views.
 
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "log.sqlite"
-        self.path = path.absolute()
-        self.root = self.path.parent
-        self.root.mkdir(parents=True, exist_ok=True)
+    ``Log(path)``: a ``log.sqlite`` file or its run folder (the folder holds the images).
+    ``Log("postgresql://user:password@host:5432/db", home=DIR)``: a team's log; ``home`` is
+    the run folder of its files, shared by the team (default ``WAN_NB_HOME``, else
+    ./wan_runs); every machine stores paths relative to it. ``sqlite:///path`` is a path.
+    A URL of any other database is a ConfigError, never a file name. Every call below works
+    the same on both engines.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | _config.LogTarget,
+                 home: str | os.PathLike[str] | None = None) -> None:
+        target = path if isinstance(path, _config.LogTarget) else _config.parse_log(path)
+        self.kind = target.kind
+        self.location = target.label  # where the log is, for messages: a path, or the URL without its password
+        engine: Engine
+        if target.path is not None:
+            self.path: Path | None = target.path
+            self.root = Path(home).absolute() if home is not None else target.path.parent
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+            engine = SQLiteEngine(target.path)
+        else:
+            from ._log_postgres import PostgresEngine  # the driver (the postgres extra) loads for a PostgreSQL log
+
+            self.path = None
+            self.root = _config.home(home).absolute()
+            engine = PostgresEngine(target)
         self._folder = RunFolder(self.root)
-        self._engine = SQLiteEngine(self.path)
+        self._engine = engine
         self._rows = LogRows(self._engine, self._folder)
         self._writer = LogWriter(self._engine, self._folder)
 
     def __repr__(self) -> str:
-        return f"Log({str(self.path)!r})"
+        home = "" if self.path is not None and self.root == self.path.parent else f", home={str(self.root)!r}"
+        return f"Log({self.location!r}{home})"
+
+    def close(self) -> None:
+        """Close the log's connections (each thread's); a later call opens them again."""
+        self._engine.close()
 
     @functools.cached_property
     def _frames(self) -> LogFrames:
@@ -182,6 +209,26 @@ class Log:
     def note(self, run: Any, text: str | None) -> None:
         """Replace a run's note ("" or None clears it)."""
         self._writer.set_note(run_id_of(run), check_note(text))
+
+    # -- a team's log ----------------------------------------------------------------------
+    def copy_to(self, dst: Log | str | os.PathLike[str], *, home: str | os.PathLike[str] | None = None,
+                progress: Callable[[int, int], Any] | None = None) -> CopyReport:
+        """Copy this log into another (``dst``: a ``Log``, a path or a URL; ``home``: its run
+        folder when ``dst`` is a URL): runs keep their ids, with their images, inputs,
+        choices and costs; image files are copied into ``dst``'s run folder (content-addressed:
+        a file already there is not copied again).
+
+        Idempotent: a second copy adds only runs that are new since the first. A run whose
+        task ``dst`` already holds (the same idempotency key under another run id: the same
+        cell run on two machines, billed once) is not copied, and is counted as such.
+        ``progress(runs_done, runs_total)`` is called as batches land.
+        """
+        target = dst if isinstance(dst, Log) else Log(dst, home=home)
+        try:
+            return copy_log(self._engine, self._folder, target._engine, target._folder, progress)
+        finally:
+            if target is not dst:
+                target.close()
 
     # -- money -------------------------------------------------------------------------
     def spend(self) -> pd.DataFrame:

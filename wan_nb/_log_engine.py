@@ -1,4 +1,5 @@
-"""The storage engine under the log: one small interface, SQLite behind it by default.
+"""The storage engine under the log: one small interface, SQLite behind it by default
+(PostgreSQL for a team: ``_log_postgres``).
 
 The writer, the row reads and the DataFrame queries talk to an ``Engine``: a
 transaction (read or write) that yields a DB-API connection, the engine's name, a
@@ -31,17 +32,20 @@ from typing import Any, Protocol
 
 from . import _log_schema as schema
 from ._exceptions import ConfigError, LogWriteError, WanWarning
+from ._log_dialect import SQLITE, Dialect
 
 BUSY_TIMEOUT_S = 60.0
 
 
 class Engine(Protocol):
-    """What the log needs of a database."""
+    """What the log needs of a database (``SQLiteEngine`` here, ``_log_postgres.PostgresEngine``)."""
 
-    kind: str  # "sqlite"
+    kind: str  # "sqlite" | "postgresql"
     label: str  # where the log is, for messages (never a password)
     tiebreak: str  # orders rows created in the same instant
+    dialect: Dialect  # the SQL that differs between engines
     schema_version: int
+    read_only: bool
     integrity_error: type[Exception]  # what the driver raises when a key or constraint refuses a row
 
     def transaction(self, write: bool) -> AbstractContextManager[Any]:
@@ -61,6 +65,7 @@ class SQLiteEngine:
 
     kind = "sqlite"
     tiebreak = "rowid"
+    dialect: Dialect = SQLITE
     integrity_error: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: str | Path) -> None:
@@ -195,7 +200,7 @@ class SQLiteEngine:
         images = self.path.parent / "images"
         known = sum(1 for p in images.rglob("*") if p.is_file()) if images.is_dir() else 0
         kept = ""
-        if self.path.exists():  # 0 bytes
+        if self.path.exists() and _settled(self.path):  # 0 bytes, and not another process's log being made now
             aside = self.path.with_name(f"{self.path.name}.empty-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.rename(aside)
             kept = f" (the empty {self.path.name} was kept as {aside.name})"
@@ -233,6 +238,18 @@ def damaged(label: str, detail: str) -> ConfigError:
         f"the log {label} is damaged ({detail}). Your images are safe in {folder / 'images'}. "
         f"Move the damaged file aside and rebuild what can be saved with `wan-nb log repair {folder}` "
         f"(`wan-nb log check {folder}` says what is wrong first)")
+
+
+EMPTY_SETTLED_S = 5.0  # an empty log file younger than this is another process's new log, not a crash's
+
+
+def _settled(path: Path) -> bool:
+    """Has this (empty) file been left as it is for a while? Two kernels opening a fresh run
+    folder at once: the second must not put aside the file the first has just created."""
+    try:
+        return time.time() - path.stat().st_mtime > EMPTY_SETTLED_S
+    except FileNotFoundError:
+        return False
 
 
 def _writable(path: Path) -> bool:

@@ -22,10 +22,11 @@ from . import _log_query as query
 from . import _log_schema as schema
 from . import _spec, _states
 from ._exceptions import Problem, RequestError
+from ._log_dialect import q
 from ._log_engine import Engine
 from ._log_paths import RunFolder
 from ._log_query import Clause
-from ._log_rows import LogRows
+from ._log_rows import RUN_SELECT, LogRows
 from ._log_values import from_sql
 from ._options import is_whole
 from ._text import did_you_mean
@@ -250,18 +251,19 @@ class LogFrames:
         table in ``created_at`` order through its index costs a b-tree search per row."""
         tiebreak = self.engine.tiebreak
         page = "" if limit is None and not offset else " LIMIT ? OFFSET ?"
-        page_params = [] if not page else [-1 if limit is None else int(limit), int(offset)]
+        page_params = [] if not page else [self.engine.dialect.no_limit if limit is None else int(limit), int(offset)]
         order = f" ORDER BY created_at, {tiebreak}{page}" if page else ""
         selected = f"SELECT {{}} FROM runs WHERE {clause.sql}{order}"
         with self.engine.transaction(write=False) as conn:
-            runs = _raw(conn.execute(selected.format(f"*, {tiebreak} AS _seq"), [*clause.params, *page_params]))
-            if clause.sql == "1" and not page:  # every run: every image
+            runs = _raw(conn.execute(selected.format(f"{RUN_SELECT}, {tiebreak} AS _seq"),
+                                     [*clause.params, *page_params]))
+            if clause.sql == query.EVERY and not page:  # every run: every image
                 images = _raw(conn.execute("SELECT * FROM images"))
             else:
-                ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')})"
+                ids = f"SELECT run_id FROM ({selected.format('run_id, cached_from')}) AS page"
                 params = [*clause.params, *page_params]
                 if sources:
-                    ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')})"
+                    ids += f" UNION SELECT cached_from FROM ({selected.format('run_id, cached_from')}) AS sources"
                     params += params
                 images = _raw(conn.execute(f"SELECT * FROM images WHERE run_id IN ({ids})", params))
         if not page:
@@ -306,12 +308,12 @@ class LogFrames:
         clause, rest = Clause(), {}
         for name, want in filters.items():
             try:
-                clause = clause.also(query.filter_clause(name, want))
+                clause = clause.also(query.filter_clause(name, want, self.engine.dialect))
             except query.Untranslatable:
                 rest[name] = want
         if isinstance(where, str):
             with suppress(query.Untranslatable):
-                clause, where = clause.also(query.where_clause(where)), None
+                clause, where = clause.also(query.where_clause(where, self.engine.dialect)), None
         return clause, rest, where
 
     def _check_keys(self, filters: dict[str, Any]) -> None:
@@ -322,7 +324,7 @@ class LogFrames:
                 if name in known:
                     continue
                 try:
-                    exists = query.cell_key_exists_sql(name)
+                    exists = query.cell_key_exists_sql(name, self.engine.dialect)
                 except query.Untranslatable:
                     continue
                 if conn.execute(f"SELECT 1 FROM runs WHERE {exists.sql} LIMIT 1", exists.params).fetchone() is None:
@@ -371,7 +373,7 @@ class LogFrames:
             values = list(found.values())
         else:
             try:
-                target = column if col is not None else f"json_extract(runs.cell, '{query.cell_path(column)}')"
+                target = q(column) if col is not None else self.engine.dialect.cell_value(query.cell_key(column))
             except query.Untranslatable:
                 raise ValueError(f"unknown column {column!r}") from None
             sql = (f"SELECT {target} FROM runs WHERE {clause.sql} GROUP BY 1 ORDER BY MAX(created_at) DESC"
@@ -385,8 +387,7 @@ class LogFrames:
 
     def cell_keys(self) -> list[str]:
         with self.engine.transaction(write=False) as conn:
-            rows = conn.execute("SELECT j.key FROM runs, json_each(runs.cell) AS j WHERE runs.cell IS NOT NULL "
-                                "GROUP BY j.key ORDER BY MIN(runs.created_at)").fetchall()
+            rows = conn.execute(self.engine.dialect.cell_keys()).fetchall()
         return [r[0] for r in rows if r[0] not in schema.RUNS and r[0] not in schema.DERIVED_COLUMNS]
 
     def images(self, where: Where = None, **filters: Any) -> pd.DataFrame:
@@ -409,12 +410,11 @@ class LogFrames:
         if not isinstance(text, str) or not re.findall(r"\w+", text):
             raise RequestError([Problem("text", "words", f"give one or more words to search for (got {text!r})")])
         _check_page(limit, 0)
-        match = " ".join(f'"{w}"' for w in re.findall(r"\w+", text))  # each word as itself: no query syntax
+        dialect = self.engine.dialect
+        match = dialect.search_words(re.findall(r"\w+", text))  # each word as itself: no query syntax
         clause, rest, pwhere = self._selection(where, filters)
         exact = not rest and pwhere is None
-        sql = (f"SELECT runs.run_id, -runs_fts.rank FROM runs_fts JOIN runs ON runs.rowid = runs_fts.rowid "
-               f"WHERE runs_fts MATCH ? AND ({clause.sql}) ORDER BY runs_fts.rank"
-               + (" LIMIT ?" if exact and limit is not None else ""))
+        sql = dialect.search_sql(clause.sql, exact and limit is not None)
         params = [match, *clause.params, *([limit] if exact and limit is not None else [])]
         with self.engine.transaction(write=False) as conn:
             found = conn.execute(sql, params).fetchall()

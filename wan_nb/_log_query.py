@@ -13,6 +13,10 @@ such as ``tags`` mean "contains"; a sweep-cell key such as ``style`` reads the
 callable, ``@variables``, methods, derived columns like ``n_images``) returns None
 here, and the log evaluates it with pandas on the rows the filters selected, so the
 answer is the same either way, only slower.
+
+One translator, two dialects: what SQLite and PostgreSQL say differently (sweep-cell
+JSON, list columns, plain text search) is asked of the engine's ``_log_dialect.Dialect``;
+column names are quoted (``"user"``), a condition that stands alone is TRUE or FALSE.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from . import _log_schema as schema
+from ._log_dialect import SQLITE, Dialect, q
 
 # Columns a where string may compare in SQL: scalar columns, not JSON ones.
 _SCALAR = {c.name: c for c in schema.RUN_COLUMNS if not c.is_json}
@@ -34,6 +39,8 @@ _SCALAR = {c.name: c for c in schema.RUN_COLUMNS if not c.is_json}
 # the nullable ones (Int64, Float64, boolean) give NA, which SQL's NULL already behaves as.
 _DEFINITE = ("text", "category", "time")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]*$")  # a cell key that can be named in a JSON path
+EVERY = "TRUE"  # the clause of every row
+NOTHING = "FALSE"
 _OPS = {ast.Eq: "=", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 
 
@@ -43,15 +50,15 @@ class Untranslatable(Exception):
 
 @dataclass
 class Clause:
-    """A SQL condition over ``runs`` with its parameters (``"1"``: every row)."""
+    """A SQL condition over ``runs`` with its parameters (``EVERY``: every row)."""
 
-    sql: str = "1"
+    sql: str = "TRUE"
     params: list[Any] = field(default_factory=list)
 
     def also(self, other: Clause) -> Clause:
-        if other.sql == "1":
+        if other.sql == EVERY:
             return self
-        if self.sql == "1":
+        if self.sql == EVERY:
             return other
         return Clause(f"({self.sql}) AND ({other.sql})", self.params + other.params)
 
@@ -66,7 +73,8 @@ def _values(want: Any) -> list[Any]:
 
 
 def _sql_scalar(col: schema.Column | None, value: Any) -> Any:
-    """A filter value as SQLite stores it in ``col`` (None: a cell key); Untranslatable if it is not a scalar."""
+    """A filter value as the log stores it in ``col`` (None: a cell key, booleans kept); Untranslatable if
+    it is not a scalar, or not of the column's kind (pandas never matches text with a number)."""
     if isinstance(value, (list, tuple, dict, set, bytes)):
         raise Untranslatable(f"{value!r} is not a single value")
     if hasattr(value, "item") and not isinstance(value, str):
@@ -77,10 +85,12 @@ def _sql_scalar(col: schema.Column | None, value: Any) -> Any:
             value = _timestamp(value)
         if isinstance(value, (_dt.datetime, pd.Timestamp)):
             return _seconds(value)
-    if isinstance(value, bool):
-        return int(value)
     if not isinstance(value, (str, int, float)):
         raise Untranslatable(f"{type(value).__name__} values are compared in pandas")
+    if col is not None and isinstance(value, str) != (col.kind in ("text", "category")):
+        raise Untranslatable(f"{value!r} is not a value of the {col.kind} column {col.name}")
+    if isinstance(value, bool):
+        return value if col is None else int(value)
     return value
 
 
@@ -98,79 +108,82 @@ def _seconds(value: _dt.datetime | pd.Timestamp) -> float:
     return float(ts.timestamp())
 
 
-def cell_path(name: str) -> str:
+def cell_key(name: str) -> str:
+    """A sweep-cell key that can be named inside SQL text (letters, digits, ``_ .-``, spaces)."""
     if not _KEY.match(name):
         raise Untranslatable(f"cell key {name!r}")
-    return f'$."{name}"'
+    return name
 
 
-def filter_clause(name: str, want: Any) -> Clause:
+def filter_clause(name: str, want: Any, dialect: Dialect = SQLITE) -> Clause:
     """``name=want`` as SQL, with the meaning ``apply_filters`` gives it."""
     values = _values(want)
     if name in schema.CONTAINS_FILTER:  # a list column: rows whose list contains one of the values
-        scalars = [_sql_scalar(None, v) for v in values]
-        marks = ", ".join("?" for _ in scalars) or "NULL"
-        return Clause(f"EXISTS (SELECT 1 FROM json_each(runs.{name}) WHERE json_each.value IN ({marks}))", scalars)
+        scalars = [dialect.list_param(_sql_scalar(None, v)) for v in values]
+        return Clause(dialect.list_contains(name, len(scalars)), scalars)
     col = _SCALAR.get(name)
     if col is not None:
-        target = name
+        target = q(name)
     elif name in schema.RUNS or name in ("n_images", "paths", "duration_s"):
         raise Untranslatable(f"{name} is filtered in pandas")
     else:
-        target = f"json_extract(runs.cell, '{cell_path(name)}')"
+        target = dialect.cell_value(cell_key(name))
     present = [_sql_scalar(col, v) for v in values if not schema.is_missing(v)]
+    marks = ", ".join("?" for _ in present)
+    if col is None:
+        present, marks = [dialect.cell_param(v) for v in present], dialect.cell_marks(len(present))
     parts = []
     if present:  # "AND ... IS NOT NULL": definite (never NULL), so NOT(...) means "not one of these"
-        parts.append(f"({target} IN ({', '.join('?' for _ in present)}) AND {target} IS NOT NULL)")
+        parts.append(f"({target} IN ({marks}) AND {target} IS NOT NULL)")
     if len(present) < len(values):
         parts.append(f"{target} IS NULL")
-    return Clause("(" + " OR ".join(parts) + ")" if parts else "0", present)
+    return Clause("(" + " OR ".join(parts) + ")" if parts else NOTHING, present)
 
 
-def cell_key_exists_sql(name: str) -> Clause:
+def cell_key_exists_sql(name: str, dialect: Dialect = SQLITE) -> Clause:
     """Does any run's sweep cell have the key ``name``? (an unknown filter name is an error)."""
-    return Clause(f"json_type(runs.cell, '{cell_path(name)}') IS NOT NULL")
+    return Clause(dialect.cell_key_exists(cell_key(name)))
 
 
-def where_clause(where: str) -> Clause:
+def where_clause(where: str, dialect: Dialect = SQLITE) -> Clause:
     """A pandas query string as SQL; Untranslatable when it uses anything but the
     comparisons, literals and boolean operators described in the module docstring."""
     try:
         tree = ast.parse(where.strip(), mode="eval")
     except SyntaxError as exc:  # @variables, backticks: pandas reads those
         raise Untranslatable(str(exc)) from exc
-    return _bool(tree.body)
+    return _bool(tree.body, dialect)
 
 
-def _bool(node: ast.AST) -> Clause:
+def _bool(node: ast.AST, d: Dialect) -> Clause:
     if isinstance(node, ast.BoolOp):
         joiner = " AND " if isinstance(node.op, ast.And) else " OR "
-        parts = [_bool(v) for v in node.values]
+        parts = [_bool(v, d) for v in node.values]
         return Clause("(" + joiner.join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
-        left, right = _bool(node.left), _bool(node.right)
+        left, right = _bool(node.left, d), _bool(node.right, d)
         joiner = " AND " if isinstance(node.op, ast.BitAnd) else " OR "
         return Clause(f"({left.sql}{joiner}{right.sql})", left.params + right.params)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
-        inner = _bool(node.operand)
+        inner = _bool(node.operand, d)
         return Clause(f"(NOT {inner.sql})", inner.params)
     if isinstance(node, ast.Compare):
         parts = []
         lhs = node.left
         for op, rhs in zip(node.ops, node.comparators, strict=True):  # a < b < c: a < b and b < c
-            parts.append(_compare(lhs, op, rhs))
+            parts.append(_compare(lhs, op, rhs, d))
             lhs = rhs
         return Clause("(" + " AND ".join(p.sql for p in parts) + ")", [x for p in parts for x in p.params])
     if isinstance(node, ast.Name) and node.id in _SCALAR and _SCALAR[node.id].kind == "bool":
-        return Clause(f"({node.id} = 1)")  # `watermark`: the rows where it is true
+        return Clause(f"({q(node.id)} = 1)")  # `watermark`: the rows where it is true
     if isinstance(node, ast.Call):
-        return _contains(node)
+        return _contains(node, d)
     raise Untranslatable(ast.dump(node))
 
 
-def _contains(node: ast.Call) -> Clause:
+def _contains(node: ast.Call, d: Dialect) -> Clause:
     """``prompt.str.contains('fox', case=False, regex=False)``: plain text search, as pandas
-    does it (``wan_contains``, a function every SQLite connection registers: ``_log_engine.contains``)."""
+    does it (the dialect's: a function registered on SQLite connections, ``strpos`` in PostgreSQL)."""
     func = node.func
     if not (isinstance(func, ast.Attribute) and func.attr == "contains" and isinstance(func.value, ast.Attribute)
             and func.value.attr == "str" and _column(func.value.value) is not None and len(node.args) == 1):
@@ -182,7 +195,8 @@ def _contains(node: ast.Call) -> Clause:
     if col.kind not in ("text", "category") or not isinstance(needle, str) or options.get("regex", True) is not False \
             or set(options) - {"case", "regex"}:
         raise Untranslatable("only plain-text contains (regex=False) on a text column")
-    return Clause(f"(wan_contains({col.name}, ?, ?) = 1)", [needle, int(bool(options.get("case", True)))])
+    sql, more = d.text_contains(col.name, bool(options.get("case", True)))
+    return Clause(sql, [needle, *more])
 
 
 def _literal(node: ast.AST) -> Any:
@@ -196,19 +210,21 @@ def _column(node: ast.AST) -> schema.Column | None:
     return _SCALAR.get(node.id) if isinstance(node, ast.Name) else None
 
 
-def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
+def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST, d: Dialect) -> Clause:
     lcol, rcol = _column(left), _column(right)
     if lcol is None and rcol is not None and type(op) in _OPS:  # 5 < seed: seed > 5
         flipped = {ast.Lt: ast.Gt(), ast.LtE: ast.GtE(), ast.Gt: ast.Lt(), ast.GtE: ast.LtE()}
-        return _compare(right, flipped.get(type(op), op), left)
+        return _compare(right, flipped.get(type(op), op), left, d)
     if lcol is None:
         raise Untranslatable(ast.dump(left))
     if rcol is not None:  # column against column
         if type(op) not in _OPS:
             raise Untranslatable("in between columns")
-        sql = f"{lcol.name} {_OPS[type(op)]} {rcol.name}"
+        if (lcol.kind in ("text", "category")) != (rcol.kind in ("text", "category")):
+            raise Untranslatable("text compared with a number")
+        sql = f"{q(lcol.name)} {_OPS[type(op)]} {q(rcol.name)}"
         if lcol.kind in _DEFINITE or rcol.kind in _DEFINITE:
-            sql = f"COALESCE({sql}, {int(isinstance(op, ast.NotEq))})"
+            sql = f"COALESCE({sql}, {'TRUE' if isinstance(op, ast.NotEq) else 'FALSE'})"
         return Clause(f"({sql})")
     value = _literal(right)
     name = lcol.name
@@ -219,7 +235,7 @@ def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
         negate = isinstance(op, (ast.NotIn, ast.NotEq))
         if not isinstance(op, (ast.In, ast.NotIn, ast.Eq, ast.NotEq)):
             raise Untranslatable("ordering against a list")
-        inner = filter_clause(name, values)  # isin: definite for every dtype
+        inner = filter_clause(name, values, d)  # isin: definite for every dtype
         return Clause(f"(NOT {inner.sql})", inner.params) if negate else inner
     if type(op) not in _OPS:
         raise Untranslatable(ast.dump(op))
@@ -230,7 +246,7 @@ def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST) -> Clause:
         raise Untranslatable("text compared with a number")
     if isinstance(param, (int, float)) and lcol.kind in ("text", "category"):
         raise Untranslatable("a number compared with text")
-    sql = f"{name} {_OPS[type(op)]} ?"
+    sql = f"{q(name)} {_OPS[type(op)]} ?"
     if lcol.kind in _DEFINITE:  # definite on a missing value, written so that the index still serves it
-        sql = f"{sql} OR {name} IS NULL" if isinstance(op, ast.NotEq) else f"{sql} AND {name} IS NOT NULL"
+        sql = f"{sql} OR {q(name)} IS NULL" if isinstance(op, ast.NotEq) else f"{sql} AND {q(name)} IS NOT NULL"
     return Clause(f"({sql})", [param])

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _log_schema as schema
+from ._log_dialect import cols, q
 from ._log_engine import Engine
 from ._log_paths import RunFolder
 from ._log_values import from_sql
 from ._store import StoredImage
+
+RUN_SELECT = cols(c.name for c in schema.RUN_COLUMNS)  # the stored columns (PostgreSQL's runs has two more)
 
 
 def decode_run(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,7 +58,8 @@ class LogRows:
         """Runs (oldest first) with their ``images``, in one snapshot."""
         with self.engine.transaction(write=False) as conn:
             runs = [decode_run(r) for r in _dicts(conn.execute(
-                f"SELECT * FROM runs {where_sql} ORDER BY created_at, {self.engine.tiebreak}", list(params)))]
+                f"SELECT {RUN_SELECT} FROM runs {where_sql} ORDER BY created_at, {self.engine.tiebreak}",
+                list(params)))]
             ids = [r["run_id"] for r in runs]
             images: dict[str, list[dict[str, Any]]] = {rid: [] for rid in ids}
             for chunk in range(0, len(ids), 500):
@@ -102,7 +106,7 @@ class LogRows:
             if value is None:
                 continue
             values = [value] if isinstance(value, str) else list(value)
-            clauses.append(f"{name} IN ({', '.join('?' for _ in values)})")
+            clauses.append(f"{q(name)} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
         return self.select_runs(("WHERE " + " AND ".join(clauses)) if clauses else "", params)
 

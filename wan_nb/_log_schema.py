@@ -1,8 +1,9 @@
-"""The columns of the experiment log, their SQLite types and their pandas dtypes.
+"""The columns of the experiment log, their SQL types and their pandas dtypes.
 
-One table of facts so the SQL schema, the checks on values written, and the
-DataFrame dtypes cannot drift apart. Changing a column means bumping
-``SCHEMA_VERSION`` and adding a step to ``MIGRATIONS``.
+One table of facts so the SQL schema (SQLite's ``DDL`` and PostgreSQL's ``PG_DDL``, both
+generated from it), the checks on values written, and the DataFrame dtypes cannot drift
+apart. Changing a column means bumping ``SCHEMA_VERSION`` and adding a step to
+``MIGRATIONS`` (SQLite) and ``PG_MIGRATIONS`` (PostgreSQL, whose logs start at version 3).
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class Column:
     @property
     def sql_type(self) -> str:
         return {"int": "INTEGER", "bool": "INTEGER", "real": "REAL", "time": "REAL"}.get(self.kind, "TEXT")
+
+    @property
+    def pg_type(self) -> str:
+        """The PostgreSQL type: 64-bit integers (SQLite's INTEGER), doubles for reals and unix
+        times, INTEGER 0/1 for flags (the same values, the same SQL on both engines), and JSON
+        as its text (kept as written: ``jsonb`` would reorder a sweep cell's keys; queries cast it)."""
+        return {"int": "BIGINT", "bool": "INTEGER", "real": "DOUBLE PRECISION", "time": "DOUBLE PRECISION"}.get(
+            self.kind, "TEXT")
 
     @property
     def is_json(self) -> bool:
@@ -224,6 +233,35 @@ DDL = [
     "INSERT INTO runs_fts (rowid, prompt, note, tags) VALUES (new.rowid, new.prompt, new.note, new.tags); END",
 ]
 
+
+
+def _pg_columns(cols: tuple[Column, ...]) -> str:
+    return ",\n  ".join(f'"{c.name}" {c.pg_type}' for c in cols)
+
+
+_INDEXES = [sql for sql in DDL if sql.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))]  # the same on both
+_FK = '"run_id" TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE'
+# The same tables in PostgreSQL, from the same column table. Two columns only PostgreSQL has:
+# ``seq`` orders runs created in the same instant (SQLite's rowid), and ``search`` is the
+# full-text index's document (prompt, note and the tags' JSON text, words as they are:
+# the 'simple' configuration, like FTS5's tokenizer, neither stems nor drops words), kept
+# by PostgreSQL itself: a state move never touches it.
+PG_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS runs (\n  "
+    + _pg_columns(RUN_COLUMNS).replace('"run_id" TEXT', '"run_id" TEXT PRIMARY KEY NOT NULL', 1)
+    + ",\n  seq BIGSERIAL NOT NULL"
+    + ",\n  search tsvector GENERATED ALWAYS AS (to_tsvector('simple', coalesce(prompt, '') || ' ' || "
+    "coalesce(note, '') || ' ' || coalesce(tags, ''))) STORED\n)",
+    "CREATE TABLE IF NOT EXISTS images (\n  " + _pg_columns(IMAGE_COLUMNS).replace('"run_id" TEXT', _FK, 1)
+    + ",\n  PRIMARY KEY (run_id, idx)\n)",
+    "CREATE TABLE IF NOT EXISTS inputs (\n  " + _pg_columns(INPUT_COLUMNS).replace('"run_id" TEXT', _FK, 1)
+    + ",\n  PRIMARY KEY (run_id, idx)\n)",
+    *[sql.replace("ON runs (created_at)", "ON runs (created_at, seq)") for sql in _INDEXES],
+    "CREATE INDEX IF NOT EXISTS runs_search ON runs USING GIN (search)",
+]
+# Steps that bring a PostgreSQL log from version N-1 to N (none yet: they start at 3).
+PG_MIGRATIONS: dict[int, list[str]] = {}
 
 # Columns runs() adds to the stored ones (not in SQL).
 DERIVED_COLUMNS = ("n_images", "paths", "duration_s")

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from . import _log_schema as schema
 from . import _states
 from ._exceptions import Problem, RequestError
+from ._log_dialect import q
 from ._log_engine import Engine
 from ._log_paths import RunFolder
-from ._log_rows import decode_run
+from ._log_rows import RUN_SELECT, decode_run
 from ._log_values import check_known, row_to_sql, to_sql
 from ._values import is_missing
 
@@ -30,9 +31,9 @@ T = TypeVar("T")
 _IMAGE_COLS = ("run_id", "idx", *schema.IMAGE_FIELDS)
 
 
-def _insert(table: str, cols: Iterable[str], suffix: str = "") -> str:
-    cols = list(cols)
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}){suffix}"
+def _insert(table: str, names: Iterable[str], suffix: str = "") -> str:
+    names = list(names)
+    return f"INSERT INTO {table} ({', '.join(q(n) for n in names)}) VALUES ({', '.join('?' for _ in names)}){suffix}"
 
 
 class LogWriter:
@@ -119,7 +120,7 @@ class LogWriter:
         values = row_to_sql(schema.RUNS, cols)
         with self.engine.transaction(write=True) as conn:
             if values:
-                sets = ", ".join(f"{c} = ?" for c in values)
+                sets = ", ".join(f"{q(c)} = ?" for c in values)
                 cur = conn.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [*values.values(), run_id])
                 found = cur.rowcount > 0
             else:
@@ -143,7 +144,7 @@ class LogWriter:
         with self.engine.transaction(write=True) as conn:
             conn.execute(_insert("runs", values, " ON CONFLICT (idempotency_key) DO NOTHING"),
                          list(values.values()))
-            cur = conn.execute("SELECT * FROM runs WHERE idempotency_key = ?", (key,))
+            cur = conn.execute(f"SELECT {RUN_SELECT} FROM runs WHERE idempotency_key = ?", (key,))
             names = [d[0] for d in cur.description]
             row = cur.fetchone()
         return decode_run(dict(zip(names, row, strict=True)))
@@ -162,7 +163,7 @@ class LogWriter:
         values = row_to_sql(schema.RUNS, {**cols, "status": status})
         rows = None if images is None else [self.image_row(run_id, i, im) for i, im in enumerate(images)]
         allowed = _states.sources(status)
-        sets = ", ".join(f"{c} = ?" for c in values)
+        sets = ", ".join(f"{q(c)} = ?" for c in values)
         marks = ", ".join("?" for _ in allowed)
         with self.engine.transaction(write=True) as conn:
             cur = conn.execute(f"UPDATE runs SET {sets} WHERE run_id = ? AND (status IN ({marks}) OR status IS NULL)",

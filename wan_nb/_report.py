@@ -316,7 +316,7 @@ def _resolve(log: Any, x: Any) -> tuple[str, str]:
         return "run", x
     if log.count(sweep_id=x):
         return "sweep", x
-    raise KeyError(f"compare: {x!r} is neither a run_id nor a sweep_id in {log.path}")
+    raise KeyError(f"compare: {x!r} is neither a run_id nor a sweep_id in {log.location}")
 
 
 def _summarise(values: list[Any]) -> Any:

@@ -71,6 +71,7 @@ from ._wire import Task
 SIM_KEY = "sim-local"  # what the client sends to the simulator; not a secret
 INTERRUPTED_WRITE_S = 1.0  # Ctrl-C waits at most this long for the log (the server was told first)
 RECORD_RETRY_S = (0.5, 10.0)  # a refused write of what the server did is tried again: first wait, longest wait
+CLAIM_RETRY_S = 10.0  # a claim the log refused for now (a dropped database connection) is tried again this long
 # what a run's state says about its money, for "…, not yet recorded: <why>"
 _MONEY_WORD = {**dict.fromkeys(S.BILLED, "billed"), **dict.fromkeys(S.REFUNDED, "refunded"),
                **dict.fromkeys(S.MAYBE_BILLED, "may be billed"), S.ERROR: "not sent"}
@@ -85,14 +86,16 @@ T = TypeVar("T")
 class Session:
     """A connection (client + run folder + log) and the run pipeline on top of it."""
 
-    def __init__(self, client: AsyncClient | Client, *, backend: str, simulator: Any = None) -> None:
+    def __init__(self, client: AsyncClient | Client, *, backend: str, simulator: Any = None,
+                 log: _config.LogTarget | None = None) -> None:
         self.aio: AsyncClient = client.aio if isinstance(client, Client) else client
         self.client = Client.of(self.aio)  # the sync face, for top-edge calls (wan.cancel)
         self.backend = backend
         self.simulator = simulator
         self.store: Store = self.aio.store
         self.home = Path(self.store.root)
-        self.log = Log(self.home / "log.sqlite")
+        # the run folder's own log.sqlite, or a team's log (a PostgreSQL URL) with this folder as its home
+        self.log = Log(log if log is not None else self.home / "log.sqlite", home=self.home)
         self.records = records(self.log)  # the run pipeline's look-ups
         self.writer = writer(self.log)  # claims and state moves, on the log's writer thread
         self.budget = Budget()
@@ -100,7 +103,8 @@ class Session:
         self.width = WidthEstimate()  # tasks in flight, learnt from the server: shared by every sweep
 
     def __repr__(self) -> str:
-        return f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}>"
+        return (f"<wan_nb Session {self.backend} {self.aio.base_url} home={str(self.home)!r}"
+                + ("" if self.log.kind == "sqlite" else f" log={self.log.location!r}") + ">")
 
     # -- money (``Budget``; these are the figures users read) ----------------------------
     @property
@@ -219,6 +223,23 @@ class Session:
                 note(None)
             return done
 
+    async def _claim_write(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T | None:
+        """A write before anything is sent (the claim, its inputs): one the log refuses for
+        now (a team's database connection dropped mid-transaction) is tried again for up to
+        ``CLAIM_RETRY_S``; a claim is idempotent (same run id, same key). Past that, the run
+        fails with nothing sent and nothing billed."""
+        deadline = time.monotonic() + CLAIM_RETRY_S
+        delay, longest = RECORD_RETRY_S
+        while True:
+            try:
+                return await self._write(fn, *args, **kw)
+            except LogWriteError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; trying again in %.1f s (nothing sent yet)", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+
     def _write_later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Queue a write in order, not waited for (progress: the next write lands after it)."""
         self.writer.submit(fn, *args, **kw)
@@ -293,7 +314,7 @@ class Session:
                                                  prefer_wait=prefer_wait)
                     if shared is not None:
                         return await self._record_cache_hit(request, None, base, result=shared)
-        raise RuntimeError(f"the log keeps changing under this run ({self.log.path}); run it again")
+        raise RuntimeError(f"the log keeps changing under this run ({self.log.location}); run it again")
 
     async def _claim(self, request: Request, base: dict[str, Any], salt: str
                      ) -> tuple[str, Request, str, dict[str, Any] | None, bool]:
@@ -304,12 +325,12 @@ class Session:
         try:
             placed = await self._place_inputs(request)
             key = placed.idempotency_key(salt)
-            row = await self._write(self.writer.claim_run, {
+            row = await self._claim_write(self.writer.claim_run, {
                 **base, **placed.to_row(), "run_id": run_id, "created_at": time.time(),
                 "backend": self.backend, "idempotency_key": key, "status": S.PLANNED, "cache_hit": False})
             won = row is not None and row["run_id"] == run_id
             if won and placed.images:
-                await self._write(self.writer.add_inputs, run_id, placed.images)
+                await self._claim_write(self.writer.add_inputs, run_id, placed.images)
         except BaseException as exc:
             self.budget.settle(run_id, request.cost_quota, S.ERROR, 0)
             if isinstance(exc, asyncio.CancelledError):  # after the claim (if it lands): nothing was sent
@@ -642,6 +663,7 @@ def connect(
     base_url: str | None = None,
     *,
     home: str | os.PathLike[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
     uploader: Uploader | None = None,
     ask: bool = False,
     timeout: float = _config.DEFAULT_TIMEOUT,
@@ -665,6 +687,11 @@ def connect(
         a simulator already running (``python -m wan_nb.sim``).
     home : str or path, optional
         The run folder (images, thumbnails, the log); default ``WAN_NB_HOME``, else ./wan_runs.
+        For a team's log, a folder every machine shares (paths in the log are relative to it).
+    log : str or path, optional
+        Where runs are logged: default ``WAN_NB_LOG``, else the run folder's ``log.sqlite``.
+        ``postgresql://user:password@host:5432/db``: a team's log, every user's runs in one
+        database (needs ``pip install 'wan_nb[postgres]'``; the password is never shown).
     uploader : callable (bytes, content type) -> URL, optional
         Makes local images reachable for the hosted API, which takes URLs only (may be async).
     ask : bool, default False
@@ -687,6 +714,7 @@ def connect(
     global _current
     check_seconds("timeout", timeout)
     check_seconds("http_timeout", http_timeout)
+    target = _config.log_target(log)  # a URL wan_nb cannot use is refused before anything changes
     if _current is not None:
         _current.close()
         _current = None
@@ -713,10 +741,17 @@ def connect(
         line = (f"wan_nb: no {_config.ENV_API_KEY} set; using the built-in simulator at {url} "
                 "(images are drawn locally, nothing is billed)")
     client = AsyncClient(key, url, store=store, uploader=uploader, timeout=timeout, http_timeout=http_timeout)
-    _current = Session(client, backend=backend, simulator=simulator)
+    try:
+        _current = Session(client, backend=backend, simulator=simulator, log=target)
+    except BaseException:
+        Client.of(client).close()
+        if simulator is not None:
+            simulator.stop()
+        raise
     enable_in_colab(quiet=quiet)  # Colab shows custom widgets only with its custom widget manager
     if not quiet:
-        print(f"{line}; runs are saved in {store.root}")  # noqa: T201 - connect()'s one line; quiet=True silences it
+        where = f"; logged in {target.label}" if target is not None and target.kind != "sqlite" else ""
+        print(f"{line}; runs are saved in {store.root}{where}")  # noqa: T201 - connect()'s one line; quiet=True silences it
     return _current
 
 

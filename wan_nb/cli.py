@@ -3,10 +3,14 @@
     wan-nb sim [--port 8765 --latency 2 ...]    serve the simulator (same as python -m wan_nb.sim)
     wan-nb demo [--home DIR]                     a few images in a few modes; prints where they are
     wan-nb sweep FILE.json [--yes]               run a sweep described in a JSON file
-    wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder
+    wan-nb export --csv/--parquet/--html PATH    export the experiment log of a run folder (or WAN_NB_LOG's)
     wan-nb log check [--home DIR]                is the log whole? do its images exist? (read only)
     wan-nb log repair [--home DIR]               keep a damaged log aside, save what it holds,
                                                  add images no run names as recovered runs
+    wan-nb log copy SRC DST [--home DIR]         copy one log into another (a run folder or its
+                                                 log.sqlite, or postgresql://...): runs keep their
+                                                 ids, image files go to DST's run folder; a second
+                                                 copy adds only new runs
     wan-nb studio [--port P] [--home DIR] [--budget USD]
                                                  serve the studio app with Voilà; prints its URL
                                                  (with WAVE_API_KEY set it needs a budget)
@@ -109,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=text)
         action.add_argument("--home", default=None, help=home_help)
         action.add_argument("folder", nargs="?", default=None, help="the run folder (same as --home)")
+    c = actions.add_parser("copy", help="copy one log into another, e.g. a run folder's log.sqlite into a team's "
+                                        "postgresql://... log: runs keep their ids, image files are copied into the "
+                                        "target's run folder; run it again and only new runs are added")
+    c.add_argument("src", metavar="SRC", help="a run folder, its log.sqlite, or postgresql://user:password@host/db")
+    c.add_argument("dst", metavar="DST", help="the same kinds (WAN_NB_LOG's URL, for a team)")
+    c.add_argument("--home", default=None, help="DST's run folder, where the image files go (default: DST's own "
+                                               "folder for a log.sqlite; WAN_NB_HOME or ./wan_runs for a URL)")
+    c.add_argument("--src-home", default=None, help="SRC's run folder when SRC is a URL (default: WAN_NB_HOME or "
+                                                   "./wan_runs)")
 
     st = sub.add_parser("studio", help="serve the studio (generate, sweep, draw boxes, rate, compare: no code) "
                                        "with Voilà on loopback; prints its URL")
@@ -133,11 +146,14 @@ def _err(text: str) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception as one line (a RequestError lists its problems separated by ';')."""
+    """An exception as one line (a RequestError lists its problems separated by ';'), with
+    any log URL's password scrubbed."""
+    from ._config import scrub
+
     problems = getattr(exc, "problems", None)
     if problems:
-        return "; ".join(str(p) for p in problems)
-    return " ".join(str(exc).split()) or type(exc).__name__
+        return scrub("; ".join(str(p) for p in problems))
+    return scrub(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _connect(home: str | None, latency: float) -> Any:
@@ -146,11 +162,12 @@ def _connect(home: str | None, latency: float) -> Any:
     return wan.connect(home=home, latency=latency)
 
 
-def _where(home: Path) -> list[str]:
+def _where(home: Path, log: str | None = None) -> list[str]:
+    """Where a session's files and log are (``log``: a team's log, named without its password)."""
     return [
         f"images:     {home / 'images'}",
         f"thumbnails: {home / 'thumbs'}",
-        f"log:        {home / 'log.sqlite'}",
+        f"log:        {log or home / 'log.sqlite'}",
     ]
 
 
@@ -206,7 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = Path(sess.home).absolute()
     n_runs = sess.log.count()
     _out(f"done: {files} image file(s), spent {usd(spent)}{billed}")
-    for line in _where(home):
+    for line in _where(home, sess.log.location):
         _out(line + (f"  ({n_runs} run(s))" if line.startswith("log:") else ""))
     _out(f"report:     {PROG} export --home {home} --html report.html")
     return 0
@@ -329,7 +346,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _out(f"  {c.status}: {cell_label(c.coords, 40)}: {_one_line(Exception(c.error or 'no result'))}")
     if counts["completed"] < total:
         _out("  run the same command again to retry only these; finished cells are not paid for twice")
-    for line in _where(Path(sess.home).absolute()):
+    for line in _where(Path(sess.home).absolute(), sess.log.location):
         _out(line)
     return 0 if counts["completed"] == total else 1
 
@@ -342,11 +359,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.csv or args.parquet or args.html):
         raise UserError("nothing to export: give --csv PATH, --parquet PATH and/or --html PATH")
+    from . import _config
+
     home = Path(args.home or _default_home())
-    db = home / "log.sqlite"
-    if not db.is_file():
+    target = _config.log_target()  # WAN_NB_LOG: the team's log, its files in the run folder
+    db: Any = home / "log.sqlite"
+    if target is not None:
+        log, db = Log(target, home=home), target.label
+    elif not db.is_file():
         raise UserError(f"no experiment log at {db}: run a sweep or the demo first, or pass --home RUN_FOLDER")
-    log = Log(db)
+    else:
+        log = Log(db)
     filters: dict[str, Any] = {}
     if args.sweep:
         if not log.count(sweep_id=args.sweep):
@@ -368,8 +391,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------- log check / repair
 
 
+def cmd_log_copy(args: argparse.Namespace) -> int:
+    from . import _config
+    from ._log import Log
+
+    if not _config.is_url(args.src) and not Path(args.src).exists():
+        raise UserError(f"no log at {args.src}: give a run folder, its log.sqlite, or a postgresql:// URL")
+    src = Log(args.src, home=args.src_home)
+    dst = Log(args.dst, home=args.home)
+    try:
+        _out(f"copying {src.location} (files in {src.root}) → {dst.location} (files in {dst.root})")
+        shown = [-1.0]
+
+        def progress(done: int, total: int) -> None:
+            share = done / total if total else 1.0
+            if share - shown[0] >= 0.1 or done == total:  # every tenth, and the end
+                shown[0] = share
+                _err(f"  {done}/{total} runs ({share:.0%})")
+
+        report = src.copy_to(dst, progress=progress)
+    finally:
+        src.close()
+        dst.close()
+    for line in report.lines():
+        _out(line)
+    return 0
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     from ._log_repair import check, repair
+
+    if args.log_command == "copy":
+        return cmd_log_copy(args)
+    from ._config import is_url
+
+    if is_url(args.folder or args.home or ""):
+        raise UserError(f"log {args.log_command} reads a run folder's log.sqlite page by page; a PostgreSQL log "
+                        "has the server's own tools (pg_amcheck, pg_dump)")
 
     home = Path(args.folder or args.home or _default_home())
     if not home.is_dir():
@@ -465,6 +523,11 @@ def cmd_studio(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ._config import is_url, redact_url, scrub
+
+    for arg in argv:  # a log URL's password is known before anything can repeat it (argparse's errors too)
+        if is_url(arg):
+            redact_url(arg)
     if argv and argv[0] == "sim":  # everything after `sim` is the simulator's own options
         from .sim.__main__ import main as sim_main
 
@@ -479,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "studio": cmd_studio}[args.command]
         return handler(args)
     except UserError as exc:
-        _err(f"{PROG}: error: {exc}")
+        _err(f"{PROG}: error: {scrub(str(exc))}")
         return 2
     except KeyboardInterrupt:
         _err(f"{PROG}: interrupted")
