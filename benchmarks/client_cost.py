@@ -24,12 +24,22 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
+def _peak_mb() -> float:
+    """This process's own peak RSS (ru_maxrss would start from the parent's peak: Linux
+    keeps it across exec, and the benchmark's parent holds big DataFrames)."""
+    return _status_mb("VmHWM")
 
 
 def child(kind: str, url: str, n: int, resolution: str, concurrency: int | None) -> dict[str, Any]:
@@ -44,7 +54,7 @@ def child(kind: str, url: str, n: int, resolution: str, concurrency: int | None)
         sw = wan.sweep(f"bench {kind} {resolution}", seed=list(range(1, n + 1)), resolution=resolution,
                        quiet=True, confirm=True, **kw).wait()
         cpu, wall = _cpu() - cpu0, time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = _peak_mb()
         done = sw.counts()["completed"]
         wan.session().close()
     return {"cpu_s": cpu, "wall_s": wall, "rss0_mb": rss0, "peak_mb": peak, "completed": done}

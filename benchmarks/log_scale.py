@@ -75,9 +75,9 @@ def _bulk(log: Log, rows: list[dict[str, Any]], images: dict[str, list[Any]]) ->
 
 def build(home: Path, n: int) -> Log:
     """A run folder at ``home`` whose log holds ``n`` runs."""
+    log = Log(home / "log.sqlite")  # the log first: a new log beside images it does not know would warn
     store = Store(home)
     files = _images(store)
-    log = Log(home / "log.sqlite")
     t0 = time.time() - n * 2.0 - 3600
     for start in range(0, n, 10_000):
         rows = [_row(i, t0) for i in range(start, min(n, start + 10_000))]

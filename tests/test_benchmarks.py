@@ -17,20 +17,24 @@ import pytest
 pytestmark = pytest.mark.benchmarks
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = 22
+NEEDLES = (
+    "wall/ideal, default settings", "documented loop", "HTTP requests per task",                 # sweeps
+    "runs(where=", "grid() of a 64-cell slice", "starting a 48-cell sweep", "one append",       # log_scale
+    "runs() / read_sql", "images() / read_sql", "count(seed=3)", "distinct('seed')", "search(",  # log_million
+    "one explorer page", "resuming a 1,000-cell sweep", "log file per run", "peak memory",
+    "log_postgres", "client CPU per task", "client memory growth", "render of a 4K image",    # log_postgres...
+    "notebook bytes per displayed image", "task end -> cell", "bytes sent for a",
+)
 
 
-@pytest.mark.timeout(600)  # about 40 s on a quiet machine; bounded, not tight, for a loaded one
+@pytest.mark.timeout(900)  # about 2 min on a quiet machine (a 100,000-run log is built once, then cached)
 def test_short_benchmark_prints_every_figure():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--short"], cwd=REPO, capture_output=True,
-                          text=True, timeout=590, check=False)
+                          text=True, timeout=890, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if not ln.startswith("#")]
     judged = [ln for ln in lines if re.search(r"  \S+  \S.*  (PASS|FAIL)$", ln)]
-    assert len(judged) == FIGURES == len(lines), proc.stdout
-    assert f"# {FIGURES} figures" in proc.stdout
-    for needle in ("wall/ideal, default settings", "documented loop", "HTTP requests per task",
-                   "runs(where=", "grid() of a 64-cell slice", "starting a 48-cell sweep", "one append",
-                   "client CPU per task", "client memory growth", "render of a 4K image",
-                   "notebook bytes per displayed image", "task end -> cell", "bytes sent for a"):
+    assert len(judged) == len(lines) >= 40, proc.stdout
+    assert f"# {len(judged)} figures" in proc.stdout
+    for needle in NEEDLES:
         assert needle in proc.stdout, f"no figure for {needle!r}:\n{proc.stdout}"
