@@ -74,6 +74,22 @@ def _fast_tier_only(config) -> bool:
     return not any("::" in arg or (here / arg).is_file() for arg in config.args)
 
 
+# The fast tier runs on this many pytest-xdist workers unless -n says otherwise: most of its
+# time is spent waiting on simulated tasks, so two processes halve it on two cores. The slow
+# families run in one process (browsers, kernels and servers of their own are load enough).
+FAST_TIER_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Plain ``python -m pytest``: the fast tier, on FAST_TIER_WORKERS workers (before xdist reads -n)."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return  # a worker, or xdist not installed: one process
+    explicit = config.option.numprocesses is not None or config.getoption("usepdb") or config.option.collectonly
+    if not explicit and _fast_tier_only(config):
+        config.option.numprocesses = FAST_TIER_WORKERS
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(name) for name in SLOW_FAMILIES):
@@ -85,17 +101,33 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
         config.stash[_LEFT_OUT] = slow
+        if hasattr(config, "workeroutput"):  # a worker: the controller says the line
+            families = sorted({name for item in slow for name in SLOW_FAMILIES if item.get_closest_marker(name)})
+            config.workeroutput["left_out"] = (len(slow), families)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller of a run on workers: the first worker's count of what the fast tier left out."""
+    left_out = getattr(node, "workeroutput", {}).get("left_out")
+    if left_out:
+        node.config.stash.setdefault(_LEFT_OUT_COUNT, left_out)
 
 
 _LEFT_OUT = pytest.StashKey[list]()
+_LEFT_OUT_COUNT = pytest.StashKey[tuple]()
 
 
 def pytest_terminal_summary(terminalreporter, config):
     left_out = config.stash.get(_LEFT_OUT, [])
-    if left_out:
+    count, families = config.stash.get(_LEFT_OUT_COUNT, (len(left_out), None))
+    if families is None:
         families = sorted({name for item in left_out for name in SLOW_FAMILIES if item.get_closest_marker(name)})
+    if count:
+        workers = config.option.numprocesses if hasattr(config.option, "numprocesses") else None
+        where = f" (on {workers} workers: -n 0 runs it in one process)" if workers else ""
         terminalreporter.write_line(
-            f"fast tier: {len(left_out)} slow tests not run ({', '.join(families)}); "
+            f"fast tier{where}: {count} slow tests not run ({', '.join(families)}); "
             "`bash tests/run.sh` or `python -m pytest --full` runs everything, `-m <family>` one family")
     # The reliability suite's figures (tests/test_reliability.py), when it ran.
     suite = sys.modules.get("test_reliability")

@@ -362,10 +362,13 @@ def test_a_429_longer_than_the_policy_allows_is_a_rate_limit_error_with_reset_at
     assert not isinstance(info.value, wan.ServerError)
 
 
-def test_a_429_without_any_hint_backs_off_by_the_policy(tmp_path):
+def test_a_429_without_any_hint_backs_off_by_the_policy(tmp_path, recorded_sleeps):
     api = Api(error(429, "slow down"), error(429, "slow down"), ok())
     out = run(api, tmp_path, submit)
     assert out.task_id == "task-1" and len(api.requests) == 3
+    policy = INSTANT  # what run() gives the client: no backoff, so the floor is what is waited
+    waits = [w for w in recorded_sleeps if w > 0]
+    assert waits == pytest.approx([policy.min_rate_limit_wait] * 2, abs=0.05), "never a spin: each waits the floor"
 
 
 # ----------------------------------------------------------------- error translation

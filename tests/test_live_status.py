@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-import nbformat
 import pytest
 from children import run_notebook
 
 pytestmark = pytest.mark.notebooks
 
 def _run(tmp_path, cells):
+    import nbformat  # here, not at the top: its import costs every collection ~2 s
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     env = {k: v for k, v in os.environ.items() if k not in ("WAVE_API_KEY", "WAN_NB_BASE_URL")}
