@@ -168,6 +168,30 @@ def test_opening_a_current_log_writes_nothing_and_waits_for_no_lock(tmp_path, mo
     assert took < 5, f"a read waited {took:.1f} s for another process's write lock"
 
 
+def test_a_log_missing_an_index_added_since_opens_without_the_lock_and_its_first_write_adds_it(tmp_path):
+    """Indexes come without a schema bump (runs_seed did): reading must not wait to make them."""
+    home = tmp_path / "runs"
+    _log_with_runs(home).close()
+    plain = sqlite3.connect(home / "log.sqlite", isolation_level=None)
+    plain.execute("DROP INDEX runs_seed")
+    plain.close()
+    holder = sqlite3.connect(home / "log.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        log = wan.log(home)
+        assert log.count(seed=1) == 1
+        took = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert took < 5, f"opening waited {took:.1f} s for another process's lock to make an index"
+    log.add_run({"run_id": "later", "prompt": "p", "seed": 9})
+    check = sqlite3.connect(home / "log.sqlite")
+    assert check.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs_seed'").fetchone(), "the write made it"
+    check.close()
+
+
 @pytest.mark.subprocess
 def test_cli_export_reads_while_another_process_writes(tmp_path):
     home = tmp_path / "runs"
@@ -232,6 +256,29 @@ def test_a_read_only_run_folder_opens_read_only_at_once(tmp_path, wal):
     count, rows, took = proc.stdout.splitlines()[0].split()
     assert (int(count), int(rows)) == (4, 4) and float(took) < 20
     assert "refused:" in proc.stdout and "read-only" in proc.stdout and str(home) in proc.stdout
+
+
+@pytest.mark.subprocess
+def test_a_read_only_folder_with_a_wal_but_no_shm_says_why_and_what_to_do(tmp_path):
+    """A copy that took log.sqlite and its -wal but not the -shm: SQLite cannot read the WAL
+    where it may not write, so the error names the file, the reason and the way out."""
+    home = tmp_path / "runs"
+    log = _log_with_runs(home)
+    log.add_run({"run_id": "late", "prompt": "still in the WAL"})
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("log.sqlite", "log.sqlite-wal"):
+        shutil.copyfile(home / name, copy / name)
+    assert (copy / "log.sqlite-wal").stat().st_size > 0
+    argv, _ = _read_only_command(copy, [sys.executable, "-c", READ_ONLY_CHILD, str(copy)])
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        for p in (copy, *copy.rglob("*")):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    assert proc.returncode != 0
+    assert "ConfigError" in proc.stderr and str(copy / "log.sqlite") in proc.stderr, proc.stderr[-2000:]
+    assert "-shm" in proc.stderr and "somewhere writable" in proc.stderr
 
 
 # -- damaged logs --------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class SQLiteEngine:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._opened: list[sqlite3.Connection] = []
+        self._indexes_pending = False  # indexes added without a version bump, made by the first write
         self.schema_version = self._open()
 
     def __repr__(self) -> str:
@@ -90,7 +91,14 @@ class SQLiteEngine:
                 # with a -wal file (rows not yet checkpointed) SQLite reads it beside the log;
                 # without one, nothing can change the file: read it as immutable (no lock, no -shm)
                 wal = self.path.with_name(self.path.name + "-wal")
-                target, uri = f"{self.path.as_uri()}?mode=ro{'' if wal.exists() else '&immutable=1'}", True
+                pending = wal.exists() and wal.stat().st_size > 0
+                if pending and not self.path.with_name(self.path.name + "-shm").exists():
+                    raise ConfigError(
+                        f"{self.label} cannot be read here: its -wal file holds runs not yet in the log, and "
+                        "without its -shm file SQLite reads them only where it may write, which this folder "
+                        "is not. Copy the run folder somewhere writable and open the copy, or open it once "
+                        "where it was written (that folds the -wal into the log)")
+                target, uri = f"{self.path.as_uri()}?mode=ro{'' if pending else '&immutable=1'}", True
             else:
                 target, uri = str(self.path), False
             try:
@@ -123,6 +131,10 @@ class SQLiteEngine:
         except sqlite3.Error as exc:
             raise self._translated(exc, write) from exc
         try:
+            if write and self._indexes_pending:
+                for sql in _INDEX_DDL:
+                    conn.execute(sql)
+                self._indexes_pending = False
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -173,7 +185,10 @@ class SQLiteEngine:
             if not version and _has_tables(conn):
                 raise ConfigError(f"{self.label} is an SQLite database, but not a wan_nb log (no meta table); "
                                   "move it aside, or open the run folder it belongs to")
-        if version == schema.SCHEMA_VERSION and not missing:
+        if version == schema.SCHEMA_VERSION and missing <= _INDEXES:
+            # only indexes missing (added since this log was made): reads do without them, so
+            # opening still takes no lock; the first write makes them (transaction())
+            self._indexes_pending = bool(missing) and not self.read_only
             return version
         if version > schema.SCHEMA_VERSION:
             raise ConfigError(
@@ -283,6 +298,8 @@ def _version(conn: sqlite3.Connection) -> int:
 
 # the tables and indexes DDL makes (some were added without a version bump: made on open)
 _OBJECTS = tuple(re.findall(r"IF NOT EXISTS (\w+)", "\n".join(schema.DDL)))
+_INDEX_DDL = [sql for sql in schema.DDL if re.match(r"CREATE (UNIQUE )?INDEX", sql)]
+_INDEXES = {re.findall(r"IF NOT EXISTS (\w+)", sql)[0] for sql in _INDEX_DDL}
 
 
 def _missing_objects(conn: sqlite3.Connection) -> set[str]:
