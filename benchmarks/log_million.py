@@ -31,7 +31,7 @@ from wan_nb._sweep_plan import plan_sweep
 from ._sims import ledger, simulator
 from .log_scale import STYLES, _images, _row
 
-BUILDER = 1  # bump when the fixture's rows change: the cache is rebuilt
+BUILDER = 2  # bump when the fixture changes (its rows, its indexes): the cache is rebuilt
 RESUME_PROMPT = "bench million resume: a {style} harbour"
 RESUME_SEEDS = list(range(1, 101))  # 10 styles x 100 seeds = 1,000 cells
 RESUME_STYLES = [*STYLES, "gouache", "etching"]

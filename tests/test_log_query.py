@@ -171,6 +171,30 @@ def test_pages_counts_and_distinct_values(log):
         log.runs(limit=-1)
 
 
+@pytest.mark.parametrize(("column", "filters"), [
+    ("seed", {}), ("seed", {"status": "completed"}), ("prompt", {"status": ["completed", "failed"]}),
+    ("note", {}), ("sweep_id", {"where": "seed > 10"}), ("resolution", {}), ("style", {}),
+    ("seed", {"where": "seed > seed.median()"}),
+])
+def test_a_page_of_distinct_values_is_that_slice_of_the_whole_list_and_counted_alike(log, column, filters):
+    """The explorer's axes read one page of values (SQL and its index where it can): every
+    page, the missing value last included, is the slice of the whole list, on both engines."""
+    log.add_runs([{"run_id": f"u{i}", "prompt": f"Zebra {i}" if i % 2 else f"éclair {i}", "seed": 1000 + i,
+                   "status": "completed", "created_at": 1_800_000_000 + i} for i in range(5)])
+    where = filters.pop("where", None)
+    whole = log.distinct(column, where, **filters)
+    assert None in whole or column in ("resolution", "prompt") or where, whole  # the missing value is tried
+    for size in (1, 3, 7):
+        pages = [log.distinct(column, where, limit=size, offset=o, **filters)
+                 for o in range(0, len(whole) + size, size)]
+        assert [v for page in pages for v in page] == whole, (size, pages)
+    assert log.distinct(column, where, offset=2, **filters) == whole[2:]
+    assert log.count_distinct(column, where, **filters) == len(whole)
+    assert log.count_distinct(column, where, at_most=2, **filters) == min(len(whole), 3)
+    with pytest.raises(ValueError, match="at_most"):
+        log.count_distinct(column, at_most=-1)
+
+
 def test_unknown_filter_name_is_still_an_error_naming_the_columns(log):
     with pytest.raises(ValueError, match=r"unknown column 'stauts'.*did you mean 'status'"):
         log.runs(stauts="failed")
@@ -205,7 +229,8 @@ class _Traced(sqlite3.Connection):
 
 def test_a_sweep_on_a_big_log_never_scans_the_runs_table(tmp_path, monkeypatch):
     home = tmp_path / "runs"
-    Log(home / "log.sqlite").add_runs(_rows(3000))
+    # every run the package writes has its request's hash (SQLite's statistics know it)
+    Log(home / "log.sqlite").add_runs([{**r, "request_hash": f"{i:064x}"} for i, r in enumerate(_rows(3000))])
     real_connect = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=_Traced, **k))
     monkeypatch.delenv("WAVE_API_KEY", raising=False)
@@ -256,6 +281,26 @@ def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, m
     expected = log.runs(where="prompt.str.contains('p0', case=False, regex=False)", status="completed")
     assert shown and shown <= set(expected["run_id"])
     assert reads and all(sql != query.EVERY or limit is not None for sql, limit in reads), reads
+
+
+def test_an_axis_with_more_values_than_are_counted_still_pages_to_its_end(tmp_path, monkeypatch):
+    from wan_nb import _explore
+
+    monkeypatch.setattr(_explore, "AXIS_COUNT_CAP", 10)
+    log = Log(tmp_path / "log.sqlite")
+    log.add_runs(_rows(60))
+    seeds = log.distinct("seed", status="completed")
+    assert len(seeds) > 10
+    explorer = _explore.LogExplorer(log, rows="seed", cols="prompt", page_rows=4, status="completed")
+    assert "rows 1-4 of 10+" in explorer.summary.value
+    shown: list[Any] = []
+    for _ in range(len(seeds)):
+        assert explorer.grid is not None
+        shown += explorer.grid.row_values
+        if explorer._pager["down"].disabled:
+            break
+        explorer._page("down")
+    assert shown == seeds, "every seed, in order, page by page; the last page says so"
 
 
 def test_values_with_sql_characters_are_parameters_on_both_engines(log):

@@ -169,11 +169,11 @@ def test_opening_a_current_log_writes_nothing_and_waits_for_no_lock(tmp_path, mo
 
 
 def test_a_log_missing_an_index_added_since_opens_without_the_lock_and_its_first_write_adds_it(tmp_path):
-    """Indexes come without a schema bump (runs_seed did): reading must not wait to make them."""
+    """Indexes come without a schema bump (runs_seed_status did): reading must not wait to make them."""
     home = tmp_path / "runs"
     _log_with_runs(home).close()
     plain = sqlite3.connect(home / "log.sqlite", isolation_level=None)
-    plain.execute("DROP INDEX runs_seed")
+    plain.execute("DROP INDEX runs_seed_status")
     plain.close()
     holder = sqlite3.connect(home / "log.sqlite", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -188,7 +188,7 @@ def test_a_log_missing_an_index_added_since_opens_without_the_lock_and_its_first
     assert took < 5, f"opening waited {took:.1f} s for another process's lock to make an index"
     log.add_run({"run_id": "later", "prompt": "p", "seed": 9})
     check = sqlite3.connect(home / "log.sqlite")
-    assert check.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs_seed'").fetchone(), "the write made it"
+    assert check.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs_seed_status'").fetchone(), "the write made it"
     check.close()
 
 

@@ -50,6 +50,7 @@ AXIS_EXTRA = ("status", "sweep_id", "tags", "cache_hit", "user")  # also offered
 STACK_KEYS = tuple(p for p in schema.PARAMETERS if p != "seed")  # runs equal in these differ only in seed
 SEEDS = "seed (stacked)"  # the axis that stands for seed while seeds are stacked: one value
 ALL_SEEDS = "all seeds"
+AXIS_COUNT_CAP = 1000  # an axis's values are counted up to this ("rows 1-8 of 1,000+"): a page stays quick
 OPTIONS = ("rows", "cols", "sweep_id", "action", "status", "user", "prompt", "since", "until", "min_stars", "tag",
            "stack_seeds")
 # The pick switch shows a glyph; its text ("pick to compare") stays its accessible name.
@@ -61,6 +62,24 @@ def _axis_options(log: Log) -> list[str]:
     """Sweep axes (the keys of logged cells), then the request parameters, then extras."""
     names = log.cell_keys() + list(schema.PARAMETERS) + list(AXIS_EXTRA)
     return list(dict.fromkeys(names))
+
+
+def _pages(n: int, size: int) -> float:
+    """Pages of an axis of ``n`` values (past AXIS_COUNT_CAP: not counted, no end known)."""
+    return math.inf if n > AXIS_COUNT_CAP else max(1, math.ceil(n / size))
+
+
+def _axis_page(log: Log, axis: str, folded: set[str], where: Any, filters: dict[str, Any], start: int,
+               size: int) -> tuple[list[Any], bool]:
+    """(the values of ``axis`` on the page from ``start``, whether a next page exists)."""
+    if axis in folded:
+        return [ALL_SEEDS], False
+    values = log.distinct(axis, where, limit=size + 1, offset=start, **filters)
+    return values[:size], len(values) > size
+
+
+def _how_many(n: int) -> str:
+    return f"{AXIS_COUNT_CAP:,}+" if n > AXIS_COUNT_CAP else f"{n:,}"
 
 
 def _selection(since: _dt.date | None, until: _dt.date | None, text: str, min_stars: int = 0) -> str | None:
@@ -284,15 +303,19 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             for b in self._pager.values():
                 b.disabled = True
             return
-        row_values = [ALL_SEEDS] if rows in folded else log.distinct(rows, where, **filters)
-        col_values = [ALL_SEEDS] if cols in folded else log.distinct(cols, where, **filters)
-        row_pages = max(1, math.ceil(len(row_values) / self.page_rows))
-        col_pages = max(1, math.ceil(len(col_values) / self.page_cols))
-        self._row_page = min(self._row_page, row_pages - 1)
-        self._col_page = min(self._col_page, col_pages - 1)
+        n_rows, n_cols = ((1 if a in folded else log.count_distinct(a, where, at_most=AXIS_COUNT_CAP, **filters))
+                          for a in (rows, cols))
+        self._row_page = int(min(self._row_page, _pages(n_rows, self.page_rows) - 1))
+        self._col_page = int(min(self._col_page, _pages(n_cols, self.page_cols) - 1))
         r0, c0 = self._row_page * self.page_rows, self._col_page * self.page_cols
-        page_rows = row_values[r0:r0 + self.page_rows]
-        page_cols = col_values[c0:c0 + self.page_cols]
+        # only the page's values are read (from the column's index where it has one); one more
+        # than fits says whether a next page exists when there are more values than were counted
+        page_rows, more_rows = _axis_page(log, rows, folded, where, filters, r0, self.page_rows)
+        page_cols, more_cols = _axis_page(log, cols, folded, where, filters, c0, self.page_cols)
+        if (not page_rows and self._row_page) or (not page_cols and self._col_page):  # past an uncounted end
+            self._row_page, self._col_page = (self._row_page if page_rows else 0), (self._col_page if page_cols else 0)
+            self.draw()
+            return
         keep_r, keep_c = {hashable(v) for v in page_rows}, {hashable(v) for v in page_cols}
         # only the page's runs are read: its row and column values go to SQL as filters
         # (when an axis is also a filter, or holds lists, SQL reads a little more and pandas keeps the page)
@@ -315,13 +338,13 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.grid.legend = {}  # the filters say what is shared; labels say the rest
         self._show_grid(self.grid)
         self._pager["up"].disabled = self._row_page == 0
-        self._pager["down"].disabled = self._row_page >= row_pages - 1
+        self._pager["down"].disabled = not more_rows
         self._pager["left"].disabled = self._col_page == 0
-        self._pager["right"].disabled = self._col_page >= col_pages - 1
+        self._pager["right"].disabled = not more_cols
         self.summary.value = (
             f"<span style='{FONT};color:#555'>{total} run{'s' if total != 1 else ''} · rows "
-            f"{r0 + 1}-{r0 + len(page_rows)} of {len(row_values)} · columns {c0 + 1}-{c0 + len(page_cols)} "
-            f"of {len(col_values)}</span>"
+            f"{r0 + 1}-{r0 + len(page_rows)} of {_how_many(n_rows)} · columns {c0 + 1}-{c0 + len(page_cols)} "
+            f"of {_how_many(n_cols)}</span>"
         )
 
     def _learn(self, page: pd.DataFrame) -> None:

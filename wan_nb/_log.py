@@ -155,12 +155,21 @@ class Log:
         """How many runs ``runs(where, **filters)`` would return, without reading them."""
         return self._frames.count(where, **filters)
 
-    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, **filters: Any) -> list[Any]:
+    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, limit: int | None = None,
+                 offset: int = 0, **filters: Any) -> list[Any]:
         """The values ``column`` takes in the selected runs, each once, in order
         (documented vocabularies in the document's order, numbers ascending, text
         alphabetically; a missing value last; ``newest_first``: by their latest run).
-        A sweep-cell key works as a column."""
-        return self._frames.distinct(column, where, newest_first=newest_first, **filters)
+        A sweep-cell key works as a column. ``limit``/``offset``: one page of that list,
+        read from the column's index where it has one (a million runs' prompts, a page at a time)."""
+        return self._frames.distinct(column, where, newest_first=newest_first, limit=limit, offset=offset,
+                                     **filters)
+
+    def count_distinct(self, column: str, where: Where = None, *, at_most: int | None = None,
+                       **filters: Any) -> int:
+        """How many values ``distinct`` would return, without reading them; ``at_most``: stop
+        counting past it (a larger answer means "more than ``at_most``")."""
+        return self._frames.count_distinct(column, where, at_most=at_most, **filters)
 
     def cell_keys(self) -> list[str]:
         """The keys of sweep cells in the log (what ``runs()`` adds as columns), first seen first."""

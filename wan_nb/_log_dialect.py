@@ -40,6 +40,7 @@ class Dialect:
 
     name = "sqlite"
     no_limit: Any = -1
+    byte_order = ""  # text ordered by code point, as Python sorts it (SQLite's BINARY collation)
 
     # -- sweep-cell keys (the ``cell`` JSON) ---------------------------------------------
     def cell_value(self, key: str) -> str:
@@ -90,6 +91,7 @@ class Dialect:
 class PostgresDialect(Dialect):
     name = "postgresql"
     no_limit = None
+    byte_order = ' COLLATE "C"'  # not the database's locale: the order Python and SQLite give
 
     def cell_value(self, key: str) -> str:
         return f"NULLIF(runs.cell::jsonb -> '{key}', 'null'::jsonb)"

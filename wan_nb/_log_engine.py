@@ -35,6 +35,8 @@ from ._exceptions import ConfigError, LogWriteError, WanWarning
 from ._log_dialect import SQLITE, Dialect
 
 BUSY_TIMEOUT_S = 60.0
+STATS_FROM_ROWS = 1000  # below this any plan is quick: no statistics kept
+STATS_CHECK_ROWS = 1000  # rows written between two looks at whether the runs table has doubled
 
 
 class Engine(Protocol):
@@ -136,6 +138,8 @@ class SQLiteEngine:
                     conn.execute(sql)
                 self._indexes_pending = False
             yield conn
+            if write:
+                self._keep_statistics(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -144,6 +148,31 @@ class SQLiteEngine:
             if isinstance(exc, sqlite3.Error) and not isinstance(exc, self.integrity_error):
                 raise self._translated(exc, write) from exc
             raise
+
+    def _keep_statistics(self, conn: sqlite3.Connection) -> None:
+        """ANALYZE the runs table each time it has doubled (from 1,000 rows), checked on the
+        first write and after every ``STATS_CHECK_ROWS`` rows written: without statistics
+        SQLite takes an index on status (most runs share one) over one on prompt or sweep,
+        and a page of a million-run log reads all of it. About a second at a million runs,
+        ten times in all. A failed ANALYZE (a full disk) is let go: the write it follows stands."""
+        changes, local = conn.total_changes, self._local  # per connection: one per thread
+        checked_at = getattr(local, "stats_checked_at", None)
+        if checked_at is not None and changes - checked_at < STATS_CHECK_ROWS:
+            return
+        local.stats_checked_at = changes
+        try:
+            row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # no statistics yet: the first ANALYZE makes their table
+            row = None
+        known = int(str(row[0]).split()[0]) if row else 0
+        have = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0])
+        if have >= STATS_FROM_ROWS and have > 2 * known:
+            conn.execute("SAVEPOINT statistics")
+            try:
+                conn.execute("ANALYZE runs")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK TO statistics")
+            conn.execute("RELEASE statistics")
 
     def _translated(self, exc: sqlite3.Error, write: bool) -> Exception:
         """SQLite's error as the user should read it (the file named, what to do)."""

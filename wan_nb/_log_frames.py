@@ -360,8 +360,71 @@ class LogFrames:
             self._check_keys(filters)
         return n
 
-    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, **filters: Any) -> list[Any]:
+    def _sorted_in_sql(self, column: str, clause: Clause, rest: dict[str, Any], pwhere: Where,
+                       newest_first: bool) -> str | None:
+        """The SQL that orders ``column`` as ``_ordered`` does (numbers ascending, text by code
+        point), when SQL can: a plain column of text, numbers or times, every filter in SQL."""
+        col = schema.RUNS.get(column)
+        if (newest_first or rest or pwhere is not None or col is None or col.kind not in ("text", "int", "real", "time")
+                or column in schema.CATEGORY_ORDER):
+            return None
+        return q(column) + (self.engine.dialect.byte_order if col.kind == "text" else "")
+
+    def _distinct_page(self, column: str, clause: Clause, limit: int | None, offset: int, order: str) -> list[Any]:
+        """One page of ``distinct`` read in SQL: the column's index serves it (the explorer's axes)."""
+        col = schema.RUNS[column]
+        target = q(column)
+        size = self.engine.dialect.no_limit if limit is None else int(limit)
+        with self.engine.transaction(write=False) as conn:
+            page = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT {order} FROM runs WHERE ({clause.sql}) AND {target} IS NOT NULL "
+                "ORDER BY 1 LIMIT ? OFFSET ?", [*clause.params, size, int(offset)]).fetchall()]
+            # a missing value comes last: on this page if the values end on it
+            if limit is not None and len(page) == limit:
+                ends_here = False
+            elif page or not offset:
+                ends_here = True
+            else:  # an empty page past the start: do the values end exactly where it begins?
+                ends_here = conn.execute(f"SELECT DISTINCT {order} FROM runs WHERE ({clause.sql}) AND {target} "
+                                         "IS NOT NULL ORDER BY 1 LIMIT 1 OFFSET ?",
+                                         [*clause.params, int(offset) - 1]).fetchone() is not None
+            if ends_here and conn.execute(f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1",
+                                          clause.params).fetchone():
+                page.append(None)
+        return [None if v is None else from_sql(col, v) for v in page]
+
+    def count_distinct(self, column: str, where: Where = None, *, at_most: int | None = None,
+                       **filters: Any) -> int:
+        if at_most is not None and not is_whole(at_most, 0):
+            raise ValueError(f"at_most: expected a whole number, 0 or more (got {at_most!r})")
         clause, rest, pwhere = self._selection(where, filters)
+        col = schema.RUNS.get(column)
+        if rest or pwhere is not None or column in schema.DERIVED_COLUMNS or (col is not None and col.is_json):
+            n = len(self.distinct(column, where, **filters))
+            return n if at_most is None else min(n, int(at_most) + 1)
+        try:
+            target = q(column) if col is not None else self.engine.dialect.cell_value(query.cell_key(column))
+        except query.Untranslatable:
+            raise ValueError(f"unknown column {column!r}") from None
+        cap = "" if at_most is None else f" LIMIT {int(at_most) + 1}"
+        with self.engine.transaction(write=False) as conn:
+            n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT {target} FROM runs WHERE {clause.sql}{cap}) "
+                                 "AS found", clause.params).fetchone()[0])
+        if col is None and not n:
+            self._check_keys({column: None})
+        return n
+
+    def distinct(self, column: str, where: Where = None, *, newest_first: bool = False, limit: int | None = None,
+                 offset: int = 0, **filters: Any) -> list[Any]:
+        _check_page(limit, offset)
+        clause, rest, pwhere = self._selection(where, filters)
+        paged = limit is not None or bool(offset)
+        order = self._sorted_in_sql(column, clause, rest, pwhere, newest_first) if paged else None
+        if order is not None:
+            return self._distinct_page(column, clause, limit, offset, order)
+        if paged:
+            whole = self.distinct(column, where, newest_first=newest_first, **filters)
+            return whole[offset:None if limit is None else offset + limit]
         col = schema.RUNS.get(column)
         if rest or pwhere is not None or column in schema.DERIVED_COLUMNS or (col is not None and col.is_json):
             df = self.runs(where, **filters)

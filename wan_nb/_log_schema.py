@@ -35,7 +35,8 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # 3: choosing (stars, who rated, who ran it: NEW_COLUMNS) and full-text search over
     # prompt, note and tags; the search index is filled after the DDL made it (AFTER_DDL).
-    3: [],
+    # runs_prompt gave way to runs_prompt_status (its leading column serves the same look-ups).
+    3: ["DROP INDEX IF EXISTS runs_prompt"],
 }
 # Columns a version added to a table (added by the migration where they are missing).
 NEW_COLUMNS: dict[int, list[tuple[str, str]]] = {
@@ -211,12 +212,14 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
     "CREATE INDEX IF NOT EXISTS runs_hash ON runs (request_hash)",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
-    "CREATE INDEX IF NOT EXISTS runs_prompt ON runs (prompt)",
+    # (column, status): the explorer's axes under its usual filter (completed runs) read from
+    # the index alone: distinct prompts or seeds of a million runs in milliseconds
+    "CREATE INDEX IF NOT EXISTS runs_prompt_status ON runs (prompt, status)",
     "CREATE INDEX IF NOT EXISTS runs_cached_from ON runs (cached_from)",
     "CREATE INDEX IF NOT EXISTS runs_task ON runs (task_id)",
     "CREATE INDEX IF NOT EXISTS images_sha ON images (sha256)",
     "CREATE INDEX IF NOT EXISTS runs_stars ON runs (stars)",
-    "CREATE INDEX IF NOT EXISTS runs_seed ON runs (seed)",  # count(seed=3) / distinct('seed') on a big log
+    "CREATE INDEX IF NOT EXISTS runs_seed_status ON runs (seed, status)",  # count(seed=3), distinct('seed')
     # Full-text search over prompt, note and tags (the tags' JSON text tokenises to the tags):
     # an index over the runs table's own text (external content), kept by triggers; an
     # update that changes none of the three columns (a state move) does not touch it.
