@@ -83,6 +83,80 @@ def test_an_unreachable_server_is_named_by_host_without_the_password(tmp_path, m
     assert sqlalchemy.url == "postgresql://ann:s3cret-pw-x@db:5432/wan" and sqlalchemy.label == "postgresql://ann@db:5432/wan"
 
 
+def test_a_log_url_given_as_the_run_folder_is_refused_or_opened_as_the_log_never_a_folder(tmp_path, monkeypatch):
+    """wan.log(URL) opens the log the URL names, as wan.Log(URL) does; a URL anywhere a run
+    folder goes (home=, WAN_NB_HOME, --home) is a ConfigError saying where a log's URL goes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wan._session_module, "_current", None)
+    # a postgresql URL: opened as the team's log (nothing listens on port 9: its error, not an SQLite log)
+    with pytest.raises(wan.ConfigError, match="cannot be reached") as caught:
+        wan.log("postgresql://ann:Sekr1t@127.0.0.1:9/wan")
+    assert "127.0.0.1" in str(caught.value) and "Sekr1t" not in str(caught.value)
+    refused = [
+        (lambda: wan.log("mysql://ann:Sekr1t@db.example/wan"), "home= .*does not know"),
+        (lambda: wan.connect(home="postgresql://ann:Sekr1t@db.example/wan", quiet=True), "home= is a run folder"),
+        (lambda: wan.Log(tmp_path / "x.sqlite", home="postgresql://ann:Sekr1t@db.example/wan"), "home= is a run"),
+        (lambda: wan.log(log="postgresql://ann:Sekr1t@db.example/wan", home="postgresql://ann:Sekr1t@db.example/w"),
+         "home= is a run folder"),
+    ]
+    for call, match in refused:
+        with pytest.raises(wan.ConfigError, match=match) as caught:
+            call()
+        assert "log= or WAN_NB_LOG" in str(caught.value) and "Sekr1t" not in str(caught.value), caught.value
+    monkeypatch.setenv("WAN_NB_HOME", "postgresql://ann:Sekr1t@db.example/wan")
+    for call in (wan.log, lambda: wan.connect(quiet=True)):
+        with pytest.raises(wan.ConfigError, match="WAN_NB_HOME is a run folder") as caught:
+            call()
+        assert "log= or WAN_NB_LOG" in str(caught.value) and "Sekr1t" not in str(caught.value)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert cli.main(["export", "--csv", str(tmp_path / "x.csv")]) == 2
+        assert cli.main(["export", "--home", "postgresql://ann:Sekr1t@db/wan", "--csv", str(tmp_path / "x.csv")]) == 2
+        assert cli.main(["log", "repair", "mysql://ann:Sekr1t@db.example/wan"]) == 2
+    assert "WAN_NB_HOME is a run folder" in err.getvalue() and "--home is a run folder" in err.getvalue()
+    assert "does not know (mysql)" in err.getvalue() and "PostgreSQL" not in err.getvalue().splitlines()[-1]
+    assert "Sekr1t" not in out.getvalue() + err.getvalue()
+    assert list(tmp_path.iterdir()) == []  # nothing made on disk
+
+
+@pytest.mark.postgres
+def test_wan_log_with_a_postgresql_url_opens_that_log_as_wan_Log_does(pg_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wan._session_module, "_current", None)
+    monkeypatch.setenv("WAN_NB_HOME", str(tmp_path / "shared"))
+    team = Log(pg_url)
+    team.add_run({"run_id": "r1", "prompt": "a fox"})
+    log = wan.log(pg_url)
+    assert log.kind == "postgresql" and log.count() == 1 and log.root == team.root == tmp_path / "shared"
+    assert [p.name for p in tmp_path.iterdir()] == []  # no folder named after the URL, no empty SQLite log
+    team.close()
+    log.close()
+
+
+def test_malformed_log_urls_are_config_errors_naming_the_setting_and_the_rule(monkeypatch):
+    for url in ("postgresql://ann:Sekr1t@db.example:54x2/wan", "postgresql://ann:Sekr1t@[::1/wan",
+                "postgresql://ann:Sekr1t@db.example:99999/wan"):
+        with pytest.raises(wan.ConfigError, match=r"^log= .*not a valid PostgreSQL URL.*port a number") as caught:
+            _config.log_target(url)
+        assert "Sekr1t" not in str(caught.value), caught.value
+        monkeypatch.setenv("WAN_NB_LOG", url)
+        with pytest.raises(wan.ConfigError, match=r"^WAN_NB_LOG .*not a valid PostgreSQL URL") as caught:
+            _config.log_target()
+        assert "Sekr1t" not in str(caught.value), caught.value
+
+
+def test_a_password_is_scrubbed_by_its_place_in_a_url_and_elsewhere_only_as_a_whole_token():
+    _config.parse_log("postgresql://ann:wan@db.example/team")
+    _config.parse_log("postgresql://bob:postgres@db.example/team?sslmode=require")
+    assert _config.scrub("pip install wan_nb[postgres]") == "pip install wan_nb[postgres]"
+    assert _config.scrub("postgresql://carl@db/wan") == "postgresql://carl@db/wan"
+    assert _config.scrub("postgres://dan:anything-else@db/x") == "postgres://dan:***@db/x"  # never parsed: its place
+    assert _config.scrub("host=db password=wan user=ann") == "host=db password=*** user=ann"
+    assert _config.scrub("{'password': 'postgres'}") == "{'password': '***'}"
+    assert _config.scrub("x://u:p@ss@h/?password=wan&a=1") == "x://u:***@h/?password=***&a=1"
+    assert _config.redact_url("postgresql://ann:Sekr1t@[::1/wan") == "postgresql://ann:***@[::1/wan"
+
+
 @pytest.mark.subprocess
 def test_without_the_postgres_extra_the_error_names_it(tmp_path):
     code = textwrap.dedent(f"""

@@ -58,7 +58,7 @@ class Log:
         engine: Engine
         if target.path is not None:
             self.path: Path | None = target.path
-            self.root = Path(home).absolute() if home is not None else target.path.parent
+            self.root = _config.home(home).absolute() if home is not None else target.path.parent
             target.path.parent.mkdir(parents=True, exist_ok=True)
             engine = SQLiteEngine(target.path)
         else:
