@@ -301,6 +301,68 @@ def test_a_connection_the_server_dropped_is_made_again(pg, pg_url, tmp_path):
     log.close()
 
 
+@pytest.mark.postgres
+def test_an_unknown_host_or_a_required_ssl_the_server_lacks_is_a_config_error_naming_the_host(pg_url, tmp_path):
+    """Settings no wait will change are ConfigErrors at open, not "cannot be reached" (LogWriteError)."""
+    for url, said in ((re.sub(r"@127\.0\.0\.1:\d+", "@nosuch.invalid", pg_url), "nosuch.invalid"),
+                      (pg_url + "&sslmode=require", "127.0.0.1")):
+        t0 = time.monotonic()
+        with pytest.raises(wan.ConfigError) as caught:
+            Log(url, home=tmp_path)
+        assert type(caught.value) is wan.ConfigError and "cannot be opened" in str(caught.value), caught.value
+        assert said in str(caught.value) and "pw-" not in str(caught.value) and time.monotonic() - t0 < 5
+
+
+@pytest.mark.postgres
+def test_a_failover_onto_a_read_only_standby_keeps_the_billed_cost_and_writes_it_when_it_clears(pg, tmp_path,
+                                                                                               monkeypatch):
+    """SQLSTATE 25006 (a read-only transaction: a standby a failover left the name on) while a
+    task finishes: a LogWriteError, tried again (on a new connection) until it lands; the
+    billed cost is never dropped. Made here with default_transaction_read_only on the database."""
+    from wan_nb import _session
+
+    monkeypatch.setattr(_session, "RECORD_RETRY_S", (0.1, 0.2))
+    url = pg.new_database()
+    db = url.rsplit("/", 1)[1]
+    home = tmp_path / "shared"
+    Log(url, home=home).close()  # the schema, made while writes are allowed
+    kick = (f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' "
+            "AND pid <> pg_backend_pid()")
+    with Simulator(latency=1.0) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=home, log=url, quiet=True)
+        try:
+            sw = wan.sweep("a {animal}", animal=["fox", "owl"], seed=1, resolution="1K", quiet=True)
+            wait_for(lambda: sim.ledger()["submitted"] == 2, what="both cells submitted")
+            pg.psql(f"ALTER DATABASE {db} SET default_transaction_read_only = on")
+            pg.psql(kick)  # every new session of the log: read-only
+            wait_for(lambda: sim.ledger()["billed_quota"] == 2 * _spec.UNIT_QUOTA, what="both billed")
+            time.sleep(1.0)  # the completions' writes meet the read-only server, and are tried again
+            assert Log(url, home=home).spend().loc["all", "billed_quota"] == 0  # (reads go on)
+            pg.psql(f"ALTER DATABASE {db} RESET default_transaction_read_only")  # new sessions may write
+            sw.wait(timeout=60)
+            ledger = sim.ledger()
+        finally:
+            sess.close()
+    log = Log(url, home=home)
+    spend = log.spend().loc["all"]
+    assert spend["billed_quota"] == ledger["billed_quota"] == 2 * _spec.UNIT_QUOTA, (spend, ledger)
+    assert (log.runs()["status"] == "completed").all() and sw.counts()["completed"] == 2
+    log.close()
+
+
+def test_sqlstates_are_wan_nb_errors_naming_the_host_transient_ones_log_write_errors():
+    psycopg = pytest.importorskip("psycopg")
+    engine = object.__new__(_log_postgres.PostgresEngine)
+    engine._psycopg, engine.label, engine.host = psycopg, "postgresql://ann@db:5432/wan", "db:5432"
+    engine._patience = 30.0
+    for state, kind in (("25006", LogWriteError), ("08006", LogWriteError), ("53300", LogWriteError),
+                        ("57P01", LogWriteError), ("40001", LogWriteError), ("58030", LogWriteError),
+                        ("42501", wan.ConfigError), ("42P01", wan.ConfigError), ("22P02", wan.ConfigError)):
+        exc = psycopg.errors.lookup(state)(f"the server says {state}")
+        got = engine._translated(exc, write=True)
+        assert type(got) is kind and "db:5432" in str(got), (state, got)
+
+
 SWEEP_ON_A_MACHINE = textwrap.dedent("""
     import os, sys, time, wan_nb as wan
     base_url, home, go = sys.argv[1:4]
