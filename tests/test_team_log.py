@@ -523,7 +523,7 @@ def test_copy_to_postgresql_twice_adds_each_run_once_with_its_images_and_lineage
     second = src.copy_to(dst)
     second_s = time.perf_counter() - t0
     assert (first.copied, first.present, first.images, first.files_copied) == (10_000, 0, 10_000, 100)
-    assert (second.copied, second.present, second.files_copied) == (0, 10_000, 0)
+    assert (second.copied, second.present, second.updated, second.files_copied) == (0, 10_000, 0, 0)
     assert seen[-1] == (10_000, 10_000) and len(seen) == 5
     assert dst.count() == 10_000 and dst.count(tag="big") == 10_000
     a, b = src.runs(), dst.runs()
@@ -538,6 +538,51 @@ def test_copy_to_postgresql_twice_adds_each_run_once_with_its_images_and_lineage
     assert dst.spend().loc["all", "billed_quota"] == src.spend().loc["all", "billed_quota"]
     print(f"copy_to 10,000 runs SQLite -> PostgreSQL: {first_s:.1f} s, again {second_s:.1f} s "
           f"({dst.count()} rows, {first.files_copied} files)")
+    src.close()
+    dst.close()
+
+
+def test_copy_to_again_brings_over_runs_whose_source_row_moved_on_and_a_third_copy_changes_nothing(log_url,
+                                                                                                    tmp_path):
+    """A run copied while unconfirmed, completed later in the source (cost, task, tags, stars,
+    note, images): the next copy updates it. A run the target has taken further is left as it
+    is (never less billed than it says), the target's own tags are kept; a third copy: nothing."""
+    src = Log(tmp_path / "laptop" / "log.sqlite")
+    src.add_runs([{"run_id": f"r{i}", "prompt": "a fox", "status": "unconfirmed", "idempotency_key": f"k{i}",
+                   "est_quota": 11475, "created_at": 1_700_000_000 + i} for i in (1, 2, 3)])
+    dst = Log(log_url, home=tmp_path / "team")
+    first = src.copy_to(dst)
+    assert (first.copied, first.updated) == (3, 0)
+    image = Store(tmp_path / "laptop").put(_png(1))
+    with src._engine.transaction(write=True) as conn:  # r1 lands in the source: billed, fetched
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-1', cost_quota = 11475, cost_usd = 0.0459, "
+                     "finished_at = 1700000100 WHERE run_id = 'r1'")
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-2', cost_quota = 11475 WHERE run_id = 'r2'")
+        conn.execute("INSERT INTO images (run_id, idx, path, sha256, bytes) VALUES ('r1', 0, ?, ?, ?)",
+                     (image.path.relative_to(tmp_path / "laptop").as_posix(), image.sha256, image.path.stat().st_size))
+    src.tag("r1", "keep")
+    src.rate("r1", 5)
+    src.note("r1", "the one")
+    with dst._engine.transaction(write=True) as conn:  # the team finished r3 itself
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-3', cost_quota = 11475 WHERE run_id = 'r3'")
+    dst.tag("r2", "team-pick")
+    dst.rate("r2", 4)
+    second = src.copy_to(dst)
+    assert (second.copied, second.present, second.updated) == (0, 3, 2), second
+    assert "2 of them updated" in str(second)
+    r1, r2, r3 = (dst.get_run(f"r{i}") for i in (1, 2, 3))
+    assert (r1["status"], r1["task_id"], r1["cost_quota"], r1["tags"], r1["stars"], r1["note"]) == (
+        "completed", "t-1", 11475, ["keep"], 5, "the one")
+    paths = [Path(im["path"]) for im in r1["images"]]
+    assert [p.relative_to(tmp_path / "team") for p in paths] == [image.path.relative_to(tmp_path / "laptop")]
+    assert paths[0].is_file()
+    assert (r2["status"], r2["cost_quota"], r2["tags"], r2["stars"]) == ("completed", 11475, ["team-pick"], 4)
+    assert (r3["status"], r3["task_id"], r3["cost_quota"]) == ("completed", "t-3", 11475)  # not back to unconfirmed
+    assert dst.spend().loc["all", "billed_quota"] >= src.spend().loc["all", "billed_quota"]
+    before = dst.runs()
+    third = src.copy_to(dst)
+    assert (third.copied, third.updated) == (0, 0), third
+    assert dst.runs().equals(before) and dst.count() == 3
     src.close()
     dst.close()
 
