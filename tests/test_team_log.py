@@ -252,6 +252,38 @@ def test_the_explorer_reads_a_team_log_and_lays_it_out_by_user(pg_url, tmp_path)
     log.close()
 
 
+ACCENTED = ["Café au lait", "CAFÉ NOIR", "cafe plain", "straße", "STRASSE", "ﬁsh", "FISH", "naïve", "NAÏVE art"]
+
+
+@pytest.mark.postgres
+def test_case_insensitive_text_filters_agree_with_pandas_on_both_engines_for_accented_letters(pg, tmp_path):
+    """prompt.str.contains(..., case=False, regex=False) and the explorer's "prompt has" upper-case
+    both sides as Python does (é → É, ß → SS, ﬁ → FI), also in a database made with LC_CTYPE C
+    (whose own upper() leaves é alone): the same runs on SQLite, PostgreSQL and in pandas."""
+    runs = [{"run_id": f"r{i}", "prompt": p, "status": "completed", "created_at": 1_700_000_000 + i}
+            for i, p in enumerate(ACCENTED)]
+    logs = {"sqlite": Log(tmp_path / "one" / "log.sqlite"),
+            "postgresql": Log(pg.new_database(ctype="C"), home=tmp_path)}
+    with logs["postgresql"]._engine.transaction(write=False) as conn:
+        assert conn.execute("SELECT upper('é')").fetchone()[0] == "é"  # the database's own upper(): C
+    frame = None
+    for log in logs.values():
+        log.add_runs(runs)
+        frame = log.runs()
+    assert frame is not None
+    for needle in ("café", "CAFÉ", "é", "ß", "SS", "straße", "ﬁ", "FI", "naïve", "Ï"):
+        expected = set(frame[frame["prompt"].str.contains(needle, case=False, regex=False)]["run_id"])
+        assert expected, needle
+        for kind, log in logs.items():
+            got = set(log.runs(where=f"prompt.str.contains({needle!r}, case=False, regex=False)")["run_id"])
+            assert got == expected, (kind, needle, sorted(got), sorted(expected))
+            x = log.explore(rows="prompt", cols="seed")
+            x.prompt.value = needle
+            assert {it.run_id for c in x.grid.cells.values() for it in c.items} == expected, (kind, needle)
+    for log in logs.values():
+        log.close()
+
+
 @pytest.mark.postgres
 def test_writes_from_two_machines_queue_on_one_lock_and_a_long_wait_is_a_log_write_error(pg_url, tmp_path,
                                                                                          monkeypatch):

@@ -44,7 +44,7 @@ from typing import Any
 from . import _config
 from . import _log_schema as schema
 from ._exceptions import ConfigError, LogWriteError
-from ._log_dialect import POSTGRES, Dialect
+from ._log_dialect import ICU_COLLATION, POSTGRES, POSTGRES_WITHOUT_ICU, Dialect
 
 LOCK_TIMEOUT_S = 60.0  # a write waits this long for another machine's write (SQLite's busy timeout)
 RECONNECT_S = 30.0  # a server that went away is waited for this long when a transaction begins
@@ -305,6 +305,8 @@ class PostgresEngine:
         transaction, under the write lock). A current log is only read."""
         with self.transaction(write=False) as conn:
             version, missing, foreign = _inspect(conn)
+            if conn.execute("SELECT 1 FROM pg_collation WHERE collname = ?", (ICU_COLLATION,)).fetchone() is None:
+                self.dialect = POSTGRES_WITHOUT_ICU  # a server built without ICU: upper() by LC_CTYPE
         if foreign:
             raise ConfigError(f"{self.label} holds a table named runs that is not a wan_nb log (no meta table); "
                               "use another database, or a schema of its own (?options=-csearch_path%3Dwan)")
