@@ -123,11 +123,13 @@ class PgServer:
             admin.execute(f"CREATE SCHEMA {name} AUTHORIZATION {ROLE}")
         return self.url("wan") + f"?options=-csearch_path%3D{name}"
 
-    def new_database(self) -> str:
-        """A fresh, empty database owned by the test role: its URL (with the password)."""
+    def new_database(self, ctype: str | None = None) -> str:
+        """A fresh, empty database owned by the test role: its URL (with the password).
+        ``ctype``: its LC_CTYPE and LC_COLLATE (``"C"``: upper() leaves é alone), else the server's."""
         self._n += 1
         name = f"wan_{os.getpid()}_{self._n}"
-        self.psql(f"CREATE DATABASE {name} OWNER {ROLE}")
+        locale = f" TEMPLATE template0 LC_CTYPE '{ctype}' LC_COLLATE '{ctype}'" if ctype else ""
+        self.psql(f"CREATE DATABASE {name} OWNER {ROLE}{locale}")
         return self.url(name)
 
     def close(self) -> None:

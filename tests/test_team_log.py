@@ -83,6 +83,80 @@ def test_an_unreachable_server_is_named_by_host_without_the_password(tmp_path, m
     assert sqlalchemy.url == "postgresql://ann:s3cret-pw-x@db:5432/wan" and sqlalchemy.label == "postgresql://ann@db:5432/wan"
 
 
+def test_a_log_url_given_as_the_run_folder_is_refused_or_opened_as_the_log_never_a_folder(tmp_path, monkeypatch):
+    """wan.log(URL) opens the log the URL names, as wan.Log(URL) does; a URL anywhere a run
+    folder goes (home=, WAN_NB_HOME, --home) is a ConfigError saying where a log's URL goes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wan._session_module, "_current", None)
+    # a postgresql URL: opened as the team's log (nothing listens on port 9: its error, not an SQLite log)
+    with pytest.raises(wan.ConfigError, match="cannot be reached") as caught:
+        wan.log("postgresql://ann:Sekr1t@127.0.0.1:9/wan")
+    assert "127.0.0.1" in str(caught.value) and "Sekr1t" not in str(caught.value)
+    refused = [
+        (lambda: wan.log("mysql://ann:Sekr1t@db.example/wan"), "home= .*does not know"),
+        (lambda: wan.connect(home="postgresql://ann:Sekr1t@db.example/wan", quiet=True), "home= is a run folder"),
+        (lambda: wan.Log(tmp_path / "x.sqlite", home="postgresql://ann:Sekr1t@db.example/wan"), "home= is a run"),
+        (lambda: wan.log(log="postgresql://ann:Sekr1t@db.example/wan", home="postgresql://ann:Sekr1t@db.example/w"),
+         "home= is a run folder"),
+    ]
+    for call, match in refused:
+        with pytest.raises(wan.ConfigError, match=match) as caught:
+            call()
+        assert "log= or WAN_NB_LOG" in str(caught.value) and "Sekr1t" not in str(caught.value), caught.value
+    monkeypatch.setenv("WAN_NB_HOME", "postgresql://ann:Sekr1t@db.example/wan")
+    for call in (wan.log, lambda: wan.connect(quiet=True)):
+        with pytest.raises(wan.ConfigError, match="WAN_NB_HOME is a run folder") as caught:
+            call()
+        assert "log= or WAN_NB_LOG" in str(caught.value) and "Sekr1t" not in str(caught.value)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert cli.main(["export", "--csv", str(tmp_path / "x.csv")]) == 2
+        assert cli.main(["export", "--home", "postgresql://ann:Sekr1t@db/wan", "--csv", str(tmp_path / "x.csv")]) == 2
+        assert cli.main(["log", "repair", "mysql://ann:Sekr1t@db.example/wan"]) == 2
+    assert "WAN_NB_HOME is a run folder" in err.getvalue() and "--home is a run folder" in err.getvalue()
+    assert "does not know (mysql)" in err.getvalue() and "PostgreSQL" not in err.getvalue().splitlines()[-1]
+    assert "Sekr1t" not in out.getvalue() + err.getvalue()
+    assert list(tmp_path.iterdir()) == []  # nothing made on disk
+
+
+@pytest.mark.postgres
+def test_wan_log_with_a_postgresql_url_opens_that_log_as_wan_Log_does(pg_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wan._session_module, "_current", None)
+    monkeypatch.setenv("WAN_NB_HOME", str(tmp_path / "shared"))
+    team = Log(pg_url)
+    team.add_run({"run_id": "r1", "prompt": "a fox"})
+    log = wan.log(pg_url)
+    assert log.kind == "postgresql" and log.count() == 1 and log.root == team.root == tmp_path / "shared"
+    assert [p.name for p in tmp_path.iterdir()] == []  # no folder named after the URL, no empty SQLite log
+    team.close()
+    log.close()
+
+
+def test_malformed_log_urls_are_config_errors_naming_the_setting_and_the_rule(monkeypatch):
+    for url in ("postgresql://ann:Sekr1t@db.example:54x2/wan", "postgresql://ann:Sekr1t@[::1/wan",
+                "postgresql://ann:Sekr1t@db.example:99999/wan"):
+        with pytest.raises(wan.ConfigError, match=r"^log= .*not a valid PostgreSQL URL.*port a number") as caught:
+            _config.log_target(url)
+        assert "Sekr1t" not in str(caught.value), caught.value
+        monkeypatch.setenv("WAN_NB_LOG", url)
+        with pytest.raises(wan.ConfigError, match=r"^WAN_NB_LOG .*not a valid PostgreSQL URL") as caught:
+            _config.log_target()
+        assert "Sekr1t" not in str(caught.value), caught.value
+
+
+def test_a_password_is_scrubbed_by_its_place_in_a_url_and_elsewhere_only_as_a_whole_token():
+    _config.parse_log("postgresql://ann:wan@db.example/team")
+    _config.parse_log("postgresql://bob:postgres@db.example/team?sslmode=require")
+    assert _config.scrub("pip install wan_nb[postgres]") == "pip install wan_nb[postgres]"
+    assert _config.scrub("postgresql://carl@db/wan") == "postgresql://carl@db/wan"
+    assert _config.scrub("postgres://dan:anything-else@db/x") == "postgres://dan:***@db/x"  # never parsed: its place
+    assert _config.scrub("host=db password=wan user=ann") == "host=db password=*** user=ann"
+    assert _config.scrub("{'password': 'postgres'}") == "{'password': '***'}"
+    assert _config.scrub("x://u:p@ss@h/?password=wan&a=1") == "x://u:***@h/?password=***&a=1"
+    assert _config.redact_url("postgresql://ann:Sekr1t@[::1/wan") == "postgresql://ann:***@[::1/wan"
+
+
 @pytest.mark.subprocess
 def test_without_the_postgres_extra_the_error_names_it(tmp_path):
     code = textwrap.dedent(f"""
@@ -104,9 +178,10 @@ def test_without_the_postgres_extra_the_error_names_it(tmp_path):
 # -- a team's log ----------------------------------------------------------------------------------
 
 
-def test_a_claim_the_log_refuses_for_a_moment_is_tried_again_and_billed_once(tmp_path, monkeypatch):
-    """A team's database drops the connection in the middle of a claim: the claim (idempotent:
-    same run id, same key) is written again, the run goes on, the server bills it once."""
+def test_a_claim_whose_answer_was_lost_is_tried_again_and_billed_once(tmp_path, monkeypatch):
+    """A claim that landed but whose answer was lost with the connection (a LogWriteError after
+    the commit; made here on SQLite, a real PostgreSQL drop before the commit is the test below):
+    the claim (idempotent: same run id, same key) is written again, the server bills it once."""
     from wan_nb import _log_writer, _session
 
     monkeypatch.setattr(_session, "RECORD_RETRY_S", (0.05, 0.1))
@@ -135,6 +210,40 @@ def test_a_claim_the_log_refuses_for_a_moment_is_tried_again_and_billed_once(tmp
 
 
 @pytest.mark.postgres
+def test_a_claim_cut_off_by_a_real_dropped_connection_is_written_again_and_billed_once(pg, pg_url, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """The server ends the log's session in the middle of the claim's transaction (after its
+    INSERT, before COMMIT: pg_terminate_backend): the claim is a LogWriteError, written again
+    on a new connection, and the run goes on, billed once."""
+    from wan_nb import _session
+
+    monkeypatch.setattr(_session, "RECORD_RETRY_S", (0.05, 0.1))
+    real = _log_postgres.PgConnection.execute
+    cut: list[int] = []
+
+    def execute(self, sql, params=()):
+        cur = real(self, sql, params)
+        if not cut and sql.startswith("INSERT INTO runs"):
+            cut.append(self.raw.info.backend_pid)
+            pg.psql(f"SELECT pg_terminate_backend({cut[0]})")  # the server drops it mid-transaction
+        return cur
+
+    monkeypatch.setattr(_log_postgres.PgConnection, "execute", execute)
+    with Simulator(latency=0.05) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=tmp_path / "shared", log=pg_url, quiet=True)
+        try:
+            r = wan.generate("a heron", seed=5, resolution="1K")
+            ledger = sim.ledger()
+        finally:
+            sess.close()
+    assert cut and r.status == "completed" and ledger["submitted"] == 1
+    assert "cannot be reached" in caplog.text and "nothing sent yet" in caplog.text  # refused, then retried
+    log = Log(pg_url, home=tmp_path / "shared")
+    assert log.count() == 1 and log.get_run(r.run_id)["status"] == "completed"
+    log.close()
+
+
+@pytest.mark.postgres
 def test_with_only_wan_nb_log_set_connect_and_log_use_the_team_log(pg_url, tmp_path, monkeypatch):
     home = tmp_path / "shared"
     monkeypatch.setenv("WAN_NB_LOG", pg_url)
@@ -155,7 +264,8 @@ def test_with_only_wan_nb_log_set_connect_and_log_use_the_team_log(pg_url, tmp_p
     assert records(team).run_images(r.run_id)[0].open().size == r.images[0].open().size
     elsewhere = Log(pg_url, home=tmp_path / "mounted-elsewhere")  # another machine mounts the share elsewhere
     stored = elsewhere.runs()["paths"].iloc[0]
-    assert stored == [] or not str(stored[0]).startswith(str(home))
+    assert len(stored) == 1 and Path(stored[0]).relative_to(tmp_path / "mounted-elsewhere") == \
+        Path(row["paths"][0]).relative_to(home)  # relative paths: each machine's own mount point
     team.close()
     elsewhere.close()
 
@@ -176,6 +286,38 @@ def test_the_explorer_reads_a_team_log_and_lays_it_out_by_user(pg_url, tmp_path)
     assert log.explore(user="ann").filters == {"user": "ann"}
     assert log.distinct("user") == ["ann", "bob"] and log.count(user="bob") == 6
     log.close()
+
+
+ACCENTED = ["Café au lait", "CAFÉ NOIR", "cafe plain", "straße", "STRASSE", "ﬁsh", "FISH", "naïve", "NAÏVE art"]
+
+
+@pytest.mark.postgres
+def test_case_insensitive_text_filters_agree_with_pandas_on_both_engines_for_accented_letters(pg, tmp_path):
+    """prompt.str.contains(..., case=False, regex=False) and the explorer's "prompt has" upper-case
+    both sides as Python does (é → É, ß → SS, ﬁ → FI), also in a database made with LC_CTYPE C
+    (whose own upper() leaves é alone): the same runs on SQLite, PostgreSQL and in pandas."""
+    runs = [{"run_id": f"r{i}", "prompt": p, "status": "completed", "created_at": 1_700_000_000 + i}
+            for i, p in enumerate(ACCENTED)]
+    logs = {"sqlite": Log(tmp_path / "one" / "log.sqlite"),
+            "postgresql": Log(pg.new_database(ctype="C"), home=tmp_path)}
+    with logs["postgresql"]._engine.transaction(write=False) as conn:
+        assert conn.execute("SELECT upper('é')").fetchone()[0] == "é"  # the database's own upper(): C
+    frame = None
+    for log in logs.values():
+        log.add_runs(runs)
+        frame = log.runs()
+    assert frame is not None
+    for needle in ("café", "CAFÉ", "é", "ß", "SS", "straße", "ﬁ", "FI", "naïve", "Ï"):
+        expected = set(frame[frame["prompt"].str.contains(needle, case=False, regex=False)]["run_id"])
+        assert expected, needle
+        for kind, log in logs.items():
+            got = set(log.runs(where=f"prompt.str.contains({needle!r}, case=False, regex=False)")["run_id"])
+            assert got == expected, (kind, needle, sorted(got), sorted(expected))
+            x = log.explore(rows="prompt", cols="seed")
+            x.prompt.value = needle
+            assert {it.run_id for c in x.grid.cells.values() for it in c.items} == expected, (kind, needle)
+    for log in logs.values():
+        log.close()
 
 
 @pytest.mark.postgres
@@ -225,6 +367,68 @@ def test_a_connection_the_server_dropped_is_made_again(pg, pg_url, tmp_path):
     log.add_run({"run_id": "r2", "prompt": "y"})
     assert log.count() == 2
     log.close()
+
+
+@pytest.mark.postgres
+def test_an_unknown_host_or_a_required_ssl_the_server_lacks_is_a_config_error_naming_the_host(pg_url, tmp_path):
+    """Settings no wait will change are ConfigErrors at open, not "cannot be reached" (LogWriteError)."""
+    for url, said in ((re.sub(r"@127\.0\.0\.1:\d+", "@nosuch.invalid", pg_url), "nosuch.invalid"),
+                      (pg_url + "&sslmode=require", "127.0.0.1")):
+        t0 = time.monotonic()
+        with pytest.raises(wan.ConfigError) as caught:
+            Log(url, home=tmp_path)
+        assert type(caught.value) is wan.ConfigError and "cannot be opened" in str(caught.value), caught.value
+        assert said in str(caught.value) and "pw-" not in str(caught.value) and time.monotonic() - t0 < 5
+
+
+@pytest.mark.postgres
+def test_a_failover_onto_a_read_only_standby_keeps_the_billed_cost_and_writes_it_when_it_clears(pg, tmp_path,
+                                                                                               monkeypatch):
+    """SQLSTATE 25006 (a read-only transaction: a standby a failover left the name on) while a
+    task finishes: a LogWriteError, tried again (on a new connection) until it lands; the
+    billed cost is never dropped. Made here with default_transaction_read_only on the database."""
+    from wan_nb import _session
+
+    monkeypatch.setattr(_session, "RECORD_RETRY_S", (0.1, 0.2))
+    url = pg.new_database()
+    db = url.rsplit("/", 1)[1]
+    home = tmp_path / "shared"
+    Log(url, home=home).close()  # the schema, made while writes are allowed
+    kick = (f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' "
+            "AND pid <> pg_backend_pid()")
+    with Simulator(latency=1.0) as sim:
+        sess = wan.connect(base_url=sim.base_url, home=home, log=url, quiet=True)
+        try:
+            sw = wan.sweep("a {animal}", animal=["fox", "owl"], seed=1, resolution="1K", quiet=True)
+            wait_for(lambda: sim.ledger()["submitted"] == 2, what="both cells submitted")
+            pg.psql(f"ALTER DATABASE {db} SET default_transaction_read_only = on")
+            pg.psql(kick)  # every new session of the log: read-only
+            wait_for(lambda: sim.ledger()["billed_quota"] == 2 * _spec.UNIT_QUOTA, what="both billed")
+            time.sleep(1.0)  # the completions' writes meet the read-only server, and are tried again
+            assert Log(url, home=home).spend().loc["all", "billed_quota"] == 0  # (reads go on)
+            pg.psql(f"ALTER DATABASE {db} RESET default_transaction_read_only")  # new sessions may write
+            sw.wait(timeout=60)
+            ledger = sim.ledger()
+        finally:
+            sess.close()
+    log = Log(url, home=home)
+    spend = log.spend().loc["all"]
+    assert spend["billed_quota"] == ledger["billed_quota"] == 2 * _spec.UNIT_QUOTA, (spend, ledger)
+    assert (log.runs()["status"] == "completed").all() and sw.counts()["completed"] == 2
+    log.close()
+
+
+def test_sqlstates_are_wan_nb_errors_naming_the_host_transient_ones_log_write_errors():
+    psycopg = pytest.importorskip("psycopg")
+    engine = object.__new__(_log_postgres.PostgresEngine)
+    engine._psycopg, engine.label, engine.host = psycopg, "postgresql://ann@db:5432/wan", "db:5432"
+    engine._patience = 30.0
+    for state, kind in (("25006", LogWriteError), ("08006", LogWriteError), ("53300", LogWriteError),
+                        ("57P01", LogWriteError), ("40001", LogWriteError), ("58030", LogWriteError),
+                        ("42501", wan.ConfigError), ("42P01", wan.ConfigError), ("22P02", wan.ConfigError)):
+        exc = psycopg.errors.lookup(state)(f"the server says {state}")
+        got = engine._translated(exc, write=True)
+        assert type(got) is kind and "db:5432" in str(got), (state, got)
 
 
 SWEEP_ON_A_MACHINE = textwrap.dedent("""
@@ -387,7 +591,7 @@ def test_copy_to_postgresql_twice_adds_each_run_once_with_its_images_and_lineage
     second = src.copy_to(dst)
     second_s = time.perf_counter() - t0
     assert (first.copied, first.present, first.images, first.files_copied) == (10_000, 0, 10_000, 100)
-    assert (second.copied, second.present, second.files_copied) == (0, 10_000, 0)
+    assert (second.copied, second.present, second.updated, second.files_copied) == (0, 10_000, 0, 0)
     assert seen[-1] == (10_000, 10_000) and len(seen) == 5
     assert dst.count() == 10_000 and dst.count(tag="big") == 10_000
     a, b = src.runs(), dst.runs()
@@ -402,6 +606,51 @@ def test_copy_to_postgresql_twice_adds_each_run_once_with_its_images_and_lineage
     assert dst.spend().loc["all", "billed_quota"] == src.spend().loc["all", "billed_quota"]
     print(f"copy_to 10,000 runs SQLite -> PostgreSQL: {first_s:.1f} s, again {second_s:.1f} s "
           f"({dst.count()} rows, {first.files_copied} files)")
+    src.close()
+    dst.close()
+
+
+def test_copy_to_again_brings_over_runs_whose_source_row_moved_on_and_a_third_copy_changes_nothing(log_url,
+                                                                                                    tmp_path):
+    """A run copied while unconfirmed, completed later in the source (cost, task, tags, stars,
+    note, images): the next copy updates it. A run the target has taken further is left as it
+    is (never less billed than it says), the target's own tags are kept; a third copy: nothing."""
+    src = Log(tmp_path / "laptop" / "log.sqlite")
+    src.add_runs([{"run_id": f"r{i}", "prompt": "a fox", "status": "unconfirmed", "idempotency_key": f"k{i}",
+                   "est_quota": 11475, "created_at": 1_700_000_000 + i} for i in (1, 2, 3)])
+    dst = Log(log_url, home=tmp_path / "team")
+    first = src.copy_to(dst)
+    assert (first.copied, first.updated) == (3, 0)
+    image = Store(tmp_path / "laptop").put(_png(1))
+    with src._engine.transaction(write=True) as conn:  # r1 lands in the source: billed, fetched
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-1', cost_quota = 11475, cost_usd = 0.0459, "
+                     "finished_at = 1700000100 WHERE run_id = 'r1'")
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-2', cost_quota = 11475 WHERE run_id = 'r2'")
+        conn.execute("INSERT INTO images (run_id, idx, path, sha256, bytes) VALUES ('r1', 0, ?, ?, ?)",
+                     (image.path.relative_to(tmp_path / "laptop").as_posix(), image.sha256, image.path.stat().st_size))
+    src.tag("r1", "keep")
+    src.rate("r1", 5)
+    src.note("r1", "the one")
+    with dst._engine.transaction(write=True) as conn:  # the team finished r3 itself
+        conn.execute("UPDATE runs SET status = 'completed', task_id = 't-3', cost_quota = 11475 WHERE run_id = 'r3'")
+    dst.tag("r2", "team-pick")
+    dst.rate("r2", 4)
+    second = src.copy_to(dst)
+    assert (second.copied, second.present, second.updated) == (0, 3, 2), second
+    assert "2 of them updated" in str(second)
+    r1, r2, r3 = (dst.get_run(f"r{i}") for i in (1, 2, 3))
+    assert (r1["status"], r1["task_id"], r1["cost_quota"], r1["tags"], r1["stars"], r1["note"]) == (
+        "completed", "t-1", 11475, ["keep"], 5, "the one")
+    paths = [Path(im["path"]) for im in r1["images"]]
+    assert [p.relative_to(tmp_path / "team") for p in paths] == [image.path.relative_to(tmp_path / "laptop")]
+    assert paths[0].is_file()
+    assert (r2["status"], r2["cost_quota"], r2["tags"], r2["stars"]) == ("completed", 11475, ["team-pick"], 4)
+    assert (r3["status"], r3["task_id"], r3["cost_quota"]) == ("completed", "t-3", 11475)  # not back to unconfirmed
+    assert dst.spend().loc["all", "billed_quota"] >= src.spend().loc["all", "billed_quota"]
+    before = dst.runs()
+    third = src.copy_to(dst)
+    assert (third.copied, third.updated) == (0, 0), third
+    assert dst.runs().equals(before) and dst.count() == 3
     src.close()
     dst.close()
 

@@ -105,13 +105,16 @@ def __getattr__(name: str) -> typing.Any:
 
 def log(home: str | os.PathLike[str] | None = None, *, log: str | os.PathLike[str] | None = None) -> Log:
     """The project's experiment log: every run in the run folder, or, with ``WAN_NB_LOG``
-    (or ``log=``) a PostgreSQL URL, the team's log with every user's runs.
+    (or ``log=``) a PostgreSQL URL, the team's log with every user's runs. A log's URL as
+    the first argument, ``wan.log("postgresql://...")``, opens it as ``wan.Log(url)`` does.
 
     Reading it needs no connection: without one, no simulator is started.
     """
     sess = _session_module.current()
     if home is None and log is None and sess is not None:
         return sess.log
+    if log is None and home is not None and _config.is_url(home):
+        return Log(_config.parse_log(home, "home="))  # mysql://...: a ConfigError, never a folder
     target = _config.log_target(log)
     if target is None:
         return Log(_config.home(home) / "log.sqlite")

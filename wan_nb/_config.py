@@ -78,8 +78,16 @@ def user(value: str | None = None) -> str:
     return name
 
 
-def home(value: str | os.PathLike[str] | None = None) -> Path:
-    return Path(value or os.environ.get(ENV_HOME) or DEFAULT_HOME)
+def home(value: str | os.PathLike[str] | None = None, setting: str = "home=") -> Path:
+    """The run folder: ``value`` (the argument ``setting`` names), else ``WAN_NB_HOME``, else
+    ./wan_runs. A URL is a ConfigError, never a folder named after it (password included):
+    a log's URL goes in ``log=`` / ``WAN_NB_LOG``."""
+    chosen = value or os.environ.get(ENV_HOME) or DEFAULT_HOME
+    if is_url(chosen):
+        name = setting if value else ENV_HOME
+        raise ConfigError(f"{name} is a run folder (the images' folder), not a URL: got {redact_url(str(chosen))}; "
+                          f"a log's URL goes in log= or {ENV_LOG}, the run folder in {name}")
+    return Path(chosen)
 
 
 LOCAL_NAMES = ("localhost", "localhost.")
@@ -109,6 +117,13 @@ def is_loopback_url(url: str) -> bool:
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 SQLITE_SCHEME = "sqlite"
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# a URL's password wherever it appears: scheme://user:PASSWORD@ (up to the last @ before the
+# host's /?#) and ?password=PASSWORD / &password=PASSWORD
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s]*")
+# a password said on its own (a driver's "password=...", a repr's 'pw'): only as a whole token,
+# never inside a longer word (a password "wan" leaves wan_nb alone)
+_EDGE = r"\s'\"=,;&(){}<>"
 _SECRETS: set[str] = set()  # every password a parsed URL carried (and its %-encoded spelling)
 _SECRETS_LOCK = threading.Lock()
 HIDDEN = "***"
@@ -135,19 +150,26 @@ def _remember(secret: str | None) -> None:
 
 
 def scrub(text: str) -> str:
-    """``text`` with every password a log URL carried replaced by ``***`` (messages, reprs,
-    log lines: whatever a driver or a traceback might repeat)."""
+    """``text`` with passwords replaced by ``***`` (messages, reprs, log lines: whatever a
+    driver or a traceback might repeat): any URL's password by its place (``user:***@``,
+    ``password=***``), and every password a log URL carried where it stands as a whole token."""
+    text = _USERINFO.sub(lambda m: f"{m['head']}:{HIDDEN}@", text)
+    text = _QUERY_PASSWORD.sub(lambda m: m["head"] + HIDDEN, text)
     with _SECRETS_LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
-            text = text.replace(secret, HIDDEN)
+            text = re.sub(f"(?<![^{_EDGE}]){re.escape(secret)}(?![^{_EDGE}])", HIDDEN, text)
     return text
 
 
 def redact_url(url: str) -> str:
-    """A URL as messages show it: the password (in the user part or ``?password=``) replaced."""
-    parts = urlsplit(url)
+    """A URL as messages show it: the password (in the user part or ``?password=``) replaced.
+    A URL too malformed to parse is still scrubbed (by the password's place)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return scrub(url)
     _remember(parts.password)
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "password":
@@ -160,10 +182,11 @@ def is_url(value: str | os.PathLike[str]) -> bool:
     return isinstance(value, str) and _URL.match(value) is not None
 
 
-def parse_log(value: str | os.PathLike[str]) -> LogTarget:
+def parse_log(value: str | os.PathLike[str], setting: str = "the log") -> LogTarget:
     """A log given as a path (a ``log.sqlite`` file or its run folder), ``sqlite:///path``
-    or ``postgresql://user:password@host:port/database``. A URL of any other engine is a
-    ConfigError, never taken as a file name."""
+    or ``postgresql://user:password@host:port/database``. A URL of any other engine, or a
+    malformed one, is a ConfigError naming ``setting`` (``log=``, ``WAN_NB_LOG``), never
+    taken as a file name."""
     if not is_url(value):
         path = Path(value)
         if path.is_dir():
@@ -174,25 +197,35 @@ def parse_log(value: str | os.PathLike[str]) -> LogTarget:
     scheme = _URL.match(text).group(1).lower()  # type: ignore[union-attr]  # is_url matched it
     if scheme.split("+")[0] in POSTGRES_SCHEMES:  # postgresql+psycopg://, as SQLAlchemy writes it, too
         text = "postgresql" + text[len(scheme):]
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+            port = parts.port  # a port that is not a number from 0 to 65535 raises here
+        except ValueError as exc:
+            raise ConfigError(f"{setting} {label} is not a valid PostgreSQL URL ({scrub(str(exc))}): it is "
+                              "postgresql://user:password@host:5432/database, the port a number from 1 to 65535, "
+                              "an IPv6 host in brackets ([::1])") from None
         if not parts.hostname and "host=" not in parts.query:
-            raise ConfigError(f"the log URL {label} names no host: postgresql://user:password@host:5432/database")
+            raise ConfigError(f"{setting} {label} names no host: postgresql://user:password@host:5432/database")
         user = f"{parts.username}@" if parts.username else ""
         host = parts.hostname or ""
         host = f"[{host}]" if ":" in host else host  # IPv6
-        port = f":{parts.port}" if parts.port else ""
-        return LogTarget("postgresql", f"postgresql://{user}{host}{port}{parts.path}", url=text)
+        shown_port = f":{port}" if port else ""
+        return LogTarget("postgresql", f"postgresql://{user}{host}{shown_port}{parts.path}", url=text)
     if scheme == SQLITE_SCHEME:
         rest = text[len(SQLITE_SCHEME) + 3:]  # sqlite:///relative/log.sqlite, sqlite:////absolute/log.sqlite
         if not rest.startswith("/") or rest == "/":
-            raise ConfigError(f"{label}: an SQLite log URL is sqlite:///relative/path or sqlite:////absolute/path")
+            raise ConfigError(f"{setting} {label}: an SQLite log URL is sqlite:///relative/path "
+                              "or sqlite:////absolute/path")
         return parse_log(rest[1:])
     raise ConfigError(
-        f"{label} is a URL of a database wan_nb does not know ({scheme}); a log is a path (a log.sqlite "
-        "file or its run folder), sqlite:///path, or postgresql://user:password@host:5432/database")
+        f"{setting} {label} is a URL of a database wan_nb does not know ({scheme}); a log is a path (a log.sqlite "
+        "file or its run folder), sqlite:///path, or postgresql://user:password@host:5432/database "
+        f"(a log's URL goes in log= or {ENV_LOG})")
 
 
 def log_target(value: str | os.PathLike[str] | None = None) -> LogTarget | None:
     """The log chosen by argument, else ``WAN_NB_LOG``; None: the run folder's own log.sqlite."""
-    chosen = value if value is not None and str(value) != "" else os.environ.get(ENV_LOG) or None
-    return None if chosen is None else parse_log(chosen)
+    if value is not None and str(value) != "":
+        return parse_log(value, "log=")
+    chosen = os.environ.get(ENV_LOG) or None
+    return None if chosen is None else parse_log(chosen, ENV_LOG)

@@ -58,7 +58,7 @@ class Log:
         engine: Engine
         if target.path is not None:
             self.path: Path | None = target.path
-            self.root = Path(home).absolute() if home is not None else target.path.parent
+            self.root = _config.home(home).absolute() if home is not None else target.path.parent
             target.path.parent.mkdir(parents=True, exist_ok=True)
             engine = SQLiteEngine(target.path)
         else:
@@ -227,7 +227,10 @@ class Log:
         choices and costs; image files are copied into ``dst``'s run folder (content-addressed:
         a file already there is not copied again).
 
-        Idempotent: a second copy adds only runs that are new since the first. A run whose
+        Idempotent: a second copy adds only runs that are new since the first, and brings
+        over runs copied before whose source row has moved on (an ``unconfirmed`` run completed
+        since: its status, task, cost, images; tags, stars and notes merged), never making the
+        target say less was billed (``report.updated``); a third copy changes nothing. A run whose
         task ``dst`` already holds (the same idempotency key under another run id: the same
         cell run on two machines, billed once) is not copied, and is counted as such.
         ``progress(runs_done, runs_total)`` is called as batches land.

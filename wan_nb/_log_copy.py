@@ -11,12 +11,23 @@ since. A run whose idempotency key the target holds under another run id (the sa
 run on two machines, one task, billed once) is left out and counted: the target already
 has that task's row, and one row per key is what keeps it from being counted twice.
 
+A run the target already holds (a copy made before) is brought up to date when its source
+row has moved on since: a run copied while ``unconfirmed`` and later ``completed`` in the
+source gets its status, task, cost, timings, images and inputs (``updated`` in the report).
+The source's facts are taken only when that is a move the run's states allow from the
+target's (``_states.NEXT``: never a ``completed`` back to ``unconfirmed``) or the source
+says more was billed, and never when the source says less was billed than the target. Tags,
+stars and notes are merged, not replaced: the source's tags first, then the target's others;
+the source's stars and note where it has them, else the target's. So a third copy finds
+nothing to do (idempotent), and a copy the other way round never undoes what a team did.
+
 Files are copied before the rows that name them, so a reader of the target never sees a
 run whose images are not there yet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from . import _log_schema as schema
+from . import _states
 from ._atomic import atomic_copy
-from ._log_dialect import cols
+from ._log_dialect import cols, q
 from ._log_engine import Engine
 from ._log_paths import RunFolder
 
@@ -34,6 +46,7 @@ _IN = 500  # values per IN (...) list
 _RUN_NAMES = [c.name for c in schema.RUN_COLUMNS]
 _IMAGE_NAMES = [c.name for c in schema.IMAGE_COLUMNS]
 _INPUT_NAMES = [c.name for c in schema.INPUT_COLUMNS]
+_AT = {name: i for i, name in enumerate(_RUN_NAMES)}
 
 
 @dataclass
@@ -45,6 +58,7 @@ class CopyReport:
     runs: int = 0  # runs in the source
     copied: int = 0  # runs added to the target
     present: int = 0  # already in the target (same run id): a copy made before
+    updated: int = 0  # of those, brought up to date: their source row had moved on since
     same_task: int = 0  # left out: the target holds their task under another run id
     images: int = 0  # image rows added
     files_copied: int = 0
@@ -55,6 +69,7 @@ class CopyReport:
     def lines(self) -> list[str]:
         out = [f"copied {self.copied} of {self.runs} run(s) from {self.source} to {self.target}",
                f"  already there: {self.present} run(s)"
+               + (f", {self.updated} of them updated (their source row had moved on)" if self.updated else "")
                + (f"; left out {self.same_task} whose task the target already holds under another run id"
                   if self.same_task else ""),
                f"  {self.images} image row(s); files: {self.files_copied} copied, {self.files_present} already there"]
@@ -168,7 +183,10 @@ def copy_log(src: Engine, src_folder: RunFolder, dst: Engine, dst_folder: RunFol
             images.sort(key=lambda r: (order[r[0]], r[1]))
             inputs.sort(key=lambda r: (order[r[0]], r[1]))
             _write(dst, runs, images, inputs, report)
-        report.present += sum(1 for rid in ids if rid in have_ids)
+        present = [rid for rid in ids if rid in have_ids]
+        if present:
+            _update(src, dst, present, files, report)
+        report.present += len(present)
         report.same_task += sum(1 for rid, key in batch if rid not in have_ids and key and key in have_keys)
         done += len(batch)
         if progress is not None:
@@ -200,3 +218,94 @@ def _write(dst: Engine, runs: list[tuple[Any, ...]], images: list[tuple[Any, ...
     report.images += len(kept)
     report.present += sum(1 for r in runs if r[0] in have_ids)
     report.same_task += sum(1 for r in runs if r[0] not in have_ids and r[0] not in chosen)
+
+
+# -- runs the target holds already: brought up to date when the source's row has moved on ----------
+
+Rows = tuple[dict[str, tuple[Any, ...]], dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]]]
+
+
+def _rows(conn: Any, ids: Sequence[str]) -> Rows:
+    """The run rows of ``ids``, and their image and input rows (by run id, in ``idx`` order)."""
+    runs = {r[0]: r for r in _select_in(conn, f"SELECT {cols(_RUN_NAMES)} FROM runs WHERE", "run_id", ids)}
+    images: dict[str, list[tuple[Any, ...]]] = {}
+    inputs: dict[str, list[tuple[Any, ...]]] = {}
+    for table, names, into in (("images", _IMAGE_NAMES, images), ("inputs", _INPUT_NAMES, inputs)):
+        for r in sorted(_select_in(conn, f"SELECT {cols(names)} FROM {table} WHERE", "run_id", ids),
+                        key=lambda r: (r[0], r[1])):
+            into.setdefault(r[0], []).append(r)
+    return runs, images, inputs
+
+
+def _billed(row: tuple[Any, ...]) -> int:
+    """What a run row says was billed (quota): its cost once the server said completed."""
+    return int(row[_AT["cost_quota"]] or 0) if row[_AT["status"]] in _states.BILLED else 0
+
+
+def _tags(text: Any) -> list[Any]:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _merged(src: tuple[Any, ...], dst: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """The target's row after the copy, and whether it takes the source's facts (status, task,
+    cost, images): see the module docstring. Curation is merged either way."""
+    status_src, status_dst = src[_AT["status"]], dst[_AT["status"]]
+    moves = status_dst is None or status_src in _states.NEXT.get(status_dst, frozenset())
+    facts = (moves or _billed(src) > _billed(dst)) and _billed(src) >= _billed(dst)
+    row = list(src if facts else dst)
+    row[_AT["idempotency_key"]] = dst[_AT["idempotency_key"]] or row[_AT["idempotency_key"]]  # the claim stays
+    tags_src, tags_dst = _tags(src[_AT["tags"]]), _tags(dst[_AT["tags"]])
+    tags = tags_src + [t for t in tags_dst if t not in tags_src]
+    row[_AT["tags"]] = (src[_AT["tags"]] if tags == tags_src else dst[_AT["tags"]] if tags == tags_dst
+                        else json.dumps(tags, ensure_ascii=False, separators=(",", ":")))
+    rated = src if src[_AT["stars"]] is not None else dst
+    row[_AT["stars"]], row[_AT["rated_by"]] = rated[_AT["stars"]], rated[_AT["rated_by"]]
+    row[_AT["note"]] = src[_AT["note"]] or dst[_AT["note"]]
+    return tuple(row), facts
+
+
+def _changes(src: Rows, dst: Rows, ids: Sequence[str]) -> list[tuple[tuple[Any, ...], bool]]:
+    """For each run of ``ids`` whose target rows would change: its new row, and whether its
+    images and inputs are replaced by the source's."""
+    out = []
+    for rid in ids:
+        if rid not in src[0] or rid not in dst[0]:
+            continue
+        row, facts = _merged(src[0][rid], dst[0][rid])
+        files = facts and (src[1].get(rid, []) != dst[1].get(rid, []) or src[2].get(rid, []) != dst[2].get(rid, []))
+        if row != dst[0][rid] or files:
+            out.append((row, files))
+    return out
+
+
+def _update(src: Engine, dst: Engine, ids: Sequence[str], files: _Files, report: CopyReport) -> None:
+    """Bring the target's copies of ``ids`` up to date where the source's rows moved on: the files
+    first, then the rows, planned again under the target's write lock (a sweep on the target
+    may have moved them meanwhile)."""
+    with src.transaction(write=False) as conn:
+        theirs = _rows(conn, ids)
+    with dst.transaction(write=False) as conn:
+        ours = _rows(conn, ids)
+    changed = _changes(theirs, ours, ids)
+    if not changed:
+        return
+    path, thumb = _IMAGE_NAMES.index("path"), _IMAGE_NAMES.index("thumb_path")
+    for row, replace in changed:
+        for image in theirs[1].get(row[0], []) if replace else []:
+            files.copy(image[path], counted=True)
+            files.copy(image[thumb], counted=False)
+    names = _RUN_NAMES[1:]
+    update = f"UPDATE runs SET {', '.join(f'{q(n)} = ?' for n in names)} WHERE run_id = ?"
+    with dst.transaction(write=True) as conn:
+        ours = _rows(conn, [row[0] for row, _ in changed])
+        changed = _changes(theirs, ours, [row[0] for row, _ in changed])
+        conn.executemany(update, [[*row[1:], row[0]] for row, _ in changed])
+        replaced = [row[0] for row, replace in changed if replace]
+        for table, names_of, rows in (("images", _IMAGE_NAMES, theirs[1]), ("inputs", _INPUT_NAMES, theirs[2])):
+            conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [[rid] for rid in replaced])
+            conn.executemany(_insert(table, names_of), [r for rid in replaced for r in rows.get(rid, [])])
+    report.updated += len(changed)

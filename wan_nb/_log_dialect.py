@@ -13,7 +13,11 @@ What differs, and why each choice keeps pandas' answer:
   ``null`` taken as missing (NULL) as pandas takes it;
 - list columns (tags, images_in, warnings) "contain": ``json_each`` / ``jsonb_array_elements``;
 - plain text search (``str.contains(..., regex=False)``): a Python function registered on
-  every SQLite connection / ``strpos`` over ``upper`` (pandas upper-cases both sides too);
+  every SQLite connection / ``strpos`` over ``upper`` (pandas upper-cases both sides too).
+  PostgreSQL's ``upper`` follows the database's LC_CTYPE (with 'C' it leaves é, ß alone),
+  so it upper-cases under the ICU root collation ``"und-x-icu"``, whose full case mapping
+  is Python's ``str.upper`` (é → É, ß → SS, ﬁ → FI) whatever the database was made with;
+  a server built without ICU (``ICU_COLLATION``: None) falls back to plain ``upper``;
 - full-text search: FTS5 (``runs_fts``, kept by triggers) / a generated ``tsvector``
   column with a GIN index, every word required (``plainto_tsquery``), ``ts_rank``;
 - no limit: SQLite's ``LIMIT -1`` / PostgreSQL's ``LIMIT NULL``.
@@ -88,10 +92,16 @@ class Dialect:
         return " ".join(f'"{w}"' for w in words)  # each word as itself: no query syntax
 
 
+ICU_COLLATION = "und-x-icu"  # ICU's root locale: deterministic, the same on every server built with ICU
+
+
 class PostgresDialect(Dialect):
     name = "postgresql"
     no_limit = None
     byte_order = ' COLLATE "C"'  # not the database's locale: the order Python and SQLite give
+
+    def __init__(self, collation: str | None = ICU_COLLATION) -> None:
+        self.collation = collation  # the case mapping of upper(): None, the database's LC_CTYPE
 
     def cell_value(self, key: str) -> str:
         return f"NULLIF(runs.cell::jsonb -> '{key}', 'null'::jsonb)"
@@ -119,7 +129,8 @@ class PostgresDialect(Dialect):
     def text_contains(self, column: str, case: bool) -> tuple[str, list[Any]]:
         if case:
             return f"(strpos({q(column)}, CAST(? AS TEXT)) > 0)", []
-        return f"(strpos(upper({q(column)}), upper(CAST(? AS TEXT))) > 0)", []
+        by = f' COLLATE "{self.collation}"' if self.collation else ""
+        return f"(strpos(upper({q(column)}{by}), upper(CAST(? AS TEXT){by})) > 0)", []
 
     def search_sql(self, where: str, limited: bool) -> str:
         return ("SELECT runs.run_id, ts_rank(runs.search, query) FROM runs, plainto_tsquery('simple', ?) AS query "
@@ -132,3 +143,4 @@ class PostgresDialect(Dialect):
 
 SQLITE = Dialect()
 POSTGRES = PostgresDialect()
+POSTGRES_WITHOUT_ICU = PostgresDialect(None)

@@ -44,7 +44,7 @@ from typing import Any
 from . import _config
 from . import _log_schema as schema
 from ._exceptions import ConfigError, LogWriteError
-from ._log_dialect import POSTGRES, Dialect
+from ._log_dialect import ICU_COLLATION, POSTGRES, POSTGRES_WITHOUT_ICU, Dialect
 
 LOCK_TIMEOUT_S = 60.0  # a write waits this long for another machine's write (SQLite's busy timeout)
 RECONNECT_S = 30.0  # a server that went away is waited for this long when a transaction begins
@@ -54,8 +54,16 @@ WRITE_LOCK = 0x77616E5F6E62  # the advisory lock every write transaction takes (
 # driver messages that no waiting will change; the others are waited out
 # (too many clients, a server starting or shutting down, a refused or dropped connection)
 _PERMANENT = ("password authentication failed", "no password supplied", "does not exist",
-              "could not translate host name", "invalid ", "not permitted", "permission denied",
-              "unsupported", "SSL is not enabled", "certificate")
+              "could not translate host name", "failed to resolve host", "invalid ", "not permitted",
+              "permission denied", "unsupported", "SSL is not enabled", "SSL was required", "certificate")
+# SQLSTATEs a wait may clear: a LogWriteError, so what the server billed is kept and written
+# again (Session._record). Classes 08 connection, 40 rollback (serialization, deadlock),
+# 53 out of resources, 57 operator intervention (shutdown, cancel), 58 system (I/O); and
+# 25006: a read-only transaction, as on a standby a failover left us on until it is promoted
+# or the name points at the new primary (the connection is dropped: the next one may get there)
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_STATES = ("25006", "55P03", "55006")  # read-only, lock not available, object in use
+_RECONNECT_STATES = ("25006",)  # the connection is not given back to the pool
 
 
 def driver() -> Any:
@@ -241,7 +249,9 @@ class PostgresEngine:
             yield PgConnection(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
-            if not (conn.broken or conn.closed):
+            if getattr(exc, "sqlstate", None) in _RECONNECT_STATES:
+                self._discard(conn)  # _give below finds it closed: the next transaction connects afresh
+            elif not (conn.broken or conn.closed):
                 with suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
             if isinstance(exc, psycopg.Error) and not isinstance(exc, self.integrity_error):
@@ -252,25 +262,32 @@ class PostgresEngine:
 
     def _translated(self, exc: Exception, write: bool, connecting: bool = False) -> Exception:
         """The driver's error as the user should read it: the log and its host named, the
-        password never (scrubbed from the driver's text too)."""
+        password never (scrubbed from the driver's text too). What a wait may clear is a
+        LogWriteError (the session tries a write again until it lands); the rest a ConfigError
+        (a setting, a permission, a damaged schema): never the driver's own exception."""
         psycopg = self._psycopg
         detail = _config.scrub(" ".join(str(exc).split()))
         state = getattr(exc, "sqlstate", None) or ""
         verb = "written" if write else "read"
+        where = f"the database server at {self.host}"
         if state == "55P03":
             why = f"another process holds its write lock (waited {LOCK_TIMEOUT_S:g} s)"
-        elif state in ("40001", "40P01"):
+        elif state.startswith("40"):
             why = f"a concurrent transaction conflicted with it ({detail})"
         elif state.startswith("53"):
-            why = f"the database server is out of resources ({detail})"
-        elif connecting or isinstance(exc, psycopg.OperationalError) or state.startswith(("08", "57")):
+            why = f"{where} is out of resources ({detail})"
+        elif state == "25006":
+            why = f"{where} is read-only just now (a standby, after a failover?) ({detail})"
+        elif (connecting or isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+              or state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES):
             if any(p in detail for p in _PERMANENT) and self._patience == 0.0:  # opening: a setting to fix
                 return ConfigError(f"the log {self.label} cannot be opened: {detail}")
             # once open, even a refused login (a password changed under a running sweep) is a write
             # that did not land: what the server billed is kept and written again once it can be
-            why = f"the database server at {self.host} cannot be reached ({detail})"
-        else:
-            return exc  # a programming error (bad SQL): not the user's to handle
+            why = f"{where} cannot be reached ({detail})"
+        else:  # a permission, a schema changed under us, a bug: nothing a wait clears
+            code = f" (SQLSTATE {state})" if state else ""
+            return ConfigError(f"the log {self.label} could not be {verb}: {where} refused it{code}: {detail}")
         return LogWriteError(f"the log {self.label} could not be {verb}: {why}", why)
 
     def close(self) -> None:
@@ -288,6 +305,8 @@ class PostgresEngine:
         transaction, under the write lock). A current log is only read."""
         with self.transaction(write=False) as conn:
             version, missing, foreign = _inspect(conn)
+            if conn.execute("SELECT 1 FROM pg_collation WHERE collname = ?", (ICU_COLLATION,)).fetchone() is None:
+                self.dialect = POSTGRES_WITHOUT_ICU  # a server built without ICU: upper() by LC_CTYPE
         if foreign:
             raise ConfigError(f"{self.label} holds a table named runs that is not a wan_nb log (no meta table); "
                               "use another database, or a schema of its own (?options=-csearch_path%3Dwan)")

@@ -715,6 +715,7 @@ def connect(
     check_seconds("timeout", timeout)
     check_seconds("http_timeout", http_timeout)
     target = _config.log_target(log)  # a URL wan_nb cannot use is refused before anything changes
+    folder = _config.home(home)  # so is a URL given as the run folder
     if _current is not None:
         _current.close()
         _current = None
@@ -723,7 +724,7 @@ def connect(
         key = getpass.getpass("Wan API key (WAVE_API_KEY): ").strip() or None
     url = _config.explicit_base_url(base_url)
     simulator = None
-    store = Store(_config.home(home))
+    store = Store(folder)
     if key:
         url = _config.base_url(base_url)
         backend = "simulator" if _config.is_loopback_url(url) else "hosted"

@@ -63,12 +63,6 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _default_home() -> str:
-    from . import _config
-
-    return str(_config.home())
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -361,7 +355,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError("nothing to export: give --csv PATH, --parquet PATH and/or --html PATH")
     from . import _config
 
-    home = Path(args.home or _default_home())
+    home = _config.home(args.home, "--home")
     target = _config.log_target()  # WAN_NB_LOG: the team's log, its files in the run folder
     db: Any = home / "log.sqlite"
     if target is not None:
@@ -397,6 +391,9 @@ def cmd_log_copy(args: argparse.Namespace) -> int:
 
     if not _config.is_url(args.src) and not Path(args.src).exists():
         raise UserError(f"no log at {args.src}: give a run folder, its log.sqlite, or a postgresql:// URL")
+    for name, folder in (("--src-home", args.src_home), ("--home", args.home)):
+        if folder:
+            _config.home(folder, name)  # a URL there is a mistake (the log's URL is SRC / DST)
     src = Log(args.src, home=args.src_home)
     dst = Log(args.dst, home=args.home)
     try:
@@ -423,13 +420,17 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     if args.log_command == "copy":
         return cmd_log_copy(args)
-    from ._config import is_url
+    from . import _config
 
-    if is_url(args.folder or args.home or ""):
-        raise UserError(f"log {args.log_command} reads a run folder's log.sqlite page by page; a PostgreSQL log "
-                        "has the server's own tools (pg_amcheck, pg_dump)")
-
-    home = Path(args.folder or args.home or _default_home())
+    given = args.folder or args.home
+    setting = "FOLDER" if args.folder else "--home"
+    if given and _config.is_url(given):
+        target = _config.parse_log(given, setting)  # an engine wan_nb does not know: says so
+        if target.path is None:
+            raise UserError(f"log {args.log_command} reads a run folder's log.sqlite page by page; {target.label} "
+                            "is a PostgreSQL log: the server's own tools check it (pg_amcheck, pg_dump)")
+        given = str(target.path.parent)  # sqlite:///path
+    home = _config.home(given, setting)
     if not home.is_dir():
         raise UserError(f"no run folder at {home}: pass the folder that holds log.sqlite and images/")
     report = check(home) if args.log_command == "check" else repair(home)
