@@ -86,6 +86,7 @@ BAD = [
     ("rate", (True,), "stars"), ("tag", ("",), "tags[0]"), ("tag", ("x" * 200,), "tags[0]"),
     ("tag", ("good", "with space"), "tags[1]"), ("tag", (), "tags"), ("untag", ("a/b",), "tags[0]"),
     ("note", (3,), "note"), ("note", ("\ud800",), "note"),
+    ("note", ("a\x00b",), "note"),  # PostgreSQL text cannot hold a NUL: refused on both engines alike
 ]
 
 
@@ -101,6 +102,25 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(session, call
     assert caught.value.problems[0].field == field
     after = wan.log().runs(run_id=r.run_id)[["stars", "tags", "note", "rated_by"]].to_dict("records")
     assert after == before
+
+
+NUL_TEXT = {
+    "prompt": lambda: wan.generate("a\x00b", seed=5, resolution="1K"),
+    "note": lambda: wan.generate("a lighthouse", seed=5, resolution="1K", note="a\x00b"),
+    "tags[0]": lambda: wan.generate("a lighthouse", seed=5, resolution="1K", tags=["a\x00b"]),
+    "sweep tags[0]": lambda: wan.sweep("a {x}", x=["fox", "owl"], resolution="1K", tags=["a\x00b"], quiet=True),
+}
+
+
+@pytest.mark.parametrize("field", list(NUL_TEXT))
+def test_free_text_the_log_cannot_store_is_refused_before_anything_is_sent(session, field):
+    wan.generate("a lighthouse", seed=4, resolution="1K")
+    before = wan.log().runs()
+    with pytest.raises(wan.RequestError) as caught:
+        NUL_TEXT[field]()
+    problem = caught.value.problems[0]
+    assert problem.field == field.split()[-1] and "NUL" in problem.message and "x00" in str(caught.value)
+    pd.testing.assert_frame_equal(wan.log().runs(), before)  # nothing written, on either engine
 
 
 def test_a_run_that_does_not_exist_is_a_clear_error(session):

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._exceptions import Problem, RequestError
 from ._options import is_whole
-from ._text import unicode_problem
+from ._text import text_problem
 
 MAX_STARS = 5
 TAG_RULE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
@@ -48,7 +48,7 @@ def check_note(text: Any) -> str | None:
     """Text replaces the note; "" or None clears it."""
     if text is None or text == "":
         return None
-    bad = "must be text" if not isinstance(text, str) else unicode_problem(text)
+    bad = "must be text" if not isinstance(text, str) else text_problem(text)
     if bad:
         raise RequestError([Problem("note", "text", f"{bad} (got {text!r})" if bad == "must be text" else bad)])
     return str(text)

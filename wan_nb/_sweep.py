@@ -40,7 +40,7 @@ from ._options import check_seconds, check_usd, is_whole
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, emit_warnings, session
+from ._session import Session, check_labels, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
@@ -553,6 +553,7 @@ def sweep(
                                     f"server's width (got {concurrency!r})")])
     budget_usd = check_usd("budget_usd", budget_usd)
     check_seconds("timeout", timeout)
+    check_labels(tags, None)  # before the plan: a bad tag refuses the sweep, not each of its cells
     sess = session()
     plan = plan_sweep(prompts, dict(axes), salt=_fresh_salt() if fresh else "")
     for cell in plan.cells[:1]:
