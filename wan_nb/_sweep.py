@@ -571,8 +571,8 @@ def sweep(
                      else (sess.sweep_budget_usd, "the session's per-sweep budget"))
     if limit is not None and usd > limit and not confirm:
         raise BudgetError(
-            f"{line}: above {source} ({budget(limit)}); nothing was sent. "
-            "Pass confirm=True to run it anyway, or make the sweep smaller.",
+            f"{line}: above {source} ({budget(limit)}); nothing was sent.",
+            hint="Pass confirm=True to run it anyway, or make the sweep smaller.",
             cost_usd=usd,
             limit_usd=limit,
             confirmable=True,
