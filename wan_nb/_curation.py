@@ -30,15 +30,20 @@ def check_stars(value: Any) -> int | None:
     return int(value)
 
 
+def tag_problem(field: str, tag: Any) -> Problem | None:
+    """Why ``tag`` is no tag, as the problem of ``field`` (None: it is one)."""
+    if isinstance(tag, str) and TAG_RULE.match(tag):
+        return None
+    return Problem(field, "tag", f"a tag is {TAG_TEXT} (got {tag!r})")
+
+
 def check_tags(tags: Iterable[Any]) -> list[str]:
     """Every tag checked before any is written; case kept, each once, in the order given."""
     tags = list(tags)
     problems = []
     if not tags:
         problems.append(Problem("tags", "required", "give at least one tag"))
-    for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not TAG_RULE.match(tag):
-            problems.append(Problem(f"tags[{i}]", "tag", f"a tag is {TAG_TEXT} (got {tag!r})"))
+    problems += [p for i, tag in enumerate(tags) if (p := tag_problem(f"tags[{i}]", tag))]
     if problems:
         raise RequestError(problems)
     return list(dict.fromkeys(tags))
