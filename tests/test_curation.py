@@ -77,6 +77,12 @@ def test_the_log_takes_a_run_id_a_result_or_a_row(session):
     assert list(log.runs(where="stars >= 4")["run_id"]) == [a.run_id]
     assert list(log.runs(tag="x")["run_id"]) == [a.run_id] == list(log.runs(tags="x")["run_id"])
     assert log.count(tag="x") == 1 and log.count(where="stars >= 2") == 2
+    # in the where-strings too: b has no note (a missing text contains nothing), 'x' in tags is "holds x"
+    assert list(log.runs(where="note.str.contains('best')")["run_id"]) == [a.run_id]
+    assert list(log.runs(where="'x' in tags")["run_id"]) == [a.run_id]
+    assert list(log.runs(where="'x' not in tags and stars >= 1")["run_id"]) == [b.run_id]
+    with pytest.raises(ValueError, match="tags is a list"):
+        log.runs(where="tags == ['x']")
     log.untag(a, "x")
     assert log.count(tag="x") == 0
 
