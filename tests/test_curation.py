@@ -162,6 +162,24 @@ def test_search_is_ranked_over_prompt_note_and_tags(session):
         log.search("  ")
 
 
+def test_search_puts_the_best_match_first(session):
+    """Several runs match: the one the words say most of comes first, on both engines (FTS5's
+    bm25, PostgreSQL's ts_rank), then the others in their order, a limit keeping the best."""
+    weak = wan.generate("a grey heron standing by a long wide quiet river under a pale sky at dawn", seed=1,
+                        resolution="1K")
+    best = wan.generate("a heron", seed=2, resolution="1K")
+    best.note("heron, heron")
+    best.tag("heron")
+    wan.generate("a fox in snow", seed=3, resolution="1K")  # no match
+    middle = wan.generate("heron by heron", seed=4, resolution="1K")
+    log = wan.log()
+    found = log.search("heron", limit=None)
+    assert list(found["run_id"]) == [best.run_id, middle.run_id, weak.run_id]
+    assert found["score"].is_monotonic_decreasing and found["score"].iloc[0] > found["score"].iloc[-1]
+    assert list(log.search("heron", limit=2)["run_id"]) == [best.run_id, middle.run_id]
+    assert list(log.search("heron", where="seed != 2", limit=None)["run_id"]) == [middle.run_id, weak.run_id]
+
+
 def test_search_reads_the_index_not_the_table(tmp_path):
     log = Log(tmp_path / "log.sqlite")
     log.add_runs([{"run_id": f"r{i}", "prompt": f"prompt {i} " + ("heron" if i % 97 == 0 else "fox")}
