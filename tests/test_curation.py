@@ -93,6 +93,7 @@ BAD = [
     ("tag", ("good", "with space"), "tags[1]"), ("tag", (), "tags"), ("untag", ("a/b",), "tags[0]"),
     ("note", (3,), "note"), ("note", ("\ud800",), "note"),
     ("note", ("a\x00b",), "note"),  # PostgreSQL text cannot hold a NUL: refused on both engines alike
+    ("tag", ("keeper\n",), "tags[0]"), ("tag", ("héron!",), "tags[0]"), ("tag", ("x" * 41,), "tags[0]"),
 ]
 
 
@@ -160,6 +161,22 @@ def test_search_is_ranked_over_prompt_note_and_tags(session):
     assert fox.run_id not in set(log.search("afar", limit=None)["run_id"])  # the index follows the note
     with pytest.raises(wan.RequestError, match="words"):
         log.search("  ")
+
+
+def test_a_tag_is_letters_and_digits_of_any_script(session):
+    r = wan.generate("a heron at dawn", seed=6, resolution="1K")
+    other = wan.generate("a fox", seed=7, resolution="1K")
+    tags = ["héron", "Reiher", "東京", "日本:2024", "цапля-1", "x" * 40]
+    assert r.tag(*tags) == tags  # case and spelling kept
+    log = wan.log()
+    assert log.runs(run_id=r.run_id).iloc[0]["tags"] == tags
+    for tag in ("héron", "東京", "цапля-1"):
+        assert list(log.runs(tag=tag)["run_id"]) == [r.run_id]
+        assert list(log.runs(where=f"{tag!r} in tags")["run_id"]) == [r.run_id]
+    for words in ("héron", "東京", "цапля", "Reiher héron"):  # the full-text index reads them as words
+        assert list(log.search(words)["run_id"]) == [r.run_id], words
+    assert other.run_id not in set(log.search("héron", limit=None)["run_id"])
+    assert r.untag("héron") == tags[1:]
 
 
 def test_search_puts_the_best_match_first(session):

@@ -16,7 +16,8 @@ from ._options import is_whole
 from ._text import text_problem
 
 MAX_STARS = 5
-TAG_RULE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+# letters and digits of any script (\w: Unicode letters, digits and _), whole (fullmatch: no "\n" after)
+TAG_RULE = re.compile(r"[\w.:-]{1,40}")
 TAG_TEXT = "1-40 characters of letters, digits and - _ . :"
 
 
@@ -32,7 +33,7 @@ def check_stars(value: Any) -> int | None:
 
 def tag_problem(field: str, tag: Any) -> Problem | None:
     """Why ``tag`` is no tag, as the problem of ``field`` (None: it is one)."""
-    if isinstance(tag, str) and TAG_RULE.match(tag):
+    if isinstance(tag, str) and TAG_RULE.fullmatch(tag):
         return None
     return Problem(field, "tag", f"a tag is {TAG_TEXT} (got {tag!r})")
 
