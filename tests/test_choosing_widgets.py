@@ -184,12 +184,27 @@ def test_stars_and_tag_filters_narrow_the_grid(session: Any) -> None:
 
     e.tag.value = "not a tag!"
     assert "a tag is" in text(e.message) and "no runs match" in e.summary.value
+    e.tag.value = "keeper"  # corrected: the rule is no longer shown
+    assert text(e.message) == "" and shown_runs(e) == {ids[1]}
+    e.tag.value = "bad tag"
+    assert "a tag is" in text(e.message)
+    e.tag.value = ""  # cleared: nor here
+    assert text(e.message) == "" and shown_runs(e) == {ids[0], ids[1]}
     again = wan.log().explore(rows="animal", cols="seed", min_stars=4, tag="keeper")
     assert shown_runs(again) == {ids[1]}
     with pytest.raises(ValueError, match="min_stars"):
         wan.log().explore(stars=4)
-    with pytest.raises(wan.RequestError, match="from 1 to 5"):
-        wan.log().explore(min_stars=6)
+    # a bad option in code is refused naming the option and its rule, as min_stars is; nothing changes
+    for options, field, rule, words in (({"min_stars": 6}, "min_stars", "range", "from 1 to 5"),
+                                        ({"tag": "bad tag"}, "tag", "tag", "a tag is"),
+                                        ({"stack_seeds": "no"}, "stack_seeds", "type", "True or False")):
+        with pytest.raises(wan.RequestError, match=words) as caught:
+            wan.log().explore(**options)
+        assert [(p.field, p.rule) for p in caught.value.problems] == [(field, rule)]
+        with pytest.raises(wan.RequestError, match=words):
+            again.refresh(**options)
+        assert (again.min_stars.value, again.tag.value, again.stack.value) == (4, "keeper", False)
+        assert shown_runs(again) == {ids[1]}
 
 
 def test_stack_seeds_shows_runs_differing_only_in_seed_as_one_tile_that_fans_out(session: Any) -> None:

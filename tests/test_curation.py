@@ -77,6 +77,12 @@ def test_the_log_takes_a_run_id_a_result_or_a_row(session):
     assert list(log.runs(where="stars >= 4")["run_id"]) == [a.run_id]
     assert list(log.runs(tag="x")["run_id"]) == [a.run_id] == list(log.runs(tags="x")["run_id"])
     assert log.count(tag="x") == 1 and log.count(where="stars >= 2") == 2
+    # in the where-strings too: b has no note (a missing text contains nothing), 'x' in tags is "holds x"
+    assert list(log.runs(where="note.str.contains('best')")["run_id"]) == [a.run_id]
+    assert list(log.runs(where="'x' in tags")["run_id"]) == [a.run_id]
+    assert list(log.runs(where="'x' not in tags and stars >= 1")["run_id"]) == [b.run_id]
+    with pytest.raises(ValueError, match="tags is a list"):
+        log.runs(where="tags == ['x']")
     log.untag(a, "x")
     assert log.count(tag="x") == 0
 
@@ -86,6 +92,8 @@ BAD = [
     ("rate", (True,), "stars"), ("tag", ("",), "tags[0]"), ("tag", ("x" * 200,), "tags[0]"),
     ("tag", ("good", "with space"), "tags[1]"), ("tag", (), "tags"), ("untag", ("a/b",), "tags[0]"),
     ("note", (3,), "note"), ("note", ("\ud800",), "note"),
+    ("note", ("a\x00b",), "note"),  # PostgreSQL text cannot hold a NUL: refused on both engines alike
+    ("tag", ("keeper\n",), "tags[0]"), ("tag", ("héron!",), "tags[0]"), ("tag", ("x" * 41,), "tags[0]"),
 ]
 
 
@@ -101,6 +109,25 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(session, call
     assert caught.value.problems[0].field == field
     after = wan.log().runs(run_id=r.run_id)[["stars", "tags", "note", "rated_by"]].to_dict("records")
     assert after == before
+
+
+NUL_TEXT = {
+    "prompt": lambda: wan.generate("a\x00b", seed=5, resolution="1K"),
+    "note": lambda: wan.generate("a lighthouse", seed=5, resolution="1K", note="a\x00b"),
+    "tags[0]": lambda: wan.generate("a lighthouse", seed=5, resolution="1K", tags=["a\x00b"]),
+    "sweep tags[0]": lambda: wan.sweep("a {x}", x=["fox", "owl"], resolution="1K", tags=["a\x00b"], quiet=True),
+}
+
+
+@pytest.mark.parametrize("field", list(NUL_TEXT))
+def test_free_text_the_log_cannot_store_is_refused_before_anything_is_sent(session, field):
+    wan.generate("a lighthouse", seed=4, resolution="1K")
+    before = wan.log().runs()
+    with pytest.raises(wan.RequestError) as caught:
+        NUL_TEXT[field]()
+    problem = caught.value.problems[0]
+    assert problem.field == field.split()[-1] and "NUL" in problem.message and "x00" in str(caught.value)
+    pd.testing.assert_frame_equal(wan.log().runs(), before)  # nothing written, on either engine
 
 
 def test_a_run_that_does_not_exist_is_a_clear_error(session):
@@ -134,6 +161,40 @@ def test_search_is_ranked_over_prompt_note_and_tags(session):
     assert fox.run_id not in set(log.search("afar", limit=None)["run_id"])  # the index follows the note
     with pytest.raises(wan.RequestError, match="words"):
         log.search("  ")
+
+
+def test_a_tag_is_letters_and_digits_of_any_script(session):
+    r = wan.generate("a heron at dawn", seed=6, resolution="1K")
+    other = wan.generate("a fox", seed=7, resolution="1K")
+    tags = ["héron", "Reiher", "東京", "日本:2024", "цапля-1", "x" * 40]
+    assert r.tag(*tags) == tags  # case and spelling kept
+    log = wan.log()
+    assert log.runs(run_id=r.run_id).iloc[0]["tags"] == tags
+    for tag in ("héron", "東京", "цапля-1"):
+        assert list(log.runs(tag=tag)["run_id"]) == [r.run_id]
+        assert list(log.runs(where=f"{tag!r} in tags")["run_id"]) == [r.run_id]
+    for words in ("héron", "東京", "цапля", "Reiher héron"):  # the full-text index reads them as words
+        assert list(log.search(words)["run_id"]) == [r.run_id], words
+    assert other.run_id not in set(log.search("héron", limit=None)["run_id"])
+    assert r.untag("héron") == tags[1:]
+
+
+def test_search_puts_the_best_match_first(session):
+    """Several runs match: the one the words say most of comes first, on both engines (FTS5's
+    bm25, PostgreSQL's ts_rank), then the others in their order, a limit keeping the best."""
+    weak = wan.generate("a grey heron standing by a long wide quiet river under a pale sky at dawn", seed=1,
+                        resolution="1K")
+    best = wan.generate("a heron", seed=2, resolution="1K")
+    best.note("heron, heron")
+    best.tag("heron")
+    wan.generate("a fox in snow", seed=3, resolution="1K")  # no match
+    middle = wan.generate("heron by heron", seed=4, resolution="1K")
+    log = wan.log()
+    found = log.search("heron", limit=None)
+    assert list(found["run_id"]) == [best.run_id, middle.run_id, weak.run_id]
+    assert found["score"].is_monotonic_decreasing and found["score"].iloc[0] > found["score"].iloc[-1]
+    assert list(log.search("heron", limit=2)["run_id"]) == [best.run_id, middle.run_id]
+    assert list(log.search("heron", where="seed != 2", limit=None)["run_id"]) == [middle.run_id, weak.run_id]
 
 
 def test_search_reads_the_index_not_the_table(tmp_path):

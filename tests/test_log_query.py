@@ -95,6 +95,14 @@ WHERES = [
     "not (resolution in ['1K', '4K'])",
     "prompt.str.contains('P1', case=False, regex=False)",
     "prompt.str.contains('p1', regex=False) or seed < 5",
+    # a missing note contains nothing; a pattern without regex metacharacters is plain text
+    "note.str.contains('n')",
+    "not note.str.contains('n', regex=False)",
+    "note.str.contains('N', case=False, na=False)",
+    # a literal in a list column: the list holds it (what tags='a' means)
+    "'a' in tags",
+    "'c' not in tags",
+    "'a' in tags and seed > 20",
 ]
 
 FILTERS = [
@@ -150,6 +158,26 @@ def test_what_sql_cannot_say_falls_back_to_pandas_with_the_same_answer(log):
         )
     mask = log.runs(where=lambda df: df["seed"] > 50)
     assert _ids(mask) == _ids(every[every["seed"] > 50])
+
+
+def test_text_tests_and_list_columns_mean_the_same_when_pandas_evaluates_them(log):
+    every = log.runs()
+    noted = [r for r, note in zip(every["run_id"], every["note"], strict=True) if note is not None and "n" in note]
+    tagged = _ids(log.runs(tags="a"))
+    assert noted and tagged
+    for where, expected in (("note.str.contains('n')", noted), ("note.str.startswith('n')", noted),
+                            ("note.str.endswith('n')", noted), ("note.str.contains('n.*')", noted),
+                            ("'a' in tags", tagged), ("'a' not in tags", [r for r in _ids(every) if r not in tagged])):
+        # the same where with a derived column (n_images: every run has none) goes to pandas whole
+        fallback = f"({where}) and n_images == 0"
+        with pytest.raises(query.Untranslatable):
+            query.where_clause(fallback)
+        assert _ids(log.runs(where=fallback)) == expected == _ids(apply_filters(every, where)), where
+        assert _ids(log.runs(where=where)) == expected, where
+    for where in ("tags == ['a']", "tags != []", "tags in [['a']]", "images_in == []"):
+        for also in ("", " and n_images == 0"):  # SQL, pandas
+            with pytest.raises(ValueError, match=r"is a list; ask whether it holds a value with 'x' in"):
+                log.runs(where=where + also)
 
 
 def test_pages_counts_and_distinct_values(log):

@@ -8,6 +8,7 @@ as a user runs it, ``tests/test_cli.py``.
 from __future__ import annotations
 
 import ast
+import html
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import pytest
+from children import wait_for
 from ipywidgets.widgets.widget import _instances
 
 import wan_nb as wan
@@ -135,6 +137,38 @@ def test_budget_from_the_environment_is_the_sessions(tmp_path: Path, clean_env: 
     s = _make(closing, tmp_path / "runs", app=True)
     assert s.session.budget_usd == 1.5
     assert "Budget $1.50, $1.50000 left" in _text(s.header.value)
+
+
+def test_past_its_budget_the_app_says_whose_budget_it_is_not_the_code_that_raises_it(
+        tmp_path: Path, clean_env: None, closing: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAN_NB_BUDGET_USD", "0.01")  # less than one image
+    wan.connect(home=tmp_path / "runs", latency=0.05, quiet=True)
+    s = _make(closing, tmp_path / "runs", app=True)
+    s.form.set(prompt="too dear", seed=1, resolution="1K")
+    with pytest.raises(wan.BudgetError):
+        s.form.submit().result(timeout=30)
+    wait_for(lambda: not s.form.running, what="the form to stop running after the error")
+    said = html.unescape(_text(s.form.message.value))
+    assert "nothing was sent" in said and "whoever runs the studio can raise it" in said and "wan." not in said, said
+    assert not s.form.generate_button.disabled  # usable again
+    s.sweep_form.fields.prompt.value = "a {x}"
+    s.sweep_form.set_axis("x", "fox, owl")
+    s.sweep_form.start_button.click()
+    said = html.unescape(_text(s.sweep_form.message.value))
+    assert "nothing was sent" in said and "whoever runs the studio can raise it" in said and "wan." not in said, said
+    s.session.budget_usd = 1.0
+    s.session.sweep_budget_usd = 0.01  # past the per-sweep budget, the button asks: no confirm=True
+    s.sweep_form.start_button.click()
+    said = html.unescape(_text(s.sweep_form.message.value))
+    assert 'Click "Start anyway"' in said and "confirm=True" not in said, said
+    assert s.sweep_form.start_button.description.startswith("Start anyway")
+    assert s.session.log.runs().empty
+    # a form in a notebook keeps the code that raises the budget
+    f = wan.form(prompt="too dear in a notebook", seed=2, resolution="1K")
+    s.session.budget_usd = 0.01
+    with pytest.raises(wan.BudgetError):
+        f.submit().result(timeout=30)
+    wait_for(lambda: "wan.set_budget(usd)" in f.message.value, what="the notebook form's message")
 
 
 def test_a_paid_app_without_a_budget_does_not_open(tmp_path: Path, clean_env: None, closing: list[Any],

@@ -80,9 +80,8 @@ class Budget:
             maybe = f", {q(self.unconfirmed_quota)} of it unconfirmed" if self.unconfirmed_quota else ""
             raise BudgetError(
                 f"{what} would cost {q(quota)}, but the session budget is {_money.budget(limit_usd)} "
-                f"({q(spent)} spent{maybe}, {q(self.held_quota)} held by runs in flight); "
-                "nothing was sent. Raise it with wan.set_budget(usd).",
-                cost_usd=_spec.quota_to_usd(quota), limit_usd=limit_usd,
+                f"({q(spent)} spent{maybe}, {q(self.held_quota)} held by runs in flight); nothing was sent.",
+                hint="Raise it with wan.set_budget(usd).", cost_usd=_spec.quota_to_usd(quota), limit_usd=limit_usd,
             )
 
     def hold(self, run_id: str | None, quota: int, *, checked: bool) -> None:

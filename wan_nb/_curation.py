@@ -13,10 +13,11 @@ from typing import Any
 
 from ._exceptions import Problem, RequestError
 from ._options import is_whole
-from ._text import unicode_problem
+from ._text import text_problem
 
 MAX_STARS = 5
-TAG_RULE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+# letters and digits of any script (\w: Unicode letters, digits and _), whole (fullmatch: no "\n" after)
+TAG_RULE = re.compile(r"[\w.:-]{1,40}")
 TAG_TEXT = "1-40 characters of letters, digits and - _ . :"
 
 
@@ -30,15 +31,20 @@ def check_stars(value: Any) -> int | None:
     return int(value)
 
 
+def tag_problem(field: str, tag: Any) -> Problem | None:
+    """Why ``tag`` is no tag, as the problem of ``field`` (None: it is one)."""
+    if isinstance(tag, str) and TAG_RULE.fullmatch(tag):
+        return None
+    return Problem(field, "tag", f"a tag is {TAG_TEXT} (got {tag!r})")
+
+
 def check_tags(tags: Iterable[Any]) -> list[str]:
     """Every tag checked before any is written; case kept, each once, in the order given."""
     tags = list(tags)
     problems = []
     if not tags:
         problems.append(Problem("tags", "required", "give at least one tag"))
-    for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not TAG_RULE.match(tag):
-            problems.append(Problem(f"tags[{i}]", "tag", f"a tag is {TAG_TEXT} (got {tag!r})"))
+    problems += [p for i, tag in enumerate(tags) if (p := tag_problem(f"tags[{i}]", tag))]
     if problems:
         raise RequestError(problems)
     return list(dict.fromkeys(tags))
@@ -48,7 +54,7 @@ def check_note(text: Any) -> str | None:
     """Text replaces the note; "" or None clears it."""
     if text is None or text == "":
         return None
-    bad = "must be text" if not isinstance(text, str) else unicode_problem(text)
+    bad = "must be text" if not isinstance(text, str) else text_problem(text)
     if bad:
         raise RequestError([Problem("note", "text", f"{bad} (got {text!r})" if bad == "must be text" else bad)])
     return str(text)

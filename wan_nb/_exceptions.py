@@ -216,12 +216,20 @@ class BudgetError(WanError):
     """A sweep would cost more than its budget or what is left of the session's.
 
     ``confirmable``: True when ``confirm=True`` would let it start (a per-sweep budget),
-    False for the session's hard cap, which nothing overrides.
+    False for the session's hard cap, which nothing overrides. ``hint``: the message's last
+    sentence, what to do, in code (``wan.set_budget(usd)``): a widget that has other ways
+    to say it (a button, an app whose budget its host sets) shows ``with_hint(its own)``.
     """
 
     def __init__(self, message: str, *, cost_usd: float | None = None, limit_usd: float | None = None,
-                 confirmable: bool = False) -> None:
-        super().__init__(message)
+                 confirmable: bool = False, hint: str = "") -> None:
+        super().__init__(f"{message} {hint}".rstrip())
+        self.reason = message
+        self.hint = hint
         self.cost_usd = cost_usd
         self.limit_usd = limit_usd
         self.confirmable = confirmable
+
+    def with_hint(self, hint: str | None) -> str:
+        """The message with ``hint`` as its what-to-do sentence (None: its own)."""
+        return str(self) if hint is None else f"{self.reason} {hint}".rstrip()

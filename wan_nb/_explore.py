@@ -26,8 +26,8 @@ import pandas as pd
 
 from . import _log_schema as schema
 from ._compare import ImageCompare
-from ._curation import MAX_STARS, TAG_TEXT, check_stars, check_tags
-from ._exceptions import RequestError, WanError
+from ._curation import MAX_STARS, TAG_TEXT, check_stars, tag_problem
+from ._exceptions import Problem, RequestError, WanError
 from ._grid import Grid, cell_key, hashable
 from ._html_parts import FONT, esc, format_value, short
 from ._report import (
@@ -82,6 +82,29 @@ def _how_many(n: int) -> str:
     return f"{AXIS_COUNT_CAP:,}+" if n > AXIS_COUNT_CAP else f"{n:,}"
 
 
+def _check_choices(choices: dict[str, Any]) -> None:
+    """The choosing options as the controls take them (in place), each by its rule: one
+    ``RequestError`` naming every bad option, before any control changes."""
+    problems: list[Problem] = []
+    if "min_stars" in choices:  # 1-5 (0 or None: any), by the rating's own rule
+        try:
+            choices["min_stars"] = check_stars(choices["min_stars"]) or 0
+        except RequestError as exc:
+            problems += [Problem("min_stars", p.rule, p.message) for p in exc.problems]
+    if "tag" in choices:  # a tag, or None / "" for any
+        tag = choices["tag"]
+        tag = "" if tag is None else tag.strip() if isinstance(tag, str) else tag
+        problem = tag_problem("tag", tag) if tag != "" else None
+        if problem is not None:
+            problems.append(problem)
+        choices["tag"] = tag
+    stack = choices.get("stack_seeds", False)
+    if not isinstance(stack, bool):
+        problems.append(Problem("stack_seeds", "type", f"must be True or False (got {stack!r})"))
+    if problems:
+        raise RequestError(problems)
+
+
 def _selection(since: _dt.date | None, until: _dt.date | None, text: str, min_stars: int = 0) -> str | None:
     """A ``where`` string for the date range, "prompt contains" (case-insensitive, plain
     text) and "stars ≥": one the log runs as indexed SQL."""
@@ -133,6 +156,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def __init__(self, log: Log, rows: str = "prompt", cols: str = "seed", *, page_rows: int = 6,
                  page_cols: int = 6, max_images: int = MAX_IMAGES, stack_seeds: bool = False,
                  **filters: Any) -> None:
+        _check_choices({**filters, "stack_seeds": stack_seeds})  # before anything is built
         self.run_log = log
         self.page_rows, self.page_cols, self.max_images = page_rows, page_cols, max_images
         self._row_page = self._col_page = 0
@@ -149,6 +173,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._stack_of: dict[str, Any] = {}  # run id -> its stack key (stacking on)
         self._seed_of: dict[str, Any] = {}
         self._known_tags: set[str] = set()
+        self._tag_warned = False  # ``message`` says why the tag filter's text is no tag
         self._star_controls: dict[str, list[StarRating]] = {}  # run id -> the controls showing it
         self._detail_stars: StarRating | None = None
         self._picks: dict[str, list[widgets.ToggleButton]] = {}
@@ -206,6 +231,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     # -- data ---------------------------------------------------------------------------
     def refresh(self, **choices: Any) -> None:
         """Read the log again (new runs appear), keep the choices, draw the grid."""
+        _check_choices(choices)  # a refused choice changes no control
         log = self.run_log
         axes = _axis_options(log)
         rows, cols = choices.pop("rows", self.rows.value), choices.pop("cols", self.cols.value)
@@ -228,11 +254,11 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 if name in choices:
                     getattr(self, name).value = choices.pop(name)
             if "min_stars" in choices:  # 1-5 (0 or None: any), by the rating's own rule
-                self.min_stars.value = check_stars(choices.pop("min_stars")) or 0
+                self.min_stars.value = choices.pop("min_stars")
             if "tag" in choices:
-                self.tag.value = str(choices.pop("tag") or "")
+                self.tag.value = choices.pop("tag")
             if "stack_seeds" in choices:
-                self.stack.value = bool(choices.pop("stack_seeds"))
+                self.stack.value = choices.pop("stack_seeds")
         finally:
             self._drawing = False
         if choices:
@@ -275,11 +301,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         self._row_page = self._col_page = 0  # a new question starts on its first page
         self._fanned.clear()
-        if widget is self.tag and self.tag.value.strip():
-            try:
-                check_tags([self.tag.value.strip()])
-            except RequestError as exc:
-                self._say(f"⚠ {exc.problems[0].message}")
+        if widget is self.tag:  # no tag: said (the grid shows no runs); a tag again, or none: no longer said
+            typed = self.tag.value.strip()
+            problem = tag_problem("tag", typed) if typed else None
+            if problem is not None:
+                self._say(f"⚠ {problem.message}")
+                self._tag_warned = True
+            elif self._tag_warned:
+                self._say("")
         self.draw()
 
     def _page(self, direction: str) -> None:
@@ -672,6 +701,7 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._detail_stars = None
 
     def _say(self, text: str, color: str = "#b3261e") -> None:
+        self._tag_warned = False
         self.message.value = f"<span style='{FONT};color:{color}'>{esc(text)}</span>" if text else ""
 
     # -- one run ------------------------------------------------------------------------------

@@ -67,9 +67,11 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     call with a seed axis), ``f.set(**fields)``, ``f.wait()``, ``f.cancel()``.
     """
 
-    # what the cost line says when the session has no budget (the studio, for people who
-    # do not write code, says it without the code)
+    # what the cost line says when the session has no budget, and what to do when a run would
+    # go past it (None: the BudgetError's own words, in code); the studio, for people who do
+    # not write code, says both without the code
     no_budget_hint = " (no session budget: wan.set_budget(usd))"
+    over_budget_hint: str | None = None
 
     def __init__(self, mode: str = _spec.GENERATE, **defaults: Any) -> None:
         self._request: Request | None = None
@@ -350,7 +352,8 @@ class Form(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             rest = self.fields.show_problems(exc.problems)
             self._say(problem_html(rest))
         else:
-            detail = str(exc) if isinstance(exc, WanError) else f"{kind}: {exc}"
+            detail = (exc.with_hint(self.over_budget_hint) if isinstance(exc, BudgetError)
+                      else str(exc) if isinstance(exc, WanError) else f"{kind}: {exc}")
             self._say(f"<div style='{FONT};color:#b3261e'>✕ {esc(detail)}</div>")
 
     def _refresh_buttons(self) -> None:

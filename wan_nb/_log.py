@@ -207,7 +207,7 @@ class Log:
         self._writer.rate(run_id_of(run), value, _config.user())
 
     def tag(self, run: Any, *tags: str) -> list[str]:
-        """Add tags to a run (each 1-40 letters, digits, ``-_.:``; case kept); returns its tags.
+        """Add tags to a run (each 1-40 letters of any script, digits, ``-_.:``; case kept); returns its tags.
         One bad tag refuses the call, adding none."""
         return self._writer.retag(run_id_of(run), check_tags(tags), [])
 

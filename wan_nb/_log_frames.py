@@ -189,8 +189,11 @@ def apply_filters(df: pd.DataFrame, where: Where = None, **filters: Any) -> pd.D
     if where is None:
         pass
     elif isinstance(where, str):
+        expr = query.pandas_where(where)  # .str tests and list columns mean what they mean in SQL
+        # rewritten (so without @variables of its own): @_wan_holds is the tags= filter's "contains"
+        holds = {query.HOLDS: lambda s, value: _filter_mask(s, str(s.name), [value])} if expr != where else None
         try:
-            df = df.query(where)
+            df = df.query(expr, local_dict=holds)
         except Exception as exc:
             raise ValueError(
                 f"where={where!r} could not be evaluated ({type(exc).__name__}: {exc}); "

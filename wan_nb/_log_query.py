@@ -8,11 +8,15 @@ What translates: ``column=value`` / ``column=[values]`` on the log's columns (li
 such as ``tags`` mean "contains"; a sweep-cell key such as ``style`` reads the
 ``cell`` JSON), and ``where`` strings made of comparisons of columns with literals
 (``== != < <= > >=``, ``in``, ``not in``) joined by ``and`` / ``or`` / ``not`` (or
-``& | ~``). Missing values compare as pandas compares them on each column's dtype
-(``!=`` is true for a missing text, unknown for a missing number). Anything else (a
-callable, ``@variables``, methods, derived columns like ``n_images``) returns None
-here, and the log evaluates it with pandas on the rows the filters selected, so the
-answer is the same either way, only slower.
+``& | ~``), ``'keeper' in tags`` (a list column holds the value) and
+``note.str.contains('best')`` (plain text; a pattern with no regex metacharacter is
+plain text whatever ``regex`` says). Missing values compare as pandas compares them on
+each column's dtype (``!=`` is true for a missing text, unknown for a missing number);
+a missing text contains nothing. Anything else (a callable, ``@variables``, methods,
+derived columns like ``n_images``) raises Untranslatable here, and the log evaluates it
+with pandas on the rows the filters selected (``pandas_where``: the same meaning for
+``.str`` tests and list columns), so the answer is the same either way, only slower.
+A whole list column compared (``tags == ['a']``) is a ValueError on either path.
 
 One translator, two dialects: what SQLite and PostgreSQL say differently (sweep-cell
 JSON, list columns, plain text search) is asked of the engine's ``_log_dialect.Dialect``;
@@ -25,6 +29,7 @@ import ast
 import datetime as _dt
 import re
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +47,9 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]*$")  # a cell key that can be name
 EVERY = "TRUE"  # the clause of every row
 NOTHING = "FALSE"
 _OPS = {ast.Eq: "=", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_REGEX = re.compile(r"[.^$*+?{}\[\]\\|()]")  # a pattern without these matches itself, as plain text
+_STR_TESTS = ("contains", "startswith", "endswith")  # .str tests: a missing text matches none of them
+HOLDS = "_wan_holds"  # the function pandas_where's ``'x' in tags`` calls: the caller provides it
 
 
 class Untranslatable(Exception):
@@ -183,7 +191,10 @@ def _bool(node: ast.AST, d: Dialect) -> Clause:
 
 def _contains(node: ast.Call, d: Dialect) -> Clause:
     """``prompt.str.contains('fox', case=False, regex=False)``: plain text search, as pandas
-    does it (the dialect's: a function registered on SQLite connections, ``strpos`` in PostgreSQL)."""
+    does it (the dialect's: a function registered on SQLite connections, ``strpos`` in PostgreSQL).
+    A pattern with no regex metacharacter is that text, so ``regex=True`` (pandas' default) is
+    plain text too (with ``case=False``, for a pattern in ASCII: Unicode case folding differs
+    between the two); a missing text contains nothing (``na=False``: what pandas_where asks of pandas)."""
     func = node.func
     if not (isinstance(func, ast.Attribute) and func.attr == "contains" and isinstance(func.value, ast.Attribute)
             and func.value.attr == "str" and _column(func.value.value) is not None and len(node.args) == 1):
@@ -192,11 +203,14 @@ def _contains(node: ast.Call, d: Dialect) -> Clause:
     assert col is not None
     options = {k.arg: _literal(k.value) for k in node.keywords}
     needle = _literal(node.args[0])
-    if col.kind not in ("text", "category") or not isinstance(needle, str) or options.get("regex", True) is not False \
-            or set(options) - {"case", "regex"}:
-        raise Untranslatable("only plain-text contains (regex=False) on a text column")
-    sql, more = d.text_contains(col.name, bool(options.get("case", True)))
-    return Clause(sql, [needle, *more])
+    case = options.get("case", True)
+    plain = isinstance(needle, str) and (options.get("regex", True) is False or (
+        not _REGEX.search(needle) and (case is True or needle.isascii())))
+    if col.kind not in ("text", "category") or not plain or set(options) - {"case", "regex", "na"} \
+            or options.get("na", False) is not False:
+        raise Untranslatable("only plain-text contains on a text column")
+    sql, more = d.text_contains(col.name, bool(case))
+    return Clause(f"COALESCE({sql}, FALSE)", [needle, *more])
 
 
 def _literal(node: ast.AST) -> Any:
@@ -210,7 +224,32 @@ def _column(node: ast.AST) -> schema.Column | None:
     return _SCALAR.get(node.id) if isinstance(node, ast.Name) else None
 
 
+def _list_column(node: ast.AST) -> str | None:
+    """The list column (tags, images_in, warnings) ``node`` names, or None."""
+    return node.id if isinstance(node, ast.Name) and node.id in schema.CONTAINS_FILTER else None
+
+
+def _holds(left: ast.AST, op: ast.cmpop, right: ast.AST) -> tuple[str, bool] | None:
+    """``'keeper' in tags`` / ``not in``: (the list column, negated); None when no list column is
+    compared; a ValueError for any other comparison of one (it would select nothing, or fail, in pandas)."""
+    name = _list_column(right)
+    if name is not None and isinstance(op, (ast.In, ast.NotIn)) and _list_column(left) is None:
+        with suppress(Untranslatable):
+            if isinstance(_literal(left), (str, int, float)):
+                return name, isinstance(op, ast.NotIn)
+    name = name or _list_column(left)
+    if name is None:
+        return None
+    raise ValueError(f"where: {name} is a list; ask whether it holds a value with 'x' in {name} "
+                     f"(or 'x' not in {name}; {name}.str.len() > 0: any at all); a whole list is not compared "
+                     "with == != < > or in")
+
+
 def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST, d: Dialect) -> Clause:
+    holds = _holds(left, op, right)
+    if holds is not None:  # 'keeper' in tags: the list holds it (the meaning of the tags= filter)
+        inner = filter_clause(holds[0], [_literal(left)], d)
+        return Clause(f"(NOT {inner.sql})", inner.params) if holds[1] else inner
     lcol, rcol = _column(left), _column(right)
     if lcol is None and rcol is not None and type(op) in _OPS:  # 5 < seed: seed > 5
         flipped = {ast.Lt: ast.Gt(), ast.LtE: ast.GtE(), ast.Gt: ast.Lt(), ast.GtE: ast.LtE()}
@@ -250,3 +289,49 @@ def _compare(left: ast.AST, op: ast.cmpop, right: ast.AST, d: Dialect) -> Clause
     if lcol.kind in _DEFINITE:  # definite on a missing value, written so that the index still serves it
         sql = f"{sql} OR {q(name)} IS NULL" if isinstance(op, ast.NotEq) else f"{sql} AND {q(name)} IS NOT NULL"
     return Clause(f"({sql})", [param])
+
+
+class _PandasMeaning(ast.NodeTransformer):
+    """The rewrite ``pandas_where`` makes: ``na=False`` on ``.str`` tests, ``@HOLDS`` for list columns."""
+
+    changed = False
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in _STR_TESTS and isinstance(func.value, ast.Attribute)
+                and func.value.attr == "str" and not any(k.arg == "na" for k in node.keywords)):
+            node.keywords.append(ast.keyword(arg="na", value=ast.Constant(False)))
+            self.changed = True
+        return node
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        operands = [node.left, *node.comparators]
+        found = [_holds(a, op, b) for a, op, b in zip(operands, node.ops, operands[1:], strict=False)]
+        if not any(found):
+            return node
+        if len(node.ops) > 1:
+            raise ValueError("where: ask whether a list holds a value on its own ('x' in tags), not in a chain")
+        hit = found[0]
+        assert hit is not None  # one comparison, and it is a list test
+        name, negated = hit
+        self.changed = True
+        call = ast.Call(func=ast.Name(id=f"@{HOLDS}"), args=[ast.Name(id=name), node.left], keywords=[])
+        return ast.UnaryOp(op=ast.Invert(), operand=call) if negated else call
+
+
+def pandas_where(where: str) -> str:
+    """``where`` for pandas with the meaning its SQL translation has: a ``.str`` test
+    (contains, startswith, endswith) counts a missing text as no match (``na=False``, as
+    SQL does; pandas fails on the missing values otherwise), and ``'x' in tags`` calls
+    ``@_wan_holds(tags, 'x')`` (the caller gives pandas ``HOLDS``: the ``tags=`` filter's
+    meaning). A whole list compared is a ValueError. A string Python cannot read
+    (``@variables``, backticks) is returned as it is."""
+    try:
+        tree = ast.parse(where.strip(), mode="eval")
+    except SyntaxError:
+        return where
+    meaning = _PandasMeaning()
+    tree = meaning.visit(tree)
+    return ast.unparse(tree) if meaning.changed else where

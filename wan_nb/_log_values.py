@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _log_schema as schema
-from ._text import canonical_json, did_you_mean, unicode_problem
+from ._text import canonical_json, did_you_mean, text_problem
 from ._values import is_missing
 
 
@@ -50,7 +50,7 @@ def _text(col: schema.Column, value: Any) -> Any:
         return canonical_json(value)
     if not isinstance(value, str):
         raise ValueError(f"{col.name}: expected text, {_got(value)}")
-    bad = unicode_problem(value)
+    bad = text_problem(value)
     if bad:
         raise ValueError(f"{col.name}: {bad}")
     if col.choices and value not in col.choices:

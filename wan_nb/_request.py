@@ -27,7 +27,7 @@ from . import _spec
 from ._exceptions import Problem, RequestError
 from ._images import ImageInputError, ImageRef, image_problems, is_url, to_image_ref
 from ._money import usd
-from ._text import canonical_json, did_you_mean, unicode_problem
+from ._text import canonical_json, did_you_mean, text_problem
 
 FIELDS = (
     "model",
@@ -239,9 +239,9 @@ class _Checker:
         return int(value)
 
     def sendable(self, name: str, value: str) -> bool:
-        """Text that can go on the wire: a lone surrogate ('\\ud800', e.g. from a broken
-        emoji) is not Unicode text and cannot be encoded as UTF-8."""
-        bad = unicode_problem(value)
+        """Text that can go on the wire and into the log (``text_problem``): no lone surrogate
+        ('\\ud800', e.g. from a broken emoji), no NUL character."""
+        bad = text_problem(value)
         if bad:
             self.add(name, "unicode", bad)
             return False

@@ -51,7 +51,7 @@ class Result:
         self._in_log().rate(self, stars)
 
     def tag(self, *tags: str) -> list[str]:
-        """Add tags (1-40 letters, digits, ``-_.:``; case kept); returns the run's tags."""
+        """Add tags (1-40 letters of any script, digits, ``-_.:``; case kept); returns the run's tags."""
         return self._in_log().tag(self, *tags)
 
     def untag(self, *tags: str) -> list[str]:

@@ -64,7 +64,7 @@ from ._portal import get_portal
 from ._request import Request
 from ._result import Result
 from ._store import Store
-from ._text import unicode_problem
+from ._text import text_problem
 from ._width import WidthEstimate
 from ._wire import Task
 
@@ -283,7 +283,7 @@ class Session:
         """
         check_seconds("timeout", timeout)
         check_seconds("prefer_wait", prefer_wait)
-        _check_labels(tags, note)
+        check_labels(tags, note)
         base = {"sweep_id": sweep_id, "cell": cell, "cell_index": cell_index, "tags": tags or [], "note": note,
                 "user": _config.user()}
         for _ in range(3):  # a claim lost to another process is looked at again
@@ -610,17 +610,17 @@ def _noter(on_update: RunUpdate | None, run_id: str, task: Task | None, state: s
     return note
 
 
-def _check_labels(tags: Any, note: Any) -> None:
+def check_labels(tags: Any, note: Any) -> None:
     """``tags`` (a list of text) and ``note`` (text) as the log stores them; RequestError otherwise."""
     problems = []
     if tags is not None and (isinstance(tags, str) or not isinstance(tags, (list, tuple))):
         problems.append(Problem("tags", "type", f"must be a list of text labels (got {tags!r})"))
     for i, tag in enumerate(tags if isinstance(tags, (list, tuple)) else []):
-        bad = "must be text" if not isinstance(tag, str) else unicode_problem(tag)
+        bad = "must be text" if not isinstance(tag, str) else text_problem(tag)
         if bad:
             problems.append(Problem(f"tags[{i}]", "text", f"{bad} (got {tag!r})"))
     if note is not None:
-        bad = "must be text" if not isinstance(note, str) else unicode_problem(note)
+        bad = "must be text" if not isinstance(note, str) else text_problem(note)
         if bad:
             problems.append(Problem("note", "text", bad))
     if problems:

@@ -42,7 +42,7 @@ from IPython import get_ipython
 
 from . import _config, _spec
 from . import _states as S
-from ._exceptions import WanError
+from ._exceptions import BudgetError, WanError
 from ._explore import LogExplorer
 from ._form import Form
 from ._html_parts import FONT, esc
@@ -56,6 +56,8 @@ TABS = ("Generate", "Sweep", "Explore")
 GENERATE, SWEEP, EXPLORE = range(len(TABS))
 TICK_SECONDS = 1.0  # the header is looked at this often (sent only when it changed)
 ENV_BUDGET_SINCE = "WAN_NB_BUDGET_SINCE"  # set by wan-nb studio: the budget counts what was spent since then
+# what the app says when a run or a sweep would go past its budget: the host's to raise, no code
+OVER_BUDGET = "This budget is the studio's: whoever runs the studio can raise it."
 NO_BUDGET = (
     "This studio would spend real money (an API key is set) and has no budget. Whoever serves it sets "
     "one: wan-nb studio --budget USD, or WAN_NB_BUDGET_USD in the server's environment."
@@ -77,19 +79,28 @@ def one_line(exc: BaseException) -> str:
     problems = getattr(exc, "problems", None)
     if problems:
         return "; ".join(str(p) for p in problems)
-    text = " ".join(str(exc).split())
+    text = " ".join((exc.with_hint(OVER_BUDGET) if isinstance(exc, BudgetError) else str(exc)).split())
     return text if isinstance(exc, WanError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 class _StudioForm(Form):
-    """The Generate tab's form, without code: its cost line says "no budget" without the code
-    that sets one, and a result shows without the call that made it (the result itself says
-    its mode, prompt and seed)."""
+    """The Generate tab's form, without code: its cost line says "no budget" and a run past the
+    budget says whose it is, without the code that sets one, and a result shows without the
+    call that made it (the result itself says its mode, prompt and seed)."""
 
     no_budget_hint = " (no budget set)"
+    over_budget_hint = OVER_BUDGET
 
     def _result_html(self, result: Result) -> str:
         return result._repr_html_()
+
+
+class _StudioSweepForm(SweepForm):
+    """The Sweep tab's form: a sweep past the budget says whose it is, and one past the per-sweep
+    budget which button runs it anyway, without code."""
+
+    over_budget_hint = OVER_BUDGET
+    confirm_hint = 'Click "Start anyway" to run it, or make the sweep smaller.'
 
 
 class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -153,7 +164,7 @@ class Studio(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.show_message(NO_BUDGET, error=True, dismissable=False)
             return
         self.form = _StudioForm()
-        self.sweep_form = SweepForm()
+        self.sweep_form = _StudioSweepForm()
         for button in (self.form.code_button, self.form.sweep_button, self.sweep_form.code_button):
             button.layout.display = "none"  # the studio is for people who do not read code
         self.form.status.observe(lambda _: self.refresh_header(), "value")  # a run's end shows in the header

@@ -40,7 +40,7 @@ from ._options import check_seconds, check_usd, is_whole
 from ._portal import get_portal
 from ._request import Request
 from ._result import Result
-from ._session import Session, emit_warnings, session
+from ._session import Session, check_labels, emit_warnings, session
 from ._sweep_plan import Plan, plan_sweep
 from ._wire import Task
 
@@ -553,6 +553,7 @@ def sweep(
                                     f"server's width (got {concurrency!r})")])
     budget_usd = check_usd("budget_usd", budget_usd)
     check_seconds("timeout", timeout)
+    check_labels(tags, None)  # before the plan: a bad tag refuses the sweep, not each of its cells
     sess = session()
     plan = plan_sweep(prompts, dict(axes), salt=_fresh_salt() if fresh else "")
     for cell in plan.cells[:1]:
@@ -570,8 +571,8 @@ def sweep(
                      else (sess.sweep_budget_usd, "the session's per-sweep budget"))
     if limit is not None and usd > limit and not confirm:
         raise BudgetError(
-            f"{line}: above {source} ({budget(limit)}); nothing was sent. "
-            "Pass confirm=True to run it anyway, or make the sweep smaller.",
+            f"{line}: above {source} ({budget(limit)}); nothing was sent.",
+            hint="Pass confirm=True to run it anyway, or make the sweep smaller.",
             cost_usd=usd,
             limit_usd=limit,
             confirmable=True,

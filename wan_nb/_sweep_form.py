@@ -42,6 +42,11 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
     ``s.cancel()``, ``s.code``.
     """
 
+    # what to do when a sweep would go past the session's budget, or past the per-sweep one
+    # (None: the BudgetError's own words, in code; the studio says them without code)
+    over_budget_hint: str | None = None
+    confirm_hint: str | None = None
+
     def __init__(self, template: str = "", mode: str = _spec.GENERATE, **defaults: Any) -> None:
         self._plan: Plan | None = None
         self._error: RequestError | None = None
@@ -249,10 +254,11 @@ class SweepForm(LiveFallback, widgets.VBox):  # type: ignore[misc]  # ipywidgets
         try:
             self.start()
         except BudgetError as exc:
-            if getattr(exc, "confirmable", False):
+            if exc.confirmable:
                 self._confirm = True
                 self.start_button.description = f"Start anyway ({budget(exc.cost_usd)})"
-            self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>"
+            text = exc.with_hint(self.confirm_hint if exc.confirmable else self.over_budget_hint)
+            self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(text)}</div>"
         except (RequestError, RuntimeError, WanError) as exc:
             self.message.value = f"<div style='{FONT};color:#b3261e'>✕ {esc(exc)}</div>"
 

@@ -1,4 +1,4 @@
-"""Small text rules with one home: "did you mean" hints, canonical JSON, sendable text."""
+"""Small text rules with one home: "did you mean" hints, canonical JSON, sendable, storable text."""
 
 from __future__ import annotations
 
@@ -19,13 +19,21 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def unicode_problem(text: str) -> str | None:
-    """Why ``text`` cannot be sent as UTF-8 (a lone surrogate), or None."""
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent and kept, or None: a lone surrogate is not Unicode text (it
+    cannot be encoded as UTF-8), and a NUL character cannot be stored in the log (PostgreSQL
+    text cannot hold it; the same rule on SQLite, so a log moves between engines whole)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         return (
             f"contains a lone surrogate {text[exc.start]!r} at position {exc.start}: not valid Unicode "
             "text, it cannot be sent (remove it or re-type the character)"
+        )
+    nul = text.find("\x00")
+    if nul >= 0:
+        return (
+            f"contains a NUL character '\\x00' at position {nul}: the log cannot store it "
+            "(PostgreSQL text cannot hold one); remove it"
         )
     return None
