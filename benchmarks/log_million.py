@@ -29,6 +29,7 @@ from wan_nb._store import Store
 from wan_nb._sweep_plan import plan_sweep
 
 from ._sims import ledger, simulator
+from ._timing import best
 from .log_scale import STYLES, _images, _row
 
 BUILDER = 2  # bump when the fixture changes (its rows, its indexes): the cache is rebuilt
@@ -40,14 +41,6 @@ RESUME_STYLES = [*STYLES, "gouache", "etching"]
 def _cache_root() -> Path:
     return Path(os.environ.get("WAN_NB_BENCH_CACHE") or Path.home() / ".cache" / "wan_nb-bench")
 
-
-def _best(fn: Any, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _resume_rows(log: Log, store: Store, t0: float) -> int:
@@ -123,44 +116,44 @@ def _measure_one(n: int) -> list[tuple[str, float, str, bool]]:
     conn = sqlite3.connect(home / "log.sqlite")
     total = log.count()
 
-    raw = _best(lambda: pd.read_sql("SELECT * FROM runs", conn), 2)
-    ours = _best(log.runs, 2)
+    raw = best(lambda: pd.read_sql("SELECT * FROM runs", conn), 2)
+    ours = best(log.runs, 2)
     out.append((f"{label}: pd.read_sql of every run (the reference)", raw, "", True))
     out.append((f"{label}: runs() of every run, seconds", ours, "", True))
     out.append((f"{label}: runs() / read_sql", ours / raw, "<= 2", ours / raw <= 2))
     join = "SELECT * FROM images JOIN runs ON runs.run_id = images.run_id"
-    raw_i = _best(lambda: pd.read_sql(join, conn), 2)
-    ours_i = _best(log.images, 2)
+    raw_i = best(lambda: pd.read_sql(join, conn), 2)
+    ours_i = best(log.images, 2)
     out.append((f"{label}: images() / read_sql of images joined to runs ({ours_i:.1f} s vs {raw_i:.1f} s)",
                 ours_i / raw_i, "<= 2", ours_i / raw_i <= 2))
 
     sweeps = [f"sw-{k:06d}" for k in range(3, 3 + 15)]
-    sel = _best(lambda: log.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
+    sel = best(lambda: log.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
     rows = len(log.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
     out.append((f"{label}: selective runs(where=...) [{rows} rows]", sel, "< 0.2 s", sel < 0.2))
-    c = _best(lambda: log.count(seed=3))
+    c = best(lambda: log.count(seed=3))
     out.append((f"{label}: count(seed=3)", c, "< 0.1 s", c < 0.1))
-    c2 = _best(lambda: log.count(where="status == 'failed'"))
+    c2 = best(lambda: log.count(where="status == 'failed'"))
     out.append((f"{label}: count(where=\"status == 'failed'\")", c2, "< 0.1 s", c2 < 0.1))
-    d = _best(lambda: log.distinct("seed"))
+    d = best(lambda: log.distinct("seed"))
     out.append((f"{label}: distinct('seed')", d, "< 0.2 s", d < 0.2))
     take = f"take {(n // 64) // 3}"  # one sweep's charcoal runs: finding that sweep again
-    s = _best(lambda: log.search(f"charcoal {take}", limit=20))
+    s = best(lambda: log.search(f"charcoal {take}", limit=20))
     out.append((f"{label}: search('charcoal {take}', limit=20)", s, "< 0.1 s", s < 0.1))
-    broad = _best(lambda: log.search("charcoal lighthouse", limit=20), 1)
+    broad = best(lambda: log.search("charcoal lighthouse", limit=20), 1)
     out.append((f"{label}: search('charcoal lighthouse', limit=20): {n // 8:,} matches ranked, informational",
                 broad, "", True))
     sweep_id = f"sw-{(n // 64) // 2:06d}"
-    g = _best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
+    g = best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
     out.append((f"{label}: grid() of one sweep", g, "< 0.2 s", g < 0.2))
 
     from wan_nb._explore import LogExplorer
 
     explorer = LogExplorer(log, rows="prompt", cols="seed", status="completed")
-    page = _best(explorer.draw)
+    page = best(explorer.draw)
     out.append((f"{label}: one explorer page (prompt x seed, completed runs)", page, "< 0.3 s", page < 0.3))
     explorer = LogExplorer(log, rows="style", cols="seed", page_rows=4, page_cols=4, status="completed")
-    wide = _best(explorer.draw, 1)
+    wide = best(explorer.draw, 1)
     out.append((f"{label}: one explorer page of style x seed over every sweep ({n // 4:,} runs), informational",
                 wide, "", True))
 

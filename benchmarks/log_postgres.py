@@ -17,13 +17,14 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from wan_nb._log import Log
 
+from ._timing import best
 from .log_scale import _row, build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,34 +54,26 @@ def _server() -> Iterator[str | None]:
         server.close()
 
 
-def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 def _queries(log: Log, label: str, n: int) -> list[Figure]:
     out: list[Figure] = []
     failed = log.runs(where="status == 'failed'")
     assert len(failed) == n // 100, len(failed)
-    q = _best(lambda: log.runs(where="status == 'failed'"))
+    q = best(lambda: log.runs(where="status == 'failed'"))
     out.append((f"{label}: runs(where=\"status == 'failed'\") [{len(failed)} rows]", q, "< 0.2 s", q < 0.2))
     sweep_id = f"sw-{(n // 64) // 2:06d}"
-    g = _best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
+    g = best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
     out.append((f"{label}: grid() of a 64-cell slice", g, "< 0.2 s", g < 0.2))
-    c = _best(lambda: log.count(status="completed", style="ink"))
+    c = best(lambda: log.count(status="completed", style="ink"))
     out.append((f"{label}: count(status=..., style=...) (a sweep-cell key)", c, "< 0.5 s", c < 0.5))
-    d = _best(lambda: log.distinct("sweep_id", newest_first=True))
+    d = best(lambda: log.distinct("sweep_id", newest_first=True))
     out.append((f"{label}: distinct('sweep_id', newest_first=True)", d, "< 0.5 s", d < 0.5))
-    page = _best(lambda: log.runs(status="completed", limit=36, offset=n // 2))
+    page = best(lambda: log.runs(status="completed", limit=36, offset=n // 2))
     out.append((f"{label}: one page of 36 runs at offset {n // 2:,} (OFFSET walks the rows before it)", page,
                 "< 0.5 s", page < 0.5))
-    s = _best(lambda: log.search("lighthouse take 42", limit=20))
+    s = best(lambda: log.search("lighthouse take 42", limit=20))
     out.append((f"{label}: search('lighthouse take 42') (the full-text index)", s, "< 0.3 s", s < 0.3))
-    whole = _best(log.runs, 1)
+    whole = best(log.runs, 1)
     out.append((f"{label}: runs() of every run (informational)", whole, "", True))
     appends = []
     for i in range(20):

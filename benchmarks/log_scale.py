@@ -23,6 +23,7 @@ from wan_nb._store import Store
 from wan_nb._sweep_plan import plan_sweep
 
 from ._sims import simulator
+from ._timing import best
 
 STYLES = ["watercolor", "ink", "oil", "pastel", "photo", "pixel", "charcoal", "neon"]
 SWEEP_PROMPT = "bench resume: a {style} harbour"
@@ -104,14 +105,6 @@ def _resume_rows(log: Log, store: Store, t0: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _best(fn: Any, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
 
 def measure(short: bool) -> list[tuple[str, float, str, bool]]:
     n = 2_000 if short else 100_000
@@ -124,12 +117,12 @@ def measure(short: bool) -> list[tuple[str, float, str, bool]]:
         label = f"log of {n:,} runs"
         found = log.runs(where="status == 'failed'")
         assert len(found) == n // 100, len(found)
-        q = _best(lambda: log.runs(where="status == 'failed'"))
+        q = best(lambda: log.runs(where="status == 'failed'"))
         out.append((f"{label}: runs(where=\"status == 'failed'\") [{len(found)} rows]", q, "< 0.2 s", q < 0.2))
         sweep_id = f"sw-{(n // 64) // 2:06d}"
         grid = log.grid("style", "seed", sweep_id=sweep_id)
         assert len(grid.cells) == 64, len(grid.cells)
-        g = _best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
+        g = best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
         out.append((f"{label}: grid() of a 64-cell slice", g, "< 0.2 s", g < 0.2))
 
         _resume_rows(log, Store(home), time.time() - 600)
