@@ -181,6 +181,18 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._tags_box = widgets.HBox()
         self._stars_layout = widgets.Layout(width="auto")
         self._stars_style = widgets.ToggleButtonsStyle(button_width="18px")  # 5 stars + pick fit a tile's width
+        # One Layout / style model shared by every tile's widgets of a kind (each widget would
+        # make its own): a page is half as many widgets to create and send. Nothing changes
+        # them afterwards, so sharing is safe.
+        self._look = {
+            "face": widgets.Layout(max_width=f"{THUMB_PX}px", max_height=f"{THUMB_PX}px"),
+            "open": widgets.Layout(width=f"{THUMB_PX}px"),
+            "pick": widgets.Layout(width="26px", height="22px"),
+            "row": widgets.Layout(width=f"{THUMB_PX}px", align_items="center", justify_content="space-between"),
+            "tile": widgets.Layout(margin="1px"),
+            "cell": widgets.Layout(flex_flow="row wrap", border="1px solid #ddd", padding="2px"),
+            "html": widgets.Layout(),
+        }
 
         self.rows = widgets.Dropdown(description="rows", layout=widgets.Layout(width="230px"))
         self.cols = widgets.Dropdown(description="columns", layout=widgets.Layout(width="230px"))
@@ -438,30 +450,33 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 tiles = [self._tile(its[0]) if kind == "item" else self._stack_tile(key, its)
                          for kind, key, its in shown]
                 if len(faces) > len(shown):
-                    tiles.append(
-                        widgets.HTML(f"<span style='{FONT};color:#777'>+{len(faces) - len(shown)} more</span>")
-                    )
+                    tiles.append(self._html(f"<span style='{FONT};color:#777'>+{len(faces) - len(shown)} more</span>"))
                 tiles += [self._fold_button(key, its) for kind, key, its in units if kind == "fold"]
                 if not faces:
-                    tiles = [widgets.HTML("<span style='color:#bbb'>—</span>")]
-                box = widgets.HBox(
-                    tiles, layout=widgets.Layout(flex_flow="row wrap", border="1px solid #ddd", padding="2px")
-                )
-                box.add_class("wan-explore-cell")
-                children.append(box)
+                    tiles = [self._html("<span style='color:#bbb'>—</span>")]
+                children.append(widgets.HBox(tiles, layout=self._look["cell"], _dom_classes=("wan-explore-cell",)))
         self.grid_box.layout = widgets.Layout(
             grid_template_columns=f"160px repeat({len(grid.col_values)}, minmax({THUMB_PX + 8}px, max-content))",
             grid_gap="2px",
         )
         self.grid_box.children = children
 
-    @staticmethod
-    def _label(text: str, head: bool = False) -> widgets.HTML:
-        style = "font-weight:600;background:#fafafa;padding:4px;overflow-wrap:anywhere" if head else ""
-        return widgets.HTML(f"<div style='{FONT};{style}' title='{esc(text)}'>{esc(short(text, LABEL_CHARS))}</div>")
+    def _made(self, cls: type[widgets.DOMWidget], look: str, **kw: Any) -> Any:
+        """A ``cls`` widget with the shared layout ``look`` and the style of the first one made
+        (ipywidgets does not export every style class to make one up front)."""
+        style = self._look.get(f"{look}:style")
+        made = cls(layout=self._look[look], **({"style": style} if style is not None else {}), **kw)
+        self._look.setdefault(f"{look}:style", made.style)
+        return made
 
-    @staticmethod
-    def _face(item: CellItem) -> widgets.Widget:
+    def _html(self, value: str) -> widgets.HTML:
+        return self._made(widgets.HTML, "html", value=value)
+
+    def _label(self, text: str, head: bool = False) -> widgets.HTML:
+        style = "font-weight:600;background:#fafafa;padding:4px;overflow-wrap:anywhere" if head else ""
+        return self._html(f"<div style='{FONT};{style}' title='{esc(text)}'>{esc(short(text, LABEL_CHARS))}</div>")
+
+    def _face(self, item: CellItem) -> widgets.Widget:
         """The thumbnail (its stored file, sent once), or why there is none."""
         data = None
         if item.thumb is not None:
@@ -470,11 +485,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             except OSError:
                 data = None
         if data is not None:
-            return widgets.Image(
-                value=data, format="jpeg", layout=widgets.Layout(max_width=f"{THUMB_PX}px", max_height=f"{THUMB_PX}px")
-            )
+            return widgets.Image(value=data, format="jpeg", layout=self._look["face"])
         why = item.error or item.status or "no image"
-        return widgets.HTML(
+        return self._html(
             f"<div style='{FONT};width:{THUMB_PX}px;color:#a00;overflow-wrap:anywhere' "
             f"title='{esc(why)}'>✕ {esc(short(why, 80))}</div>"
         )
@@ -483,21 +496,14 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """An image: its thumbnail, a button that shows its run, its stars and a pick switch."""
         face = self._face(item)
         label = item.caption or (item.run_id or "")[-8:]
-        button = widgets.Button(
-            description=short(label, 18) or "details",
-            tooltip=f"{item.run_id}: show this run",
-            layout=widgets.Layout(width=f"{THUMB_PX}px"),
-        )
-        button.add_class("wan-explore-open")
+        button = self._made(widgets.Button, "open", description=short(label, 18) or "details",
+                            tooltip=f"{item.run_id}: show this run", _dom_classes=("wan-explore-open",))
         button.on_click(lambda _, rid=item.run_id: self.select(rid) if rid else None)
         choose: list[widgets.Widget] = []
         if item.run_id:
             choose = [self._stars_control(item.run_id, item.stars), self._pick_switch(item.run_id)]
-        row = widgets.HBox(choose, layout=widgets.Layout(width=f"{THUMB_PX}px", align_items="center",
-                                                         justify_content="space-between"))
-        tile = widgets.VBox([face, button, row], layout=widgets.Layout(margin="1px"))
-        tile.add_class("wan-explore-tile")
-        return tile
+        row = widgets.HBox(choose, layout=self._look["row"])
+        return widgets.VBox([face, button, row], layout=self._look["tile"], _dom_classes=("wan-explore-tile",))
 
     def _stack_tile(self, key: Any, items: list[CellItem]) -> widgets.Widget:
         """Runs that differ only in seed as one tile: the best rated one's picture, "×N seeds"."""
@@ -566,10 +572,9 @@ class LogExplorer(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                         item.stars = stars
 
     def _pick_switch(self, run_id: str) -> widgets.ToggleButton:
-        switch = widgets.ToggleButton(value=run_id in self.picked, description="pick to compare",
-                                      tooltip="pick to compare: pick two runs and they are compared below",
-                                      layout=widgets.Layout(width="26px", height="22px"))
-        switch.add_class("wan-explore-pick")
+        switch: widgets.ToggleButton = self._made(
+            widgets.ToggleButton, "pick", value=run_id in self.picked, description="pick to compare",
+            tooltip="pick to compare: pick two runs and they are compared below", _dom_classes=("wan-explore-pick",))
         switch.observe(lambda change, rid=run_id: self._pick_changed(rid, change["new"]), "value")
         self._picks.setdefault(run_id, []).append(switch)
         return switch
