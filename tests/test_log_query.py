@@ -288,6 +288,23 @@ def test_a_sweep_on_a_big_log_never_scans_the_runs_table(tmp_path, monkeypatch):
     assert not scans, "full scans on a sweep's way:\n" + "\n".join(f"{s}\n  -> {p}" for s, p in scans.items())
 
 
+def test_the_writer_keeps_the_planners_statistics_so_a_page_takes_the_narrow_index(tmp_path):
+    """Most runs share one status: without statistics SQLite read a page of a big log through
+    the status index (nearly every row); the writer ANALYZEs each time the table doubles."""
+    log = Log(tmp_path / "log.sqlite")
+    rows = [{**r, "run_id": f"r{i}", "prompt": f"p{i % 500}", "status": "completed" if i % 50 else "failed"}
+            for i, r in enumerate(_rows(1) * 3000)]
+    for start in range(0, len(rows), 600):
+        log.add_runs(rows[start:start + 600])
+    conn = sqlite3.connect(tmp_path / "log.sqlite")
+    known = int(conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs'").fetchone()[0].split()[0])
+    assert known >= 1500, f"statistics of {known} rows for a table of 3000"
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT run_id FROM runs WHERE status = 'completed' "
+                        "AND prompt IN ('p1', 'p2')").fetchall()
+    assert "runs_prompt_status" in str(plan), plan
+    conn.close()
+
+
 def test_the_explorer_pages_with_indexed_queries_never_the_whole_log(tmp_path, monkeypatch):
     from wan_nb._explore import LogExplorer
 

@@ -604,6 +604,12 @@ def test_copy_to_postgresql_twice_adds_each_run_once_with_its_images_and_lineage
     assert src.made_from() == dst.made_from()
     assert dst.lineage("run-00099")["run_id"].tolist() == [f"run-{i:05d}" for i in range(100)]
     assert dst.spend().loc["all", "billed_quota"] == src.spend().loc["all", "billed_quota"]
+    import psycopg
+
+    with psycopg.connect(pg_url) as admin:  # analysed by the copy, not left to autovacuum's timing
+        analysed = admin.execute("SELECT relname FROM pg_stat_user_tables WHERE relname IN ('runs', 'images') "
+                                 "AND last_analyze IS NOT NULL").fetchall()
+    assert sorted(r[0] for r in analysed) == ["images", "runs"]
     print(f"copy_to 10,000 runs SQLite -> PostgreSQL: {first_s:.1f} s, again {second_s:.1f} s "
           f"({dst.count()} rows, {first.files_copied} files)")
     src.close()

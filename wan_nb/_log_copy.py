@@ -191,6 +191,8 @@ def copy_log(src: Engine, src_folder: RunFolder, dst: Engine, dst_folder: RunFol
         done += len(batch)
         if progress is not None:
             progress(done, len(listed))
+    if report.copied or report.updated:
+        dst.refresh_statistics()  # a bulk load's queries planned on the tables' new shape at once
     return report
 
 

@@ -54,6 +54,10 @@ class Engine(Protocol):
         """One transaction on this thread's connection; yields the connection."""
         ...
 
+    def refresh_statistics(self) -> None:
+        """Bring the query planner's statistics up to date (after a bulk load: ``copy_to``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -148,6 +152,10 @@ class SQLiteEngine:
             if isinstance(exc, sqlite3.Error) and not isinstance(exc, self.integrity_error):
                 raise self._translated(exc, write) from exc
             raise
+
+    def refresh_statistics(self) -> None:
+        with self.transaction(write=True) as conn:
+            conn.execute("ANALYZE runs")
 
     def _keep_statistics(self, conn: sqlite3.Connection) -> None:
         """ANALYZE the runs table each time it has doubled (from 1,000 rows), checked on the
