@@ -373,24 +373,33 @@ class LogFrames:
             return None
         return q(column) + (self.engine.dialect.byte_order if col.kind == "text" else "")
 
+    @staticmethod
+    def _walk(clause: Clause, target: str, order: str) -> tuple[str, list[Any]]:
+        """The column's non-missing values in order, one index seek each (a loose index scan):
+        a million runs with a hundred seeds give a hundred seeks, not a million index entries.
+        SQL of ``walk(v)`` and its parameters; the caller pages it with LIMIT/OFFSET."""
+        sql = (f"WITH RECURSIVE walk(v) AS ("
+               f"SELECT * FROM (SELECT {order} AS v FROM runs WHERE ({clause.sql}) AND {target} IS NOT NULL "
+               f"ORDER BY 1 LIMIT 1) AS first UNION ALL "
+               f"SELECT (SELECT {order} FROM runs WHERE ({clause.sql}) AND {order} > walk.v ORDER BY 1 LIMIT 1) "
+               f"FROM walk WHERE walk.v IS NOT NULL) ")
+        return sql, [*clause.params, *clause.params]
+
     def _distinct_page(self, column: str, clause: Clause, limit: int | None, offset: int, order: str) -> list[Any]:
         """One page of ``distinct`` read in SQL: the column's index serves it (the explorer's axes)."""
         col = schema.RUNS[column]
         target = q(column)
-        size = self.engine.dialect.no_limit if limit is None else int(limit)
+        # one value before the page is read too (offset - 1): whether the values reach the page at all
+        size = self.engine.dialect.no_limit if limit is None else int(limit) + (1 if offset else 0)
+        walk, params = self._walk(clause, target, order)
         with self.engine.transaction(write=False) as conn:
-            page = [r[0] for r in conn.execute(
-                f"SELECT DISTINCT {order} FROM runs WHERE ({clause.sql}) AND {target} IS NOT NULL "
-                "ORDER BY 1 LIMIT ? OFFSET ?", [*clause.params, size, int(offset)]).fetchall()]
+            page = [r[0] for r in conn.execute(f"{walk}SELECT v FROM walk WHERE v IS NOT NULL LIMIT ? OFFSET ?",
+                                               [*params, size, max(0, int(offset) - 1)]).fetchall()]
+            reached = not offset or bool(page)
+            if offset:
+                page = page[1:]
             # a missing value comes last: on this page if the values end on it
-            if limit is not None and len(page) == limit:
-                ends_here = False
-            elif page or not offset:
-                ends_here = True
-            else:  # an empty page past the start: do the values end exactly where it begins?
-                ends_here = conn.execute(f"SELECT DISTINCT {order} FROM runs WHERE ({clause.sql}) AND {target} "
-                                         "IS NOT NULL ORDER BY 1 LIMIT 1 OFFSET ?",
-                                         [*clause.params, int(offset) - 1]).fetchone() is not None
+            ends_here = reached and (limit is None or len(page) < limit)
             if ends_here and conn.execute(f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1",
                                           clause.params).fetchone():
                 page.append(None)
@@ -410,9 +419,18 @@ class LogFrames:
         except query.Untranslatable:
             raise ValueError(f"unknown column {column!r}") from None
         cap = "" if at_most is None else f" LIMIT {int(at_most) + 1}"
+        order = self._sorted_in_sql(column, clause, rest, pwhere, False)
         with self.engine.transaction(write=False) as conn:
-            n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT {target} FROM runs WHERE {clause.sql}{cap}) "
-                                 "AS found", clause.params).fetchone()[0])
+            if order is not None:  # counted along the index (see _walk), the missing value once
+                walk, params = self._walk(clause, target, order)
+                n = int(conn.execute(f"{walk}SELECT COUNT(*) FROM (SELECT v FROM walk WHERE v IS NOT NULL{cap}) "
+                                     "AS found", params).fetchone()[0])
+                n += conn.execute(f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1",
+                                  clause.params).fetchone() is not None
+                n = n if at_most is None else min(n, int(at_most) + 1)
+            else:
+                n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT {target} FROM runs WHERE {clause.sql}"
+                                     f"{cap}) AS found", clause.params).fetchone()[0])
         if col is None and not n:
             self._check_keys({column: None})
         return n

@@ -262,6 +262,9 @@ PG_DDL = [
     + ",\n  PRIMARY KEY (run_id, idx)\n)",
     *[sql.replace("ON runs (created_at)", "ON runs (created_at, seq)") for sql in _INDEXES],
     "CREATE INDEX IF NOT EXISTS runs_search ON runs USING GIN (search)",
+    # the explorer pages prompts in code-point order (COLLATE "C", as Python and SQLite sort),
+    # which an index in the database's own collation cannot serve
+    'CREATE INDEX IF NOT EXISTS runs_prompt_bytes ON runs ("prompt" COLLATE "C", status)',
 ]
 # Steps that bring a PostgreSQL log from version N-1 to N (none yet: they start at 3).
 PG_MIGRATIONS: dict[int, list[str]] = {}
