@@ -108,6 +108,64 @@ def _memory(home: Path) -> dict[str, Any]:
     return result
 
 
+def selective(subject: Log, label: str, n: int, **connect: Any) -> list[tuple[str, float, str, bool]]:
+    """The figures that must not grow with the log, on any engine (``connect``: what
+    ``wan.connect`` needs besides the simulator to use this log, ``home=`` and maybe ``log=``)."""
+    out: list[tuple[str, float, str, bool]] = []
+    sweeps = [f"sw-{k:06d}" for k in range(3, 3 + 15)]
+    sel = best(lambda: subject.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
+    rows = len(subject.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
+    out.append((f"{label}: selective runs(where=...) [{rows} rows]", sel, "< 0.2 s", sel < 0.2))
+    c = best(lambda: subject.count(seed=3))
+    out.append((f"{label}: count(seed=3)", c, "< 0.1 s", c < 0.1))
+    c2 = best(lambda: subject.count(where="status == 'failed'"))
+    out.append((f"{label}: count(where=\"status == 'failed'\")", c2, "< 0.1 s", c2 < 0.1))
+    d = best(lambda: subject.distinct("seed"))
+    out.append((f"{label}: distinct('seed')", d, "< 0.2 s", d < 0.2))
+    take = f"take {(n // 64) // 3}"  # one sweep's charcoal runs: finding that sweep again
+    s = best(lambda: subject.search(f"charcoal {take}", limit=20))
+    out.append((f"{label}: search('charcoal {take}', limit=20)", s, "< 0.1 s", s < 0.1))
+    broad = best(lambda: subject.search("charcoal lighthouse", limit=20), 1)
+    out.append((f"{label}: search('charcoal lighthouse', limit=20): {n // 8:,} matches ranked, informational",
+                broad, "", True))
+    sweep_id = f"sw-{(n // 64) // 2:06d}"
+    g = best(lambda: subject.grid("style", "seed", sweep_id=sweep_id))
+    out.append((f"{label}: grid() of one sweep", g, "< 0.2 s", g < 0.2))
+
+    from wan_nb._explore import LogExplorer
+
+    explorer = LogExplorer(subject, rows="prompt", cols="seed", status="completed")
+    page = best(explorer.draw)
+    out.append((f"{label}: one explorer page (prompt x seed, completed runs)", page, "< 0.3 s", page < 0.3))
+    explorer = LogExplorer(subject, rows="style", cols="seed", page_rows=4, page_cols=4, status="completed")
+    wide = best(explorer.draw, 1)
+    out.append((f"{label}: one explorer page of style x seed over every sweep ({n // 4:,} runs), informational",
+                wide, "", True))
+
+    with simulator(0.0, 16) as url:
+        sess = wan.connect(api_key="bench", base_url=url, quiet=True, **connect)
+        try:
+            t = time.perf_counter()
+            sw = wan.sweep("bench million start: a {style} pier", style=STYLES, seed=list(range(1, 9)),
+                           resolution="1K", quiet=True, start=False)
+            started = time.perf_counter() - t
+            t = time.perf_counter()
+            resumed = wan.sweep(RESUME_PROMPT, style=RESUME_STYLES, seed=RESUME_SEEDS, resolution="1K",
+                                quiet=True).wait()
+            resume = time.perf_counter() - t
+            sent = ledger(url)["submitted"]
+        finally:
+            sess.close()
+    assert len(sw.cells) == 64
+    assert resumed.counts()["completed"] == 1000 and sent == 0, (resumed.progress_line(), sent)
+    out.append((f"{label}: starting a 64-cell sweep (cost, cache and resume look-ups)", started, "< 0.5 s",
+                started < 0.5))
+    out.append((f"{label}: resuming a 1,000-cell sweep whose cells are all done (nothing sent)", resume,
+                "< 1 s", resume < 1))
+
+    return out
+
+
 def _measure_one(n: int) -> list[tuple[str, float, str, bool]]:
     home, built = fixture(n)
     label = f"log of {n:,} runs"
@@ -127,56 +185,7 @@ def _measure_one(n: int) -> list[tuple[str, float, str, bool]]:
     out.append((f"{label}: images() / read_sql of images joined to runs ({ours_i:.1f} s vs {raw_i:.1f} s)",
                 ours_i / raw_i, "<= 2", ours_i / raw_i <= 2))
 
-    sweeps = [f"sw-{k:06d}" for k in range(3, 3 + 15)]
-    sel = best(lambda: log.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
-    rows = len(log.runs(where=f"sweep_id in {sweeps!r} and seed >= 2"))
-    out.append((f"{label}: selective runs(where=...) [{rows} rows]", sel, "< 0.2 s", sel < 0.2))
-    c = best(lambda: log.count(seed=3))
-    out.append((f"{label}: count(seed=3)", c, "< 0.1 s", c < 0.1))
-    c2 = best(lambda: log.count(where="status == 'failed'"))
-    out.append((f"{label}: count(where=\"status == 'failed'\")", c2, "< 0.1 s", c2 < 0.1))
-    d = best(lambda: log.distinct("seed"))
-    out.append((f"{label}: distinct('seed')", d, "< 0.2 s", d < 0.2))
-    take = f"take {(n // 64) // 3}"  # one sweep's charcoal runs: finding that sweep again
-    s = best(lambda: log.search(f"charcoal {take}", limit=20))
-    out.append((f"{label}: search('charcoal {take}', limit=20)", s, "< 0.1 s", s < 0.1))
-    broad = best(lambda: log.search("charcoal lighthouse", limit=20), 1)
-    out.append((f"{label}: search('charcoal lighthouse', limit=20): {n // 8:,} matches ranked, informational",
-                broad, "", True))
-    sweep_id = f"sw-{(n // 64) // 2:06d}"
-    g = best(lambda: log.grid("style", "seed", sweep_id=sweep_id))
-    out.append((f"{label}: grid() of one sweep", g, "< 0.2 s", g < 0.2))
-
-    from wan_nb._explore import LogExplorer
-
-    explorer = LogExplorer(log, rows="prompt", cols="seed", status="completed")
-    page = best(explorer.draw)
-    out.append((f"{label}: one explorer page (prompt x seed, completed runs)", page, "< 0.3 s", page < 0.3))
-    explorer = LogExplorer(log, rows="style", cols="seed", page_rows=4, page_cols=4, status="completed")
-    wide = best(explorer.draw, 1)
-    out.append((f"{label}: one explorer page of style x seed over every sweep ({n // 4:,} runs), informational",
-                wide, "", True))
-
-    with simulator(0.0, 16) as url:
-        sess = wan.connect(api_key="bench", base_url=url, home=home, quiet=True)
-        try:
-            t = time.perf_counter()
-            sw = wan.sweep("bench million start: a {style} pier", style=STYLES, seed=list(range(1, 9)),
-                           resolution="1K", quiet=True, start=False)
-            started = time.perf_counter() - t
-            t = time.perf_counter()
-            resumed = wan.sweep(RESUME_PROMPT, style=RESUME_STYLES, seed=RESUME_SEEDS, resolution="1K",
-                                quiet=True).wait()
-            resume = time.perf_counter() - t
-            sent = ledger(url)["submitted"]
-        finally:
-            sess.close()
-    assert len(sw.cells) == 64
-    assert resumed.counts()["completed"] == 1000 and sent == 0, (resumed.progress_line(), sent)
-    out.append((f"{label}: starting a 64-cell sweep (cost, cache and resume look-ups)", started, "< 0.5 s",
-                started < 0.5))
-    out.append((f"{label}: resuming a 1,000-cell sweep whose cells are all done (nothing sent)", resume,
-                "< 1 s", resume < 1))
+    out += selective(log, label, n, home=home)
 
     per_run = sum(p.stat().st_size for p in home.glob("log.sqlite*")) / total / 1024
     out.append((f"{label}: log file per run, indexes included, KB", per_run, "<= 2", per_run <= 2))

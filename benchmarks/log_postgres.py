@@ -17,7 +17,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,13 @@ Figure = tuple[str, float, str, bool]
 
 
 @contextmanager
-def _server() -> Iterator[str | None]:
-    """A URL of an empty PostgreSQL log, or None when there is no PostgreSQL here."""
+def _server() -> Iterator[Callable[[], str | None] | None]:
+    """What gives URLs of empty PostgreSQL logs (None when it has no more), or None when
+    there is no PostgreSQL here."""
     given = os.environ.get("WAN_NB_BENCH_PG")
     if given:
-        yield given
+        urls = [given]
+        yield lambda: urls.pop() if urls else None  # one log: the million-run section says so
         return
     spec = importlib.util.spec_from_file_location("pg_server", REPO / "tests" / "pg_server.py")
     if spec is None or spec.loader is None:
@@ -49,7 +51,7 @@ def _server() -> Iterator[str | None]:
         return
     server = pg_server.PgServer().init()
     try:
-        yield server.new_schema()
+        yield server.new_schema
     finally:
         server.close()
 
@@ -89,8 +91,9 @@ def _queries(log: Log, label: str, n: int) -> list[Figure]:
 
 def measure(short: bool) -> list[Figure]:
     n = 2_000 if short else 100_000
-    with _server() as url:
-        if url is None:
+    with _server() as fresh:
+        url = fresh() if fresh is not None else None
+        if fresh is None or url is None:
             return [("log_postgres: no PostgreSQL here (set WAN_NB_BENCH_PG or install it): not measured",
                      0.0, "", True)]
         with tempfile.TemporaryDirectory() as tmp:
@@ -108,4 +111,28 @@ def measure(short: bool) -> list[Figure]:
                 out += _queries(log, f"{log.kind} log of {n:,} runs", n)
             team.close()
             sqlite.close()
+            if not short:
+                out += _million(fresh(), home)
+    return out
+
+
+def _million(url: str | None, home: Path) -> list[Figure]:
+    """Issue 20's targets on PostgreSQL: log_million's million-run log copied in (timed)."""
+    from .log_million import fixture, selective
+
+    if url is None:
+        return [("postgresql log of 1,000,000 runs: WAN_NB_BENCH_PG gives one database, used above: "
+                 "not measured", 0.0, "", True)]
+    n = 1_000_000
+    source = Log(fixture(n)[0] / "log.sqlite")
+    team = Log(url, home=home / "team-million")
+    t = time.perf_counter()
+    report = source.copy_to(team)
+    copied = time.perf_counter() - t
+    label = f"postgresql log of {n:,} runs"
+    out: list[Figure] = [(f"copy_to of {report.copied:,} runs, SQLite -> PostgreSQL (informational)", copied,
+                          "", True)]
+    out += selective(team, label, n, home=home / "team-million", log=url)
+    team.close()
+    source.close()
     return out
