@@ -130,6 +130,19 @@ def test_free_text_the_log_cannot_store_is_refused_before_anything_is_sent(sessi
     pd.testing.assert_frame_equal(wan.log().runs(), before)  # nothing written, on either engine
 
 
+def test_tags_given_to_a_run_when_it_is_made_follow_the_tag_rule(session):
+    """One rule for a tag, whether added later (r.tag) or given with the request."""
+    wan.generate("a lighthouse", seed=4, resolution="1K", tags=["héron", "take:2"])
+    before = wan.log().runs()
+    for call in (lambda: wan.generate("a lighthouse", seed=5, resolution="1K", tags=["ok", "hero shot"]),
+                 lambda: wan.sweep("a {x}", x=["fox", "owl"], resolution="1K", tags=["hero shot"], quiet=True)):
+        with pytest.raises(wan.RequestError) as caught:
+            call()
+        assert [(p.field, p.rule) for p in caught.value.problems] in ([("tags[1]", "tag")], [("tags[0]", "tag")])
+        assert "1-40 characters" in str(caught.value)
+    pd.testing.assert_frame_equal(wan.log().runs(), before)  # nothing written, nothing sent
+
+
 def test_a_run_that_does_not_exist_is_a_clear_error(session):
     with pytest.raises(wan.RequestError, match="no run with run_id 'run-nope'"):
         wan.log().rate("run-nope", 3)

@@ -43,6 +43,7 @@ from . import _states as S
 from ._budget import Budget
 from ._client import AsyncClient, Client, Uploader
 from ._colab import enable_in_colab
+from ._curation import tag_problem
 from ._exceptions import (
     ConfigError,
     DownloadError,
@@ -617,8 +618,9 @@ def check_labels(tags: Any, note: Any) -> None:
         problems.append(Problem("tags", "type", f"must be a list of text labels (got {tags!r})"))
     for i, tag in enumerate(tags if isinstance(tags, (list, tuple)) else []):
         bad = "must be text" if not isinstance(tag, str) else text_problem(tag)
-        if bad:
-            problems.append(Problem(f"tags[{i}]", "text", f"{bad} (got {tag!r})"))
+        problem = Problem(f"tags[{i}]", "text", f"{bad} (got {tag!r})") if bad else tag_problem(f"tags[{i}]", tag)
+        if problem is not None:  # the one tag rule: what r.tag() takes, generate(tags=) takes
+            problems.append(problem)
     if note is not None:
         bad = "must be text" if not isinstance(note, str) else text_problem(note)
         if bad:
