@@ -348,6 +348,15 @@ def test_an_axis_with_more_values_than_are_counted_still_pages_to_its_end(tmp_pa
     assert shown == seeds, "every seed, in order, page by page; the last page says so"
 
 
+def test_a_filter_value_holding_a_nul_matches_nothing_on_both_engines(log):
+    """The log never stores text with a NUL (it refuses it), so such a value matches no run:
+    an empty answer, as pandas gives, never the driver's refusal of the parameter."""
+    assert log.runs(prompt="p1\x00").empty and log.count(prompt="p1\x00") == 0
+    assert set(log.runs(prompt=["p1", "p1\x00"])["prompt"]) == {"p1"}
+    assert log.runs(tags="a\x00").empty and log.runs(style="ink\x00").empty
+    assert len(log.runs(prompt=["p1\x00", None])) == log.count(prompt=None)
+
+
 def test_values_with_sql_characters_are_parameters_on_both_engines(log):
     log.add_runs([{"run_id": "odd", "prompt": "50% off? it's 'quoted' -- \\ %s", "tags": ["a%b", "c?d"],
                    "cell": {"style": "it's?%"}, "created_at": 1_800_000_000}])

@@ -126,9 +126,12 @@ def cell_key(name: str) -> str:
 def filter_clause(name: str, want: Any, dialect: Dialect = SQLITE) -> Clause:
     """``name=want`` as SQL, with the meaning ``apply_filters`` gives it."""
     values = _values(want)
+    # text with a NUL character is never stored (the log refuses it): such a value matches
+    # nothing, on either engine (PostgreSQL would refuse the parameter itself)
+    wanted = [v for v in values if not (isinstance(v, str) and "\x00" in v)]
     if name in schema.CONTAINS_FILTER:  # a list column: rows whose list contains one of the values
-        scalars = [dialect.list_param(_sql_scalar(None, v)) for v in values]
-        return Clause(dialect.list_contains(name, len(scalars)), scalars)
+        scalars = [dialect.list_param(_sql_scalar(None, v)) for v in wanted]
+        return Clause(dialect.list_contains(name, len(scalars)), scalars) if scalars else Clause(NOTHING)
     col = _SCALAR.get(name)
     if col is not None:
         target = q(name)
@@ -136,14 +139,14 @@ def filter_clause(name: str, want: Any, dialect: Dialect = SQLITE) -> Clause:
         raise Untranslatable(f"{name} is filtered in pandas")
     else:
         target = dialect.cell_value(cell_key(name))
-    present = [_sql_scalar(col, v) for v in values if not schema.is_missing(v)]
+    present = [_sql_scalar(col, v) for v in wanted if not schema.is_missing(v)]
     marks = ", ".join("?" for _ in present)
     if col is None:
         present, marks = [dialect.cell_param(v) for v in present], dialect.cell_marks(len(present))
     parts = []
     if present:  # "AND ... IS NOT NULL": definite (never NULL), so NOT(...) means "not one of these"
         parts.append(f"({target} IN ({marks}) AND {target} IS NOT NULL)")
-    if len(present) < len(values):
+    if any(schema.is_missing(v) for v in values):
         parts.append(f"{target} IS NULL")
     return Clause("(" + " OR ".join(parts) + ")" if parts else NOTHING, present)
 
