@@ -155,7 +155,9 @@ class SQLiteEngine:
 
     def refresh_statistics(self) -> None:
         with self.transaction(write=True) as conn:
-            conn.execute("ANALYZE runs")
+            known, have = _statistics(conn)
+            if have != known:  # the writer's own check may have just done it (see _keep_statistics)
+                conn.execute("ANALYZE runs")
 
     def _keep_statistics(self, conn: sqlite3.Connection) -> None:
         """ANALYZE the runs table each time it has doubled (from 1,000 rows), checked on the
@@ -168,12 +170,7 @@ class SQLiteEngine:
         if checked_at is not None and changes - checked_at < STATS_CHECK_ROWS:
             return
         local.stats_checked_at = changes
-        try:
-            row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' LIMIT 1").fetchone()
-        except sqlite3.OperationalError:  # no statistics yet: the first ANALYZE makes their table
-            row = None
-        known = int(str(row[0]).split()[0]) if row else 0
-        have = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0])
+        known, have = _statistics(conn)
         if have >= STATS_FROM_ROWS and have > 2 * known:
             conn.execute("SAVEPOINT statistics")
             try:
@@ -337,6 +334,16 @@ def _version(conn: sqlite3.Connection) -> int:
 _OBJECTS = tuple(re.findall(r"IF NOT EXISTS (\w+)", "\n".join(schema.DDL)))
 _INDEX_DDL = [sql for sql in schema.DDL if re.match(r"CREATE (UNIQUE )?INDEX", sql)]
 _INDEXES = {re.findall(r"IF NOT EXISTS (\w+)", sql)[0] for sql in _INDEX_DDL}
+
+
+def _statistics(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(the runs the planner's statistics know of, the runs there are: the highest rowid)."""
+    try:
+        row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # no statistics yet: the first ANALYZE makes their table
+        row = None
+    known = int(str(row[0]).split()[0]) if row else 0
+    return known, int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0])
 
 
 def _missing_objects(conn: sqlite3.Connection) -> set[str]:

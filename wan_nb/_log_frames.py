@@ -209,6 +209,12 @@ def apply_filters(df: pd.DataFrame, where: Where = None, **filters: Any) -> pd.D
     return df.reset_index(drop=True)
 
 
+def _has_missing(conn: Any, clause: Clause, target: str) -> bool:
+    """Does a selected run lack ``target`` (distinct() lists that as None, last)?"""
+    sql = f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1"
+    return conn.execute(sql, clause.params).fetchone() is not None
+
+
 def _check_page(limit: Any, offset: Any) -> None:
     for name, value, least in (("limit", limit, 0), ("offset", offset, 0)):
         if value is None and name == "limit":
@@ -373,6 +379,15 @@ class LogFrames:
             return None
         return q(column) + (self.engine.dialect.byte_order if col.kind == "text" else "")
 
+    def _target(self, column: str) -> str:
+        """The SQL of ``column``: a run column, or a sweep-cell key read from the cell."""
+        if column in schema.RUNS:
+            return q(column)
+        try:
+            return self.engine.dialect.cell_value(query.cell_key(column))
+        except query.Untranslatable:
+            raise ValueError(f"unknown column {column!r}") from None
+
     @staticmethod
     def _walk(clause: Clause, target: str, order: str) -> tuple[str, list[Any]]:
         """The column's non-missing values in order, one index seek each (a loose index scan):
@@ -400,8 +415,7 @@ class LogFrames:
                 page = page[1:]
             # a missing value comes last: on this page if the values end on it
             ends_here = reached and (limit is None or len(page) < limit)
-            if ends_here and conn.execute(f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1",
-                                          clause.params).fetchone():
+            if ends_here and _has_missing(conn, clause, target):
                 page.append(None)
         return [None if v is None else from_sql(col, v) for v in page]
 
@@ -414,10 +428,7 @@ class LogFrames:
         if rest or pwhere is not None or column in schema.DERIVED_COLUMNS or (col is not None and col.is_json):
             n = len(self.distinct(column, where, **filters))
             return n if at_most is None else min(n, int(at_most) + 1)
-        try:
-            target = q(column) if col is not None else self.engine.dialect.cell_value(query.cell_key(column))
-        except query.Untranslatable:
-            raise ValueError(f"unknown column {column!r}") from None
+        target = self._target(column)
         cap = "" if at_most is None else f" LIMIT {int(at_most) + 1}"
         order = self._sorted_in_sql(column, clause, rest, pwhere, False)
         with self.engine.transaction(write=False) as conn:
@@ -425,8 +436,7 @@ class LogFrames:
                 walk, params = self._walk(clause, target, order)
                 n = int(conn.execute(f"{walk}SELECT COUNT(*) FROM (SELECT v FROM walk WHERE v IS NOT NULL{cap}) "
                                      "AS found", params).fetchone()[0])
-                n += conn.execute(f"SELECT 1 FROM runs WHERE ({clause.sql}) AND {target} IS NULL LIMIT 1",
-                                  clause.params).fetchone() is not None
+                n += _has_missing(conn, clause, target)
                 n = n if at_most is None else min(n, int(at_most) + 1)
             else:
                 n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT DISTINCT {target} FROM runs WHERE {clause.sql}"
@@ -456,10 +466,7 @@ class LogFrames:
                                for v in df[column].tolist()[::-1 if newest_first else 1])}
             values = list(found.values())
         else:
-            try:
-                target = q(column) if col is not None else self.engine.dialect.cell_value(query.cell_key(column))
-            except query.Untranslatable:
-                raise ValueError(f"unknown column {column!r}") from None
+            target = self._target(column)
             sql = (f"SELECT {target} FROM runs WHERE {clause.sql} GROUP BY 1 ORDER BY MAX(created_at) DESC"
                    if newest_first else f"SELECT DISTINCT {target} FROM runs WHERE {clause.sql}")
             with self.engine.transaction(write=False) as conn:
